@@ -1,0 +1,108 @@
+/*
+ * proto_bench: decode + validate, and encode, of the realistic 302-byte
+ * signal_generated event (envelope with seq and epoch, 8 data fields), on
+ * one core.
+ *
+ *   proto_bench [N] [secs]     (defaults: 5000000 events, 5 s per part)
+ *
+ * Latencies are per event, measured over chunks of BENCH_CHUNK events so
+ * the clock's own cost does not dominate.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench/bench.h"
+#include "proto/proto.h"
+
+#define BENCH_CHUNK 1000 /* Events per timed chunk. */
+
+static const char bench_event_json[] =
+    "{\"type\":\"signal_generated\",\"id\":\"01JDQ4Z8M6W3V8K2N5R7T9X1YB\","
+    "\"ts\":1764035435123456789,\"source\":\"sig_gen\","
+    "\"corr\":\"EG_EURUSD_1764\","
+    "\"data\":{\"signal_id\":\"EG_EURUSD_1764\","
+    "\"symbol\":\"EURUSD\",\"direction\":\"BUY\",\"confidence\":85.5,"
+    "\"pattern_type\":\"LIQUIDITY_SWEEP_REVERSAL\",\"entry_price\":1.08452,"
+    "\"stop_loss\":1.08152,\"take_profit\":1.09052}}";
+
+static int
+bench_fail(const char *what, int rv, const evb_diag *d)
+{
+	fprintf(stderr, "proto_bench: %s: %s %s\n", what, evb_strerror(rv),
+	    d != NULL ? d->msg : "");
+	return (1);
+}
+
+int
+main(int argc, char **argv)
+{
+	uint64_t      n    = 5000000;
+	double        secs = 5.0;
+	evb_event    *ev;
+	evb_buf       wire, out;
+	evb_diag      d = { { 0 } };
+	bench_samples s = { 0 };
+	uint64_t      done, t0, start;
+	int           rv;
+
+	bench_args(argc, argv, &n, &secs);
+	rv = evb_proto_event_from_json(
+	    &ev, bench_event_json, strlen(bench_event_json), &d);
+	if (rv != EVB_OK) {
+		return (bench_fail("sample event", rv, &d));
+	}
+	evb_proto_event_set_seq(ev, 123456789, 1764035400000000000ull);
+	evb_buf_init(&wire);
+	evb_buf_init(&out);
+	if ((rv = evb_proto_event_encode(ev, &wire)) != EVB_OK) {
+		return (bench_fail("encode", rv, NULL));
+	}
+	fprintf(stderr, "event: %zu bytes of MessagePack\n", wire.len);
+
+	start = evb_clock_mono_ns();
+	for (done = 0; done < n; done += BENCH_CHUNK) {
+		t0 = evb_clock_mono_ns();
+		for (int i = 0; i < BENCH_CHUNK; i++) {
+			evb_event *e2;
+
+			rv = evb_proto_event_decode(&e2, wire.data, wire.len, &d);
+			if (rv != EVB_OK) {
+				return (bench_fail("decode", rv, &d));
+			}
+			evb_proto_event_free(e2);
+		}
+		bench_samples_add(
+		    &s, (double) (evb_clock_mono_ns() - t0) / 1e3 / BENCH_CHUNK);
+		if ((double) (evb_clock_mono_ns() - start) / 1e9 >= secs) {
+			done += BENCH_CHUNK;
+			break;
+		}
+	}
+	bench_report("proto_decode_validate", done,
+	    (double) (evb_clock_mono_ns() - start) / 1e9, &s);
+
+	start = evb_clock_mono_ns();
+	for (done = 0; done < n; done += BENCH_CHUNK) {
+		t0 = evb_clock_mono_ns();
+		for (int i = 0; i < BENCH_CHUNK; i++) {
+			evb_buf_reset(&out);
+			if ((rv = evb_proto_event_encode(ev, &out)) != EVB_OK) {
+				return (bench_fail("encode", rv, NULL));
+			}
+		}
+		bench_samples_add(
+		    &s, (double) (evb_clock_mono_ns() - t0) / 1e3 / BENCH_CHUNK);
+		if ((double) (evb_clock_mono_ns() - start) / 1e9 >= secs) {
+			done += BENCH_CHUNK;
+			break;
+		}
+	}
+	bench_report("proto_encode", done,
+	    (double) (evb_clock_mono_ns() - start) / 1e9, &s);
+
+	evb_buf_fini(&wire);
+	evb_buf_fini(&out);
+	evb_proto_event_free(ev);
+	return (0);
+}

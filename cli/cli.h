@@ -1,0 +1,188 @@
+/*
+ * cli: the internals of the evbus command line program, shared by main.c
+ * and the cmd_<name>.c files. Nothing outside cli/ includes this header.
+ *
+ * A subcommand is one cli_cmd value, defined in cmd_<name>.c, declared
+ * below and listed once in the table in main.c. Dispatch, `evbus help`
+ * and `evbus help CMD` all read that table, so a new subcommand needs
+ * nothing more (and its section in docs/cli.md, which repeats every help
+ * text word for word; tests/integration/cli_test.c checks it).
+ *
+ * Exit codes are the same for every subcommand: CLI_EXIT_OK, CLI_EXIT_DATA
+ * for input that was read but is invalid, CLI_EXIT_USAGE for bad usage,
+ * unreadable input, write errors and out-of-memory.
+ *
+ * Thread-safety: none; the program is single-threaded.
+ */
+#ifndef EVB_CLI_H
+#define EVB_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "proto/proto.h"
+
+#define CLI_EXIT_OK 0    /* Success. */
+#define CLI_EXIT_DATA 1  /* Some input was invalid. */
+#define CLI_EXIT_USAGE 2 /* Usage, I/O or system error. */
+
+/* cli_opts_parse returns this when the command should go on and run. */
+#define CLI_CONTINUE (-1)
+
+/* One subcommand. The table in main.c holds one pointer per command. */
+typedef struct cli_cmd {
+	const char *name;    /* As typed: "validate". */
+	const char *summary; /* One line for the command list of `help`. */
+	const char *help;    /* Full help text, ending in a newline. */
+	/*
+	 * run executes the command. argv[0] is the command's name and
+	 * argv[argc] is NULL. It returns a CLI_EXIT_* code.
+	 */
+	int (*run)(int argc, char **argv);
+} cli_cmd;
+
+extern const cli_cmd cli_cmd_help;
+extern const cli_cmd cli_cmd_validate;
+extern const cli_cmd cli_cmd_encode;
+extern const cli_cmd cli_cmd_decode;
+extern const cli_cmd cli_cmd_version;
+
+/* ---- The command table (main.c) ---------------------------------------- */
+
+/* cli_cmd_find returns the command called name, or NULL. */
+const cli_cmd *cli_cmd_find(const char *name);
+
+/* cli_overview_print writes the program's usage and command list to f. */
+void cli_overview_print(FILE *f);
+
+/* ---- Options (cli_opts.c) ----------------------------------------------- */
+
+/*
+ * One option a command accepts besides -h/--help, which every command
+ * has. Options are flags; none takes a value yet.
+ */
+typedef struct cli_opt {
+	const char *long_name;  /* "batch" for --batch; never NULL. */
+	char        short_name; /* 'b' for -b, or 0 for none. */
+	bool       *is_set;     /* Set to true when the option is given. */
+} cli_opt;
+
+/*
+ * cli_opts_parse reads the options of cmd from argv[1..argc-1]. opts is
+ * an array ended by an entry whose long_name is NULL (opts may be NULL
+ * for a command with no options). Options come before operands; "--"
+ * ends them, and "-" alone is an operand (standard input).
+ * Returns CLI_CONTINUE with *first set to the index of the first operand;
+ * CLI_EXIT_OK after printing the help text on stdout for -h/--help; or
+ * CLI_EXIT_USAGE after printing why on stderr. OUT: *first.
+ */
+int cli_opts_parse(
+    const cli_cmd *cmd, int argc, char **argv, const cli_opt *opts, int *first);
+
+/*
+ * cli_usage_error prints "evbus <cmd>: <message>" and a pointer to the
+ * command's help on stderr, and returns CLI_EXIT_USAGE.
+ */
+int cli_usage_error(const cli_cmd *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * cli_error prints "evbus <cmd>: <message>" on stderr. For errors that are
+ * not about usage (invalid data, I/O).
+ */
+void cli_error(const cli_cmd *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * cli_diag_text returns the diag's message, or evb_strerror(rc) when the
+ * diag was left empty. The string lives as long as diag.
+ */
+const char *cli_diag_text(const evb_diag *diag, int rc);
+
+/*
+ * cli_is_fatal reports whether rc stops a command (out of memory, an OS
+ * error) rather than condemning one piece of input.
+ */
+static inline bool
+cli_is_fatal(int rc)
+{
+	return rc == EVB_ENOMEM || rc >= EVB_ESYSERR;
+}
+
+/* ---- Input (cli_io.c) --------------------------------------------------- */
+
+/*
+ * cli_input_open opens path for reading; NULL or "-" is standard input.
+ * On failure it prints the reason on stderr (naming cmd and path) and
+ * returns CLI_EXIT_USAGE. Release the stream with cli_input_close.
+ * OUT: *f, on success only.
+ */
+int cli_input_open(const cli_cmd *cmd, const char *path, FILE **f);
+
+/* cli_input_close closes f unless it is stdin; NULL is ok. */
+void cli_input_close(FILE *f);
+
+/*
+ * A line reader for arbitrarily long lines (it grows its buffer as
+ * getline does). Caller-allocated: cli_lines_init, cli_lines_next until it
+ * returns false, then cli_lines_fini.
+ */
+typedef struct cli_lines {
+	FILE  *f;      /* The stream (borrowed). */
+	char  *line;   /* The current line, NUL-terminated, no newline. */
+	size_t len;    /* Its length in bytes (it may hold NUL bytes). */
+	size_t cap;    /* Bytes allocated for line. */
+	size_t lineno; /* 1-based number of the current line. */
+	int    err;    /* EVB_OK, or EVB_ESYSERR + errno of a read failure. */
+} cli_lines;
+
+void cli_lines_init(cli_lines *r, FILE *f);
+void cli_lines_fini(cli_lines *r);
+
+/*
+ * cli_lines_next reads the next line, without its "\n" or "\r\n", into
+ * r->line and r->len, and counts it in r->lineno. Returns false at end of
+ * input or on a read error; then r->err tells which (0 at end of input).
+ */
+bool cli_lines_next(cli_lines *r);
+
+/*
+ * cli_lines_next_event reads lines up to the next one that is not blank
+ * and parses it with evb_proto_event_from_json. Returns EVB_OK with *ev
+ * set (free it with evb_proto_event_free); EVB_EOF at the end of input;
+ * the proto error of an invalid line, whose number is r->lineno and whose
+ * problem is in diag; or r->err after a read error. EVB_ENOMEM may come
+ * from either. OUT: *ev, on success only.
+ */
+int cli_lines_next_event(cli_lines *r, evb_event **ev, evb_diag *diag);
+
+/*
+ * cli_lines_fatal reports a fatal rc from cli_lines_next_event on stderr,
+ * naming the line, and returns CLI_EXIT_USAGE.
+ */
+int cli_lines_fatal(const cli_cmd *cmd, const cli_lines *r, int rc);
+
+/*
+ * cli_blank reports whether the n bytes at p are only spaces and tabs (an
+ * empty line is blank).
+ */
+bool cli_blank(const char *p, size_t n);
+
+/*
+ * cli_input_read_all reads f to its end into a new buffer, refusing
+ * inputs longer than max_bytes. Returns EVB_OK, EVB_ENOMEM, EVB_ETOOBIG
+ * (longer than max_bytes) or EVB_ESYSERR + errno of a read failure.
+ * OUT: *data (free it) and *len, on success only.
+ */
+int cli_input_read_all(FILE *f, size_t max_bytes, uint8_t **data, size_t *len);
+
+/*
+ * cli_output_finish flushes stdout and reports a write error on stderr.
+ * Returns rc unchanged when the output is complete, CLI_EXIT_USAGE if it
+ * is not. Every command that writes to stdout returns through it.
+ */
+int cli_output_finish(const cli_cmd *cmd, int rc);
+
+#endif /* EVB_CLI_H */

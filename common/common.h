@@ -1,0 +1,164 @@
+/*
+ * common: the few things two or more components need. Error codes and
+ * diagnostics, logging, clocks and big-endian helpers. No business logic.
+ *
+ * Thread-safety: every function is thread-safe, except evb_log_set_sink
+ * and evb_log_set_level, which are called once before threads start.
+ */
+#ifndef EVB_COMMON_H
+#define EVB_COMMON_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/evb_err.h"
+
+/* ---- Diagnostics -------------------------------------------------------
+ * Input errors fill an optional evb_diag (NULL is allowed everywhere) with
+ * a one-line message naming the field, what was expected and what came.
+ */
+#define EVB_DIAG_MAX 256 /* Longest message kept, bytes with the NUL. */
+
+typedef struct evb_diag {
+	char msg[EVB_DIAG_MAX]; /* NUL-terminated message; "" when unset. */
+} evb_diag;
+
+/* evb_diag_set formats into d (no-op when d is NULL); truncates safely. */
+void evb_diag_set(evb_diag *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* evb_err_errno converts an errno value to EVB_ESYSERR + e. */
+int evb_err_errno(int e);
+
+/*
+ * evb_assert checks a programmer's invariant and aborts with its text when
+ * it fails. It stays in release builds; never use it for input, I/O or
+ * out-of-memory.
+ */
+#define evb_assert(x) \
+	((x) ? (void) 0 : evb_assert_fail(#x, __FILE__, __LINE__))
+_Noreturn void evb_assert_fail(const char *expr, const char *file, int line);
+
+/* ---- Logging -----------------------------------------------------------
+ * One line per event: "<UTC time> <LEVEL> <ID> <message>" on stderr by
+ * default. IDs are stable ("EVB-WAL-TRUNC") so tests and operators grep
+ * them. Levels follow RFC 5424.
+ */
+typedef enum evb_log_level {
+	EVB_LOG_ERR     = 3,
+	EVB_LOG_WARNING = 4,
+	EVB_LOG_NOTICE  = 5,
+	EVB_LOG_INFO    = 6,
+	EVB_LOG_DEBUG   = 7,
+} evb_log_level;
+
+/* A sink receives the formatted message (no trailing newline). */
+typedef void (*evb_log_sink)(
+    void *arg, evb_log_level level, const char *id, const char *msg);
+
+/*
+ * evb_log_set_sink replaces the sink; NULL restores the stderr sink.
+ * Call before threads start (tests use it to capture lines).
+ */
+void evb_log_set_sink(evb_log_sink sink, void *arg);
+
+/* evb_log_set_level drops messages above level (default EVB_LOG_INFO). */
+void evb_log_set_level(evb_log_level level);
+
+/* evb_log formats and sends one message to the sink. */
+void evb_log(evb_log_level level, const char *id, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* evb_log_level_name returns "ERR", "WARNING", ... (never NULL). */
+const char *evb_log_level_name(evb_log_level level);
+
+/*
+ * A rate limiter for log lines about bad input: at most burst lines per
+ * window; the rest are counted in suppressed and reported by the caller.
+ * Caller-allocated; zero-initialise, then set window_ms and burst.
+ * Not thread-safe: one per thread or under the caller's lock.
+ */
+typedef struct evb_ratelimit {
+	uint64_t window_ms;    /* Window length, milliseconds. */
+	uint32_t burst;        /* Lines allowed per window. */
+	uint64_t window_start; /* Monotonic ms when the window began. */
+	uint32_t used;         /* Lines allowed in this window so far. */
+	uint64_t suppressed;   /* Lines refused since the last allowed one. */
+} evb_ratelimit;
+
+/*
+ * evb_ratelimit_allow returns true if a line may be logged at now_ms. When
+ * it returns true after refusals, *suppressed_out (if not NULL) gets how
+ * many lines were refused since, and the count restarts.
+ */
+bool evb_ratelimit_allow(
+    evb_ratelimit *rl, uint64_t now_ms, uint64_t *suppressed_out);
+
+/* ---- Clocks ------------------------------------------------------------ */
+
+/* evb_clock_mono_ns: CLOCK_MONOTONIC in nanoseconds (for durations). */
+uint64_t evb_clock_mono_ns(void);
+
+/* evb_clock_mono_ms: CLOCK_MONOTONIC in milliseconds. */
+uint64_t evb_clock_mono_ms(void);
+
+/* evb_clock_real_ns: CLOCK_REALTIME, nanoseconds since the Unix epoch. */
+int64_t evb_clock_real_ns(void);
+
+/*
+ * evb_clock_format_iso writes ns (since the epoch) as UTC ISO 8601 with
+ * millisecond precision, "2026-11-25T01:50:35.123Z", into buf (at least
+ * EVB_CLOCK_ISO_MAX bytes).
+ */
+#define EVB_CLOCK_ISO_MAX 32
+void evb_clock_format_iso(int64_t ns, char *buf, size_t cap);
+
+/* ---- Big-endian helpers ------------------------------------------------
+ * Formats (WAL keys, record headers) are big-endian so that byte order
+ * equals numeric order.
+ */
+static inline void
+evb_put_be16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t) (v >> 8);
+	p[1] = (uint8_t) v;
+}
+
+static inline void
+evb_put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t) (v >> 24);
+	p[1] = (uint8_t) (v >> 16);
+	p[2] = (uint8_t) (v >> 8);
+	p[3] = (uint8_t) v;
+}
+
+static inline void
+evb_put_be64(uint8_t *p, uint64_t v)
+{
+	evb_put_be32(p, (uint32_t) (v >> 32));
+	evb_put_be32(p + 4, (uint32_t) v);
+}
+
+static inline uint16_t
+evb_get_be16(const uint8_t *p)
+{
+	return (uint16_t) (((uint16_t) p[0] << 8) | p[1]);
+}
+
+static inline uint32_t
+evb_get_be32(const uint8_t *p)
+{
+	return ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16) |
+	    ((uint32_t) p[2] << 8) | (uint32_t) p[3];
+}
+
+static inline uint64_t
+evb_get_be64(const uint8_t *p)
+{
+	return ((uint64_t) evb_get_be32(p) << 32) | evb_get_be32(p + 4);
+}
+
+#endif /* EVB_COMMON_H */

@@ -1,0 +1,755 @@
+/*
+ * proto_event.c: decoding, encoding and accessing events, bus frames and
+ * ingest messages.
+ *
+ * Decode path: proto_scan.c bounds and checks the bytes; they are copied
+ * into the event's zone; msgpack-c builds the tree over the copy (strings
+ * point into it, nothing else is copied); the envelope is read here and
+ * data is checked against its type in proto_schema.c.
+ *
+ * The canonical encoding (docs/protocol.md, "Envelope"):
+ *
+ *   map { "type", "id"?, "ts"?, "source"?, "corr"?, "seq"?, "epoch"?,
+ *         "data", <unknown envelope keys in arrival order> }
+ *
+ * Keys are always written as str. When this changes, change with it the
+ * decoder below, docs/protocol.md, and the fuzz corpus.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/proto_int.h"
+
+/* Envelope keys, in canonical order. */
+typedef enum env_key {
+	ENV_TYPE,
+	ENV_ID,
+	ENV_TS,
+	ENV_SOURCE,
+	ENV_CORR,
+	ENV_SEQ,
+	ENV_EPOCH,
+	ENV_DATA,
+	ENV_UNKNOWN,
+} env_key;
+
+static const char *const env_names[] = { "type", "id", "ts", "source", "corr",
+	"seq", "epoch", "data" };
+
+static env_key
+env_key_find(const msgpack_object *key)
+{
+	evb_str k = proto_obj_key(key);
+
+	for (int i = 0; i < ENV_UNKNOWN; i++) {
+		if (proto_bytes_eq(env_names[i], strlen(env_names[i]), k.ptr, k.len)) {
+			return ((env_key) i);
+		}
+	}
+	return (ENV_UNKNOWN);
+}
+
+static int
+env_expect(const char *key, const char *want, const msgpack_object *v,
+    evb_diag *d)
+{
+	char got[64];
+
+	proto_obj_describe(v, got, sizeof(got));
+	evb_diag_set(d, "envelope.%s: expected %s, got %s", key, want, got);
+	return (EVB_ESCHEMA);
+}
+
+static int
+env_string(const char *key, const msgpack_object *v, evb_str *out, evb_diag *d)
+{
+	if (v->type != MSGPACK_OBJECT_STR || v->via.str.size == 0 ||
+	    v->via.str.size > EVB_PROTO_MAX_ID) {
+		return (env_expect(key, "string of 1..128 bytes", v, d));
+	}
+	out->ptr = v->via.str.ptr;
+	out->len = v->via.str.size;
+	return (EVB_OK);
+}
+
+static int
+env_uint(const char *key, const msgpack_object *v, uint64_t *out, evb_diag *d)
+{
+	// Below 2^63, so that JSON readers (and jansson) hold it exactly.
+	if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > INT64_MAX) {
+		return (env_expect(key, "integer in [0, 2^63)", v, d));
+	}
+	*out = v->via.u64;
+	return (EVB_OK);
+}
+
+static int
+env_type(evb_event *ev, const msgpack_object *v, evb_diag *d)
+{
+	if (v->type != MSGPACK_OBJECT_STR) {
+		return (env_expect("type", "string naming an event type", v, d));
+	}
+	if (evb_proto_type_find(v->via.str.ptr, v->via.str.size, &ev->type) !=
+	    EVB_OK) {
+		char got[64];
+
+		proto_obj_describe(v, got, sizeof(got));
+		evb_diag_set(d, "envelope.type: unknown event type %s", got);
+		return (EVB_ESCHEMA);
+	}
+	return (EVB_OK);
+}
+
+/* env_field reads one known envelope entry into ev. */
+static int
+env_field(evb_event *ev, env_key k, const msgpack_object *v, bool *has_epoch,
+    evb_diag *d)
+{
+	switch (k) {
+	case ENV_TYPE:
+		return (env_type(ev, v, d));
+	case ENV_ID:
+		return (env_string("id", v, &ev->id, d));
+	case ENV_SOURCE:
+		return (env_string("source", v, &ev->source, d));
+	case ENV_CORR:
+		return (env_string("corr", v, &ev->corr, d));
+	case ENV_TS:
+		if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+		    v->via.u64 > INT64_MAX) {
+			return (env_expect("ts",
+			    "integer nanoseconds since the Unix epoch", v, d));
+		}
+		ev->ts     = (int64_t) v->via.u64;
+		ev->has_ts = true;
+		return (EVB_OK);
+	case ENV_SEQ:
+		ev->has_seq = true;
+		return (env_uint("seq", v, &ev->seq, d));
+	case ENV_EPOCH:
+		*has_epoch = true;
+		return (env_uint("epoch", v, &ev->epoch, d));
+	case ENV_DATA:
+		if (v->type != MSGPACK_OBJECT_MAP) {
+			return (env_expect("data", "map", v, d));
+		}
+		ev->data = v;
+		return (EVB_OK);
+	default:
+		return (EVB_OK);
+	}
+}
+
+/* env_extra_dup reports a duplicate among the unknown envelope keys. */
+static int
+env_extra_dup(const evb_event *ev, evb_diag *d)
+{
+	const msgpack_object_kv *kv = ev->root->via.map.ptr;
+
+	for (uint32_t i = 0; ev->extra_mask >> i != 0; i++) {
+		evb_str a;
+
+		if (!(ev->extra_mask & ((uint64_t) 1 << i))) {
+			continue;
+		}
+		a = proto_obj_key(&kv[i].key);
+		for (uint32_t j = 0; j < i; j++) {
+			evb_str b = proto_obj_key(&kv[j].key);
+
+			if ((ev->extra_mask & ((uint64_t) 1 << j)) &&
+			    proto_bytes_eq(a.ptr, a.len, b.ptr, b.len)) {
+				evb_diag_set(d, "envelope: duplicate key \"%.*s\"",
+				    (int) (a.len > 40 ? 40 : a.len), a.ptr);
+				return (EVB_EMALFORMED);
+			}
+		}
+	}
+	return (EVB_OK);
+}
+
+static int
+env_read(evb_event *ev, evb_diag *d)
+{
+	const msgpack_object *root      = ev->root;
+	bool                  has_epoch = false;
+	bool                  has_type  = false;
+	unsigned              seen      = 0;
+	int                   rv;
+
+	if (root->type != MSGPACK_OBJECT_MAP) {
+		char got[64];
+
+		// Not an event at all, rather than an event that breaks its
+		// schema.
+		proto_obj_describe(root, got, sizeof(got));
+		evb_diag_set(d, "event: expected a map, got %s", got);
+		return (EVB_EMALFORMED);
+	}
+	for (uint32_t i = 0; i < root->via.map.size; i++) {
+		const msgpack_object_kv *kv = &root->via.map.ptr[i];
+		env_key                  k  = env_key_find(&kv->key);
+
+		if (k == ENV_UNKNOWN) {
+			ev->extra_mask |= (uint64_t) 1 << i;
+			continue;
+		}
+		if (seen & (1u << k)) {
+			evb_diag_set(d, "envelope: duplicate key \"%s\"",
+			    env_names[k]);
+			return (EVB_EMALFORMED);
+		}
+		seen |= 1u << k;
+		has_type |= (k == ENV_TYPE);
+		if ((rv = env_field(ev, k, &kv->val, &has_epoch, d)) != EVB_OK) {
+			return (rv);
+		}
+	}
+	if (!has_type || ev->data == NULL) {
+		evb_diag_set(d, "envelope.%s: required field missing",
+		    has_type ? "data" : "type");
+		return (EVB_ESCHEMA);
+	}
+	if ((rv = env_extra_dup(ev, d)) != EVB_OK) {
+		return (rv);
+	}
+	if (ev->has_seq != has_epoch) {
+		evb_diag_set(d, "envelope.%s: required when %s is present",
+		    has_epoch ? "seq" : "epoch", has_epoch ? "epoch" : "seq");
+		return (EVB_ESCHEMA);
+	}
+	return (proto_schema_validate(ev->type, ev->data, &ev->route, d));
+}
+
+/* An event is one envelope map: depth 1, with no top-level array. */
+static const proto_scan_opts event_scan_opts = {
+	.max_depth     = EVB_PROTO_MAX_DEPTH,
+	.top_array_max = EVB_PROTO_MAX_ARRAY, // env_read says "expected map".
+};
+
+/*
+ * event_decode decodes the first object of buf[0..len) as an event.
+ * OUT: *used, the bytes it spans, whenever they could be delimited (even
+ * if the event is then rejected), so a batch can step over it.
+ */
+static int
+event_decode(evb_event **out, const uint8_t *buf, size_t len, size_t *used,
+    evb_diag *d)
+{
+	proto_scan_result res;
+	evb_event        *ev;
+	msgpack_object    obj;
+	size_t            off = 0;
+	char             *copy;
+	int               rv;
+
+	rv    = proto_scan_extent(buf, len, &event_scan_opts, &res, d);
+	*used = res.len;
+	if (rv != EVB_OK) {
+		return (rv);
+	}
+	if (res.len > EVB_PROTO_MAX_EVENT_BYTES) {
+		evb_diag_set(d, "event is %zu bytes, over the limit of %d",
+		    res.len, EVB_PROTO_MAX_EVENT_BYTES);
+		return (EVB_ETOOBIG);
+	}
+	if ((ev = calloc(1, sizeof(*ev))) == NULL) {
+		return (EVB_ENOMEM);
+	}
+	// One chunk holds the copy and the whole tree: the scan's bound
+	// plus slack for the zone's own alignment.
+	if (!msgpack_zone_init(&ev->zone, res.len + res.zone_bytes + 64)) {
+		free(ev);
+		return (EVB_ENOMEM);
+	}
+	if ((copy = msgpack_zone_malloc_no_align(&ev->zone, res.len)) == NULL) {
+		rv = EVB_ENOMEM;
+		goto fail;
+	}
+	memcpy(copy, buf, res.len);
+	if (msgpack_unpack(copy, res.len, &off, &ev->zone, &obj) !=
+	    MSGPACK_UNPACK_SUCCESS) {
+		// The scan accepted these bytes, so only memory can fail here.
+		rv = EVB_ENOMEM;
+		goto fail;
+	}
+	if ((ev->root = msgpack_zone_malloc(&ev->zone, sizeof(obj))) == NULL) {
+		rv = EVB_ENOMEM;
+		goto fail;
+	}
+	memcpy((msgpack_object *) ev->root, &obj, sizeof(obj));
+	if ((rv = proto_scan_tree(ev->root, d)) != EVB_OK) {
+		goto fail;
+	}
+	if ((rv = env_read(ev, d)) != EVB_OK) {
+		goto fail;
+	}
+	*out = ev;
+	return (EVB_OK);
+
+fail:
+	evb_proto_event_free(ev);
+	return (rv);
+}
+
+int
+evb_proto_event_decode(
+    evb_event **out, const void *buf, size_t len, evb_diag *diag)
+{
+	evb_event *ev;
+	size_t     n = 0;
+	int        rv;
+
+	if (len == 0) {
+		evb_diag_set(diag, "empty input: expected a MessagePack map");
+		return (EVB_EMALFORMED);
+	}
+	if ((rv = event_decode(&ev, buf, len, &n, diag)) != EVB_OK) {
+		return (rv);
+	}
+	if (n != len) {
+		evb_proto_event_free(ev);
+		evb_diag_set(diag,
+		    "%zu bytes of trailing data after the event's %zu bytes",
+		    len - n, n);
+		return (EVB_EMALFORMED);
+	}
+	*out = ev;
+	return (EVB_OK);
+}
+
+void
+evb_proto_event_free(evb_event *ev)
+{
+	if (ev == NULL) {
+		return;
+	}
+	msgpack_zone_destroy(&ev->zone);
+	free(ev);
+}
+
+/* ---- Encoding ------------------------------------------------------------ */
+
+int
+proto_pack_object(msgpack_packer *pk, const msgpack_object *o)
+{
+	int rv = 0;
+
+	switch (o->type) {
+	case MSGPACK_OBJECT_MAP:
+		rv = msgpack_pack_map(pk, o->via.map.size);
+		for (uint32_t i = 0; rv == 0 && i < o->via.map.size; i++) {
+			evb_str k = proto_obj_key(&o->via.map.ptr[i].key);
+
+			rv = msgpack_pack_str_with_body(pk, k.ptr, k.len);
+			if (rv == 0) {
+				rv = proto_pack_object(pk, &o->via.map.ptr[i].val);
+			}
+		}
+		return (rv);
+	case MSGPACK_OBJECT_ARRAY:
+		rv = msgpack_pack_array(pk, o->via.array.size);
+		for (uint32_t i = 0; rv == 0 && i < o->via.array.size; i++) {
+			rv = proto_pack_object(pk, &o->via.array.ptr[i]);
+		}
+		return (rv);
+	default:
+		return (msgpack_pack_object(pk, *o));
+	}
+}
+
+static int
+pack_key(msgpack_packer *pk, env_key k)
+{
+	return (msgpack_pack_str_with_body(
+	    pk, env_names[k], strlen(env_names[k])));
+}
+
+static int
+pack_str_field(msgpack_packer *pk, env_key k, evb_str s)
+{
+	if (s.len == 0) {
+		return (0);
+	}
+	if (pack_key(pk, k) != 0) {
+		return (-1);
+	}
+	return (msgpack_pack_str_with_body(pk, s.ptr, s.len));
+}
+
+static int
+pack_envelope(msgpack_packer *pk, const evb_event *ev)
+{
+	const msgpack_object *root = ev->root;
+	const char           *name = evb_proto_type_name(ev->type);
+	size_t                n    = 2; // type and data
+	int                   rv;
+
+	n += (ev->id.len > 0) + ev->has_ts + (ev->source.len > 0) +
+	    (ev->corr.len > 0) + 2 * ev->has_seq;
+	n += (size_t) __builtin_popcountll(ev->extra_mask);
+	rv = msgpack_pack_map(pk, n);
+	rv = rv != 0 ? rv : pack_key(pk, ENV_TYPE);
+	rv = rv != 0 ? rv : msgpack_pack_str_with_body(pk, name, strlen(name));
+	rv = rv != 0 ? rv : pack_str_field(pk, ENV_ID, ev->id);
+	if (rv == 0 && ev->has_ts) {
+		rv = pack_key(pk, ENV_TS);
+		rv = rv != 0 ? rv : msgpack_pack_int64(pk, ev->ts);
+	}
+	rv = rv != 0 ? rv : pack_str_field(pk, ENV_SOURCE, ev->source);
+	rv = rv != 0 ? rv : pack_str_field(pk, ENV_CORR, ev->corr);
+	if (rv == 0 && ev->has_seq) {
+		rv = pack_key(pk, ENV_SEQ);
+		rv = rv != 0 ? rv : msgpack_pack_uint64(pk, ev->seq);
+		rv = rv != 0 ? rv : pack_key(pk, ENV_EPOCH);
+		rv = rv != 0 ? rv : msgpack_pack_uint64(pk, ev->epoch);
+	}
+	rv = rv != 0 ? rv : pack_key(pk, ENV_DATA);
+	rv = rv != 0 ? rv : proto_pack_object(pk, ev->data);
+	for (uint32_t i = 0; rv == 0 && i < root->via.map.size; i++) {
+		if (ev->extra_mask & ((uint64_t) 1 << i)) {
+			evb_str k = proto_obj_key(&root->via.map.ptr[i].key);
+
+			rv = msgpack_pack_str_with_body(pk, k.ptr, k.len);
+			rv = rv != 0 ? rv
+			             : proto_pack_object(pk, &root->via.map.ptr[i].val);
+		}
+	}
+	return (rv);
+}
+
+int
+evb_proto_event_encode(const evb_event *ev, evb_buf *out)
+{
+	msgpack_packer pk;
+	size_t         mark = out->len;
+
+	msgpack_packer_init(&pk, out, proto_buf_write);
+	if (pack_envelope(&pk, ev) != 0) {
+		out->len = mark;
+		return (EVB_ENOMEM);
+	}
+	return (EVB_OK);
+}
+
+/* ---- Accessors ----------------------------------------------------------- */
+
+int
+evb_proto_event_type(const evb_event *ev)
+{
+	return (ev->type);
+}
+
+evb_str
+evb_proto_event_id(const evb_event *ev)
+{
+	return (ev->id);
+}
+
+evb_str
+evb_proto_event_source(const evb_event *ev)
+{
+	return (ev->source);
+}
+
+evb_str
+evb_proto_event_corr(const evb_event *ev)
+{
+	return (ev->corr);
+}
+
+evb_str
+evb_proto_event_route(const evb_event *ev)
+{
+	return (ev->route);
+}
+
+bool
+evb_proto_event_has_ts(const evb_event *ev)
+{
+	return (ev->has_ts);
+}
+
+int64_t
+evb_proto_event_ts(const evb_event *ev)
+{
+	return (ev->has_ts ? ev->ts : 0);
+}
+
+bool
+evb_proto_event_has_seq(const evb_event *ev)
+{
+	return (ev->has_seq);
+}
+
+uint64_t
+evb_proto_event_seq(const evb_event *ev)
+{
+	return (ev->seq);
+}
+
+uint64_t
+evb_proto_event_epoch(const evb_event *ev)
+{
+	return (ev->epoch);
+}
+
+static const msgpack_object *
+event_field(const evb_event *ev, const char *field)
+{
+	const msgpack_object *data = ev->data;
+
+	for (uint32_t i = 0; i < data->via.map.size; i++) {
+		if (proto_key_is(&data->via.map.ptr[i].key, field)) {
+			return (&data->via.map.ptr[i].val);
+		}
+	}
+	return (NULL);
+}
+
+int
+evb_proto_event_get_str(const evb_event *ev, const char *field, evb_str *val)
+{
+	const msgpack_object *v = event_field(ev, field);
+
+	if (v == NULL) {
+		return (EVB_ENOTFOUND);
+	}
+	if (v->type != MSGPACK_OBJECT_STR) {
+		return (EVB_ESCHEMA);
+	}
+	val->ptr = v->via.str.ptr;
+	val->len = v->via.str.size;
+	return (EVB_OK);
+}
+
+int
+evb_proto_event_get_num(const evb_event *ev, const char *field, double *val)
+{
+	const msgpack_object *v = event_field(ev, field);
+
+	if (v == NULL) {
+		return (EVB_ENOTFOUND);
+	}
+	switch (v->type) {
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		*val = (double) v->via.u64;
+		return (EVB_OK);
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		*val = (double) v->via.i64;
+		return (EVB_OK);
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		*val = v->via.f64;
+		return (EVB_OK);
+	default:
+		return (EVB_ESCHEMA);
+	}
+}
+
+int
+evb_proto_event_get_int(const evb_event *ev, const char *field, int64_t *val)
+{
+	const msgpack_object *v = event_field(ev, field);
+
+	if (v == NULL) {
+		return (EVB_ENOTFOUND);
+	}
+	if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+		*val = v->via.i64;
+		return (EVB_OK);
+	}
+	if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= INT64_MAX) {
+		*val = (int64_t) v->via.u64;
+		return (EVB_OK);
+	}
+	return (EVB_ESCHEMA);
+}
+
+int
+evb_proto_event_set_id(evb_event *ev, const char *id, size_t len)
+{
+	if (len == 0 || len > sizeof(ev->id_buf)) {
+		return (EVB_EINVAL);
+	}
+	memcpy(ev->id_buf, id, len);
+	ev->id.ptr = ev->id_buf;
+	ev->id.len = len;
+	return (EVB_OK);
+}
+
+void
+evb_proto_event_set_ts(evb_event *ev, int64_t ts_ns)
+{
+	ev->ts     = ts_ns;
+	ev->has_ts = true;
+}
+
+void
+evb_proto_event_set_seq(evb_event *ev, uint64_t seq, uint64_t epoch)
+{
+	ev->seq     = seq;
+	ev->epoch   = epoch;
+	ev->has_seq = true;
+}
+
+int
+evb_proto_event_topic(const evb_event *ev, char *buf, size_t cap, size_t *len)
+{
+	const char *name = evb_proto_type_name(ev->type);
+	size_t      nl   = strlen(name);
+	size_t      n    = nl + 1 + ev->route.len;
+
+	if (n > cap) {
+		return (EVB_ETOOBIG);
+	}
+	memcpy(buf, name, nl);
+	buf[nl] = '.';
+	memcpy(buf + nl + 1, ev->route.ptr, ev->route.len);
+	*len = n;
+	return (EVB_OK);
+}
+
+/* ---- Frames -------------------------------------------------------------- */
+
+int
+evb_proto_frame_encode(const evb_event *ev, evb_buf *out)
+{
+	char   topic[EVB_PROTO_MAX_TOPIC + 1];
+	size_t tlen;
+	size_t mark = out->len;
+	int    rv;
+
+	// The schema bounds routing keys to EVB_PROTO_MAX_ID bytes, so the
+	// topic always fits.
+	rv = evb_proto_event_topic(ev, topic, sizeof(topic) - 1, &tlen);
+	evb_assert(rv == EVB_OK);
+	topic[tlen++] = '\0';
+	if ((rv = evb_buf_append(out, topic, tlen)) != EVB_OK) {
+		return (rv);
+	}
+	if ((rv = evb_proto_event_encode(ev, out)) != EVB_OK) {
+		out->len = mark;
+	}
+	return (rv);
+}
+
+int
+evb_proto_frame_decode(
+    evb_event **out, const void *buf, size_t len, evb_diag *diag)
+{
+	const uint8_t *p   = buf;
+	const uint8_t *nul;
+	char           want[EVB_PROTO_MAX_TOPIC];
+	size_t         tlen, wlen;
+	evb_event     *ev;
+	int            rv;
+
+	if (len == 0 || (nul = memchr(p, 0, len < EVB_PROTO_MAX_TOPIC + 1
+	                                        ? len
+	                                        : EVB_PROTO_MAX_TOPIC + 1)) == NULL) {
+		evb_diag_set(diag, "frame: no 0x00 after the topic");
+		return (EVB_EMALFORMED);
+	}
+	tlen = (size_t) (nul - p);
+	rv   = evb_proto_event_decode(&ev, nul + 1, len - tlen - 1, diag);
+	if (rv != EVB_OK) {
+		return (rv);
+	}
+	if (!ev->has_seq) {
+		evb_diag_set(diag, "frame: the event has no seq and epoch");
+		evb_proto_event_free(ev);
+		return (EVB_EMALFORMED);
+	}
+	rv = evb_proto_event_topic(ev, want, sizeof(want), &wlen);
+	evb_assert(rv == EVB_OK);
+	if (wlen != tlen || memcmp(want, p, tlen) != 0) {
+		evb_diag_set(diag, "frame: topic \"%.*s\" does not match the "
+		                   "event's \"%.*s\"",
+		    (int) tlen, (const char *) p, (int) wlen, want);
+		evb_proto_event_free(ev);
+		return (EVB_EMALFORMED);
+	}
+	*out = ev;
+	return (EVB_OK);
+}
+
+/* ---- Ingest messages ----------------------------------------------------- */
+
+int
+evb_proto_ingest_begin(
+    evb_proto_ingest *it, const void *buf, size_t len, evb_diag *diag)
+{
+	const uint8_t *p = buf;
+	uint64_t       n;
+
+	memset(it, 0, sizeof(*it));
+	it->buf = p;
+	it->len = len;
+	if (len == 0) {
+		evb_diag_set(diag, "empty message: expected an event map or an "
+		                   "array of event maps");
+		return (EVB_EMALFORMED);
+	}
+	if ((p[0] >= 0x80 && p[0] <= 0x8f) || p[0] == 0xde || p[0] == 0xdf) {
+		it->count = 1;
+		return (EVB_OK);
+	}
+	if (p[0] >= 0x90 && p[0] <= 0x9f) {
+		n       = p[0] & 0x0f;
+		it->off = 1;
+	} else if (p[0] == 0xdc || p[0] == 0xdd) {
+		it->off = p[0] == 0xdc ? 3 : 5;
+		if (len < it->off) {
+			evb_diag_set(diag, "truncated MessagePack: the batch's "
+			                   "array header is cut short");
+			return (EVB_EMALFORMED);
+		}
+		n = p[0] == 0xdc ? evb_get_be16(p + 1) : evb_get_be32(p + 1);
+	} else {
+		evb_diag_set(diag, "expected an event map or an array of event "
+		                   "maps (first byte 0x%02x)",
+		    p[0]);
+		return (EVB_EMALFORMED);
+	}
+	if (n > EVB_PROTO_MAX_BATCH) {
+		evb_diag_set(diag, "batch of %llu events is over the limit of %d",
+		    (unsigned long long) n, EVB_PROTO_MAX_BATCH);
+		return (EVB_ETOOBIG);
+	}
+	if (n == 0) {
+		evb_diag_set(diag, "empty batch (an array of no events)");
+		return (EVB_EMALFORMED);
+	}
+	it->count    = (size_t) n;
+	it->is_batch = true;
+	return (EVB_OK);
+}
+
+int
+evb_proto_ingest_next(evb_proto_ingest *it, evb_event **out, evb_diag *diag)
+{
+	size_t n = 0;
+	int    rv;
+
+	if (it->index >= it->count) {
+		if (it->index == it->count && it->off != it->len) {
+			// Trailing bytes after the last element.
+			it->index++;
+			evb_diag_set(diag, "%zu bytes of trailing data after the last event",
+			    it->len - it->off);
+			return (EVB_EMALFORMED);
+		}
+		return (EVB_EOF);
+	}
+	it->index++;
+	rv = event_decode(out, it->buf + it->off, it->len - it->off, &n, diag);
+	if (n == 0) {
+		// The element cannot be delimited: nothing after it can be
+		// trusted, so the iteration ends here.
+		it->count = it->index;
+		it->off   = it->len;
+		return (rv);
+	}
+	it->off += n;
+	return (rv);
+}

@@ -1,0 +1,127 @@
+/*
+ * proto_int.h: declarations shared by the files of proto/ only.
+ */
+#ifndef EVB_PROTO_INT_H
+#define EVB_PROTO_INT_H
+
+#include <string.h>
+
+#include <msgpack.h>
+
+#include "proto/proto.h"
+
+/*
+ * An event. The input bytes are copied into the zone and msgpack-c's
+ * object tree points into that copy, so the event owns everything it
+ * references and the caller's buffer is only borrowed for the decode.
+ */
+struct evb_event {
+	msgpack_zone          zone;      /* Owns the bytes and the tree. */
+	const msgpack_object *root;      /* Envelope map. */
+	const msgpack_object *data;      /* Envelope's data map. */
+	int                   type;      /* Index into the schema table. */
+	evb_str               id;        /* Envelope id; len 0 if absent. */
+	evb_str               source;    /* Envelope source; len 0 if absent. */
+	evb_str               corr;      /* Envelope corr; len 0 if absent. */
+	evb_str               route;     /* Routing key, inside data. */
+	int64_t               ts;        /* ns since the epoch. */
+	uint64_t              seq;       /* Broker sequence number. */
+	uint64_t              epoch;     /* Broker epoch. */
+	uint64_t              extra_mask; /* Root entries that are unknown keys. */
+	bool                  has_ts;    /* ts is present. */
+	bool                  has_seq;   /* seq and epoch are present. */
+	char id_buf[EVB_PROTO_MAX_ID];   /* Storage for evb_proto_event_set_id. */
+};
+
+/* ---- proto_scan.c: checks around msgpack-c's parser ------------------- */
+
+typedef struct proto_scan_opts {
+	size_t max_depth;     /* Deepest container; the root is depth 1. */
+	size_t top_array_max; /* Elements allowed in a root array. */
+} proto_scan_opts;
+
+typedef struct proto_scan_result {
+	size_t len;        /* Bytes of the first object. */
+	size_t zone_bytes; /* Upper bound of msgpack-c's tree allocation. */
+} proto_scan_result;
+
+/*
+ * proto_scan_extent delimits the first object of p without allocating or
+ * recursing, and enforces depth, map/array sizes, string lengths, and
+ * what each item's bytes show: string keys, UTF-8 without NUL, finite
+ * floats, no bin values, no ext types.
+ * EVB_EMALFORMED when truncated or on a never-used byte; EVB_ETOOBIG over
+ * a limit. OUT: *res; res->len is the object's length whenever it could
+ * be delimited (also with EVB_ETOOBIG for a size limit), else 0.
+ */
+int proto_scan_extent(const uint8_t *p, size_t len, const proto_scan_opts *o,
+    proto_scan_result *res, evb_diag *d);
+
+/*
+ * proto_scan_tree finds duplicate keys in the maps below the envelope's
+ * data (the envelope reader and the schema check those two maps).
+ * EVB_EMALFORMED with the path of the problem.
+ */
+int proto_scan_tree(const msgpack_object *o, evb_diag *d);
+
+/* ---- proto_schema.c: the type table and validation ---------------------- */
+
+/*
+ * proto_schema_validate checks data (a map) against type's schema and
+ * returns the routing key. EVB_ESCHEMA with the field path in d.
+ */
+int proto_schema_validate(int type, const msgpack_object *data,
+    evb_str *route, evb_diag *d);
+
+/* proto_obj_key returns a map key as bytes (keys are str or bin). */
+static inline evb_str
+proto_obj_key(const msgpack_object *k)
+{
+	evb_str s;
+
+	if (k->type == MSGPACK_OBJECT_BIN) {
+		s.ptr = k->via.bin.ptr;
+		s.len = k->via.bin.size;
+	} else {
+		s.ptr = k->via.str.ptr;
+		s.len = k->via.str.size;
+	}
+	return (s);
+}
+
+/*
+ * proto_bytes_eq compares two byte strings. Empty strings may have a NULL
+ * pointer (msgpack-c gives one for an empty str), which memcmp must not
+ * see.
+ */
+static inline bool
+proto_bytes_eq(const char *a, size_t alen, const char *b, size_t blen)
+{
+	return (alen == blen && (alen == 0 || memcmp(a, b, alen) == 0));
+}
+
+/*
+ * proto_fmt_double writes v in the shortest form that reads back to the
+ * same value (float32 values compare as float), with ".0" added to whole
+ * numbers so they read as reals. buf holds at least 32 bytes.
+ */
+void proto_fmt_double(double v, bool is_float32, char *buf, size_t cap);
+
+/* proto_key_is compares a key with a NUL-terminated name. */
+bool proto_key_is(const msgpack_object *k, const char *name);
+
+/* proto_obj_kind names an object's kind for messages ("string", "map"). */
+const char *proto_obj_kind(const msgpack_object *o);
+
+/* proto_obj_describe writes "string \"abc\"" / "250" / "map" into buf. */
+void proto_obj_describe(const msgpack_object *o, char *buf, size_t cap);
+
+/* ---- proto_event.c ------------------------------------------------------ */
+
+/* proto_pack_object packs o, with every map key written as str. */
+int proto_pack_object(msgpack_packer *pk, const msgpack_object *o);
+
+/* proto_buf_write is a msgpack_packer write callback into an evb_buf. */
+int proto_buf_write(void *data, const char *buf, size_t len);
+
+#endif /* EVB_PROTO_INT_H */

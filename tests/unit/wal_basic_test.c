@@ -1,0 +1,837 @@
+/*
+ * wal_basic_test: the write-ahead log through wal/wal.h: the stored record
+ * bytes, batch atomicity and offsets across reopen, map growth and its
+ * cap, named cursors, hand-made corruption and gaps found by the iterator
+ * and verify, a read-only reader in another process, the format version
+ * check, and every error the header lists.
+ *
+ * Files are damaged by hand with LMDB's own API or by flipping bytes in
+ * data.mdb, never through a test hook in the WAL.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <lmdb.h>
+
+#include "tests/support/support.h"
+#include "wal/wal.h"
+
+static char *tmp;     /* Fresh per test. */
+static char *wal_dir; /* tmp/wal, created by evb_wal_open. */
+
+static void
+setup(void)
+{
+	cr_assert_eq(evb_ts_tmpdir_make(&tmp), EVB_OK);
+	wal_dir = evb_ts_path(tmp, "wal");
+	cr_assert_not_null(wal_dir);
+}
+
+static void
+teardown(void)
+{
+	free(wal_dir);
+	(void) evb_ts_tmpdir_remove(tmp);
+}
+
+TestSuite(wal, .init = setup, .fini = teardown, .timeout = 60);
+
+/* ---- Helpers ----------------------------------------------------------- */
+
+static evb_wal *
+wal_open_opts(const evb_wal_opts *o)
+{
+	evb_wal *w = NULL;
+	evb_diag d = { { 0 } };
+
+	cr_assert_eq(evb_wal_open(&w, wal_dir, o, &d), EVB_OK, "%s", d.msg);
+	cr_assert_not_null(w);
+	return (w);
+}
+
+static evb_wal *
+wal_open_fast(void)
+{
+	evb_wal_opts o;
+
+	evb_wal_opts_default(&o);
+	o.durability = EVB_WAL_NONE;
+	return (wal_open_opts(&o));
+}
+
+/* fill writes len bytes that depend only on off, so reads can be checked. */
+static void
+fill(uint8_t *p, size_t len, uint64_t off)
+{
+	uint64_t x = off * 0x9E3779B97F4A7C15ull + 1;
+
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = (uint8_t) x;
+	}
+}
+
+/*
+ * append_n appends count records of len bytes each, in one batch, whose
+ * payload is fill(off) for the offset they will get (expect_first).
+ */
+static int
+append_n(
+    evb_wal *w, uint64_t expect_first, size_t count, size_t len, evb_diag *d)
+{
+	evb_wal_rec *recs  = calloc(count, sizeof(*recs));
+	uint8_t     *data  = malloc(count * len + 1);
+	uint64_t     first = 0;
+	int          rc;
+
+	cr_assert(recs != NULL && data != NULL);
+	for (size_t i = 0; i < count; i++) {
+		fill(data + i * len, len, expect_first + i);
+		recs[i].type    = (uint16_t) (i % 7);
+		recs[i].epoch   = 3;
+		recs[i].seq     = expect_first + i;
+		recs[i].ts_ns   = (int64_t) (expect_first + i) * 1000;
+		recs[i].payload = data + i * len;
+		recs[i].len     = len;
+	}
+	rc = evb_wal_append(w, recs, count, &first, d);
+	if (rc == EVB_OK) {
+		cr_assert_eq(first, expect_first);
+	}
+	free(data);
+	free(recs);
+	return (rc);
+}
+
+/* check_all iterates the whole log: offsets 1..last, payloads of len. */
+static void
+check_all(evb_wal *w, uint64_t last, size_t len)
+{
+	evb_wal_iter *it = NULL;
+	evb_wal_entry e;
+	uint8_t      *want = malloc(len + 1);
+	uint64_t      n    = 0;
+	int           rc;
+
+	cr_assert_not_null(want);
+	cr_assert_eq(evb_wal_iter_open(w, 0, &it), EVB_OK);
+	while ((rc = evb_wal_iter_next(it, &e)) == EVB_OK) {
+		n++;
+		cr_assert_eq(e.off, n);
+		cr_assert_eq(e.seq, n);
+		cr_assert_eq(e.len, len);
+		fill(want, len, n);
+		cr_assert_eq(memcmp(e.payload, want, len), 0, "offset %llu",
+		    (unsigned long long) n);
+	}
+	cr_assert_eq(rc, EVB_EOF);
+	cr_assert_eq(n, last);
+	evb_wal_iter_close(it);
+	free(want);
+}
+
+static void
+verify_clean(evb_wal *w, uint64_t count)
+{
+	evb_wal_verify_report r;
+	evb_diag              d = { { 0 } };
+
+	cr_assert_eq(evb_wal_verify(w, &r, &d), EVB_OK, "%s", d.msg);
+	cr_assert_eq(r.record_count, count);
+	cr_assert_eq(r.bad_count, 0);
+	cr_assert_eq(r.first_bad_off, 0);
+	cr_assert_eq(r.last_off, count);
+}
+
+/* ref_crc32c is a bit-at-a-time CRC-32C, independent of wal_crc.c. */
+static uint32_t
+ref_crc32c(uint32_t crc, const uint8_t *p, size_t n)
+{
+	crc = ~crc;
+	while (n-- > 0) {
+		crc ^= *p++;
+		for (int k = 0; k < 8; k++) {
+			crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1u)));
+		}
+	}
+	return (~crc);
+}
+
+/* Raw LMDB access for reading and damaging a closed log. */
+typedef struct raw_env {
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi  dbi;
+} raw_env;
+
+static void
+raw_begin(raw_env *r, const char *db, bool write)
+{
+	cr_assert_eq(mdb_env_create(&r->env), 0);
+	cr_assert_eq(mdb_env_set_maxdbs(r->env, 8), 0);
+	cr_assert_eq(
+	    mdb_env_open(r->env, wal_dir, write ? 0 : MDB_RDONLY, 0600), 0);
+	cr_assert_eq(
+	    mdb_txn_begin(r->env, NULL, write ? 0 : MDB_RDONLY, &r->txn), 0);
+	cr_assert_eq(mdb_dbi_open(r->txn, db, 0, &r->dbi), 0);
+}
+
+static void
+raw_end(raw_env *r)
+{
+	cr_assert_eq(mdb_txn_commit(r->txn), 0);
+	mdb_env_close(r->env);
+}
+
+/* ---- Records and offsets ----------------------------------------------- */
+
+Test(wal, crc32c_reference_matches_the_check_value)
+{
+	// Guards the test's own reference before it is used to judge the WAL.
+	cr_assert_eq(
+	    ref_crc32c(0, (const uint8_t *) "123456789", 9), 0xE3069283u);
+}
+
+Test(wal, empty_log_has_no_records)
+{
+	evb_wal      *w = wal_open_fast();
+	evb_wal_iter *it;
+	evb_wal_entry e;
+	uint64_t      last = 99;
+
+	cr_assert_eq(evb_wal_last(w, &last), EVB_OK);
+	cr_assert_eq(last, 0);
+	cr_assert_eq(evb_wal_iter_open(w, 0, &it), EVB_OK);
+	cr_assert_eq(evb_wal_iter_next(it, &e), EVB_EOF);
+	evb_wal_iter_close(it);
+	verify_clean(w, 0);
+	evb_wal_close(w);
+}
+
+Test(wal, append_then_read_round_trips_every_field)
+{
+	static const uint8_t p0[]    = { 0x82, 0x00, 0xff, 0x00, 0x7f };
+	evb_wal_rec          recs[3] = {
+		         { 65535, UINT64_MAX, 1, INT64_MIN, p0, sizeof(p0) },
+		         { 2, 7, 2, -1, NULL, 0 },
+		         { 3, 0, UINT64_MAX, INT64_MAX, "abc", 3 },
+	};
+	evb_wal      *w = wal_open_fast();
+	evb_wal_iter *it;
+	evb_wal_entry e;
+	uint64_t      first = 0, last = 0;
+
+	cr_assert_eq(evb_wal_append(w, recs, 3, &first, NULL), EVB_OK);
+	cr_assert_eq(first, 1);
+	cr_assert_eq(evb_wal_last(w, &last), EVB_OK);
+	cr_assert_eq(last, 3);
+	cr_assert_eq(evb_wal_iter_open(w, 0, &it), EVB_OK);
+	for (uint64_t i = 0; i < 3; i++) {
+		cr_assert_eq(evb_wal_iter_next(it, &e), EVB_OK);
+		cr_assert_eq(e.off, i + 1);
+		cr_assert_eq(e.flags, 0);
+		cr_assert_eq(e.type, recs[i].type);
+		cr_assert_eq(e.epoch, recs[i].epoch);
+		cr_assert_eq(e.seq, recs[i].seq);
+		cr_assert_eq(e.ts_ns, recs[i].ts_ns);
+		cr_assert_eq(e.len, recs[i].len);
+		if (e.len > 0) {
+			cr_assert_eq(
+			    memcmp(e.payload, recs[i].payload, e.len), 0);
+		} else {
+			cr_assert_null(e.payload);
+		}
+	}
+	cr_assert_eq(evb_wal_iter_next(it, &e), EVB_EOF);
+	evb_wal_iter_close(it);
+	evb_wal_close(w);
+}
+
+Test(wal, stored_record_bytes_match_the_documented_format)
+{
+	static const uint8_t payload[] = { 0x81, 0xa1, 'k', 0x01, 0x00 };
+	evb_wal_rec          rec       = { 0x0102, 0x0304050607080910ull,
+		               0x1112131415161718ull, -2, payload, sizeof(payload) };
+	uint8_t              want[36 + sizeof(payload)] = {
+		             1, 0,       // version, flags
+		             0x01, 0x02, // type
+		             0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x10, // epoch
+		             0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, // seq
+		             0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, // ts_ns = -2
+		             0x00, 0x00, 0x00, sizeof(payload), // payload length
+	};
+	uint8_t  key[8] = { 0, 0, 0, 0, 0, 0, 0, 1 };
+	uint32_t crc;
+	evb_wal *w = wal_open_fast();
+	raw_env  r;
+	MDB_val  k = { sizeof(key), key }, v;
+
+	cr_assert_eq(evb_wal_append(w, &rec, 1, NULL, NULL), EVB_OK);
+	evb_wal_close(w);
+
+	crc      = ref_crc32c(0, want, 32);
+	crc      = ref_crc32c(crc, payload, sizeof(payload));
+	want[32] = (uint8_t) (crc >> 24);
+	want[33] = (uint8_t) (crc >> 16);
+	want[34] = (uint8_t) (crc >> 8);
+	want[35] = (uint8_t) crc;
+	memcpy(want + 36, payload, sizeof(payload));
+
+	raw_begin(&r, "log", false);
+	cr_assert_eq(mdb_get(r.txn, r.dbi, &k, &v), 0);
+	cr_assert_eq(v.mv_size, sizeof(want));
+	cr_assert_eq(memcmp(v.mv_data, want, sizeof(want)), 0);
+	raw_end(&r);
+}
+
+Test(wal, reopen_keeps_next_offset)
+{
+	evb_wal *w    = wal_open_fast();
+	uint64_t last = 0;
+
+	cr_assert_eq(append_n(w, 1, 5, 40, NULL), EVB_OK);
+	evb_wal_close(w);
+	w = wal_open_fast();
+	cr_assert_eq(evb_wal_last(w, &last), EVB_OK);
+	cr_assert_eq(last, 5);
+	cr_assert_eq(append_n(w, 6, 3, 40, NULL), EVB_OK);
+	evb_wal_close(w);
+	w = wal_open_fast();
+	check_all(w, 8, 40);
+	verify_clean(w, 8);
+	evb_wal_close(w);
+}
+
+Test(wal, iterator_starts_at_from_off_and_follows_the_tail)
+{
+	evb_wal      *w = wal_open_fast();
+	evb_wal_iter *it;
+	evb_wal_entry e;
+
+	// 600 records span three iterator chunks.
+	cr_assert_eq(append_n(w, 1, 600, 10, NULL), EVB_OK);
+	cr_assert_eq(evb_wal_iter_open(w, 598, &it), EVB_OK);
+	for (uint64_t off = 598; off <= 600; off++) {
+		cr_assert_eq(evb_wal_iter_next(it, &e), EVB_OK);
+		cr_assert_eq(e.off, off);
+	}
+	cr_assert_eq(evb_wal_iter_next(it, &e), EVB_EOF);
+	cr_assert_eq(append_n(w, 601, 2, 10, NULL), EVB_OK);
+	cr_assert_eq(evb_wal_iter_next(it, &e), EVB_OK);
+	cr_assert_eq(e.off, 601);
+	cr_assert_eq(evb_wal_iter_next(it, &e), EVB_OK);
+	cr_assert_eq(e.off, 602);
+	cr_assert_eq(evb_wal_iter_next(it, &e), EVB_EOF);
+	evb_wal_iter_close(it);
+	check_all(w, 602, 10);
+	evb_wal_close(w);
+}
+
+/* ---- Map growth -------------------------------------------------------- */
+
+Test(wal, batch_needing_map_growth_lands_whole)
+{
+	evb_wal_opts o;
+	evb_wal_stat s;
+	evb_wal     *w;
+	evb_diag     d = { { 0 } };
+
+	evb_wal_opts_default(&o);
+	o.durability       = EVB_WAL_NONE;
+	o.map_size_initial = 64 * 1024;
+	w                  = wal_open_opts(&o);
+	cr_assert_eq(append_n(w, 1, 10, 100, &d), EVB_OK, "%s", d.msg);
+	// One batch of about 4 MB in a 64 KiB map: several growths, each
+	// followed by a retry of the whole batch.
+	cr_assert_eq(append_n(w, 11, 4000, 1000, &d), EVB_OK, "%s", d.msg);
+	cr_assert_eq(evb_wal_stats(w, &s), EVB_OK);
+	cr_assert_geq(s.map_grows, 6);
+	cr_assert_eq(s.record_count, 4010);
+	cr_assert_eq(s.first_off, 1);
+	cr_assert_eq(s.last_off, 4010);
+	evb_wal_close(w);
+
+	w = wal_open_opts(&o);
+	cr_assert_eq(append_n(w, 4011, 1, 1000, &d), EVB_OK, "%s", d.msg);
+	verify_clean(w, 4011);
+	evb_wal_close(w);
+}
+
+Test(wal, map_grows_from_64k_to_hold_50mb)
+{
+	evb_wal_opts o;
+	evb_wal_stat s;
+	evb_wal     *w;
+	evb_diag     d = { { 0 } };
+
+	evb_wal_opts_default(&o);
+	o.durability       = EVB_WAL_NONE;
+	o.map_size_initial = 64 * 1024;
+	w                  = wal_open_opts(&o);
+	for (uint64_t b = 0; b < 50; b++) {
+		cr_assert_eq(append_n(w, b * 1000 + 1, 1000, 1000, &d), EVB_OK,
+		    "batch %llu: %s", (unsigned long long) b, d.msg);
+	}
+	cr_assert_eq(evb_wal_stats(w, &s), EVB_OK);
+	cr_assert_eq(s.record_count, 50000);
+	cr_assert_geq(s.bytes_used, 50u * 1000 * 1000);
+	cr_assert_geq(s.map_size, s.bytes_used);
+	cr_assert_geq(s.map_grows, 10);
+	check_all(w, 50000, 1000);
+	verify_clean(w, 50000);
+	evb_wal_close(w);
+}
+
+Test(wal, map_size_max_gives_efull_and_keeps_the_log)
+{
+	evb_wal_opts o;
+	evb_wal     *w;
+	evb_diag     d    = { { 0 } };
+	uint64_t     good = 0, last = 0;
+	int          rc;
+
+	evb_wal_opts_default(&o);
+	o.map_size_initial = 64 * 1024;
+	o.map_size_max     = 512 * 1024;
+	w                  = wal_open_opts(&o);
+	while ((rc = append_n(w, good + 1, 10, 1000, &d)) == EVB_OK) {
+		good += 10;
+		cr_assert_lt(good, 1000, "map_size_max was not enforced");
+	}
+	cr_assert_eq(rc, EVB_EFULL, "%s", d.msg);
+	cr_assert(strstr(d.msg, "map_size_max") != NULL, "%s", d.msg);
+	cr_assert_gt(good, 0);
+	cr_assert_eq(evb_wal_last(w, &last), EVB_OK);
+	cr_assert_eq(last, good);
+	// A batch far over the cap fails whole as well.
+	cr_assert_eq(append_n(w, good + 1, 1000, 1000, &d), EVB_EFULL);
+	cr_assert_eq(evb_wal_last(w, &last), EVB_OK);
+	cr_assert_eq(last, good);
+	check_all(w, good, 1000);
+	verify_clean(w, good);
+	evb_wal_close(w);
+
+	o.map_size_max = 0;
+	w              = wal_open_opts(&o);
+	cr_assert_eq(append_n(w, good + 1, 10, 1000, &d), EVB_OK, "%s", d.msg);
+	cr_assert_eq(
+	    append_n(w, good + 11, 100, 1000, &d), EVB_OK, "%s", d.msg);
+	check_all(w, good + 110, 1000);
+	verify_clean(w, good + 110);
+	evb_wal_close(w);
+}
+
+Test(wal, full_disk_gives_efull_and_later_appends_work)
+{
+	evb_wal      *w = wal_open_opts(NULL);
+	evb_diag      d = { { 0 } };
+	struct rlimit rl;
+	struct stat   st;
+	char         *data = evb_ts_path(wal_dir, "data.mdb");
+	int           rc;
+
+	cr_assert_eq(append_n(w, 1, 10, 100, NULL), EVB_OK);
+	// RLIMIT_FSIZE stands in for a full disk: writes past it fail with
+	// EFBIG (SIGXFSZ is ignored), as ENOSPC would.
+	cr_assert_eq(stat(data, &st), 0);
+	cr_assert_neq(signal(SIGXFSZ, SIG_IGN), SIG_ERR);
+	cr_assert_eq(getrlimit(RLIMIT_FSIZE, &rl), 0);
+	rl.rlim_cur = (rlim_t) st.st_size;
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+	rc = append_n(w, 11, 2000, 1000, &d);
+	cr_assert_eq(rc, EVB_EFULL, "got %d: %s", rc, d.msg);
+	cr_assert(strstr(d.msg, "free space") != NULL, "%s", d.msg);
+
+	rl.rlim_cur = rl.rlim_max;
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+	cr_assert_eq(append_n(w, 11, 2000, 1000, &d), EVB_OK, "%s", d.msg);
+	evb_wal_close(w);
+	w = wal_open_fast();
+	verify_clean(w, 2010);
+	evb_wal_close(w);
+	free(data);
+}
+
+/* ---- Durability modes -------------------------------------------------- */
+
+static void
+durability_round_trip(evb_wal_durability mode)
+{
+	evb_wal_opts o;
+	evb_wal_stat s;
+	evb_wal     *w;
+
+	evb_wal_opts_default(&o);
+	o.durability     = mode;
+	o.sync_period_ms = 5;
+	w                = wal_open_opts(&o);
+	for (uint64_t b = 0; b < 20; b++) {
+		cr_assert_eq(append_n(w, b * 8 + 1, 8, 64, NULL), EVB_OK);
+	}
+	cr_assert_eq(evb_wal_stats(w, &s), EVB_OK);
+	cr_assert_eq(s.sync_failures, 0);
+	evb_wal_close(w);
+	w = wal_open_opts(&o);
+	check_all(w, 160, 64);
+	evb_wal_close(w);
+}
+
+Test(wal, sync_mode_keeps_every_batch)
+{
+	durability_round_trip(EVB_WAL_SYNC);
+}
+
+Test(wal, periodic_mode_keeps_every_batch_after_close)
+{
+	durability_round_trip(EVB_WAL_PERIODIC);
+}
+
+Test(wal, none_mode_keeps_every_batch_after_close)
+{
+	durability_round_trip(EVB_WAL_NONE);
+}
+
+/* ---- Cursors ----------------------------------------------------------- */
+
+Test(wal, cursors_set_get_and_notfound)
+{
+	evb_wal *w = wal_open_fast();
+	char     longname[EVB_WAL_CURSOR_NAME_MAX + 2];
+	uint64_t off = 77;
+
+	cr_assert_eq(evb_wal_cursor_get(w, "compactor", &off), EVB_ENOTFOUND);
+	cr_assert_eq(off, 77);
+	cr_assert_eq(evb_wal_cursor_set(w, "compactor", 12), EVB_OK);
+	cr_assert_eq(evb_wal_cursor_set(w, "replay", 3), EVB_OK);
+	cr_assert_eq(evb_wal_cursor_get(w, "compactor", &off), EVB_OK);
+	cr_assert_eq(off, 12);
+	cr_assert_eq(evb_wal_cursor_set(w, "compactor", 40), EVB_OK);
+	evb_wal_close(w);
+
+	w = wal_open_fast();
+	cr_assert_eq(evb_wal_cursor_get(w, "compactor", &off), EVB_OK);
+	cr_assert_eq(off, 40);
+	cr_assert_eq(evb_wal_cursor_get(w, "replay", &off), EVB_OK);
+	cr_assert_eq(off, 3);
+	cr_assert_eq(evb_wal_cursor_get(w, "compacto", &off), EVB_ENOTFOUND);
+
+	memset(longname, 'x', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	cr_assert_eq(evb_wal_cursor_set(w, longname, 1), EVB_EINVAL);
+	cr_assert_eq(evb_wal_cursor_set(w, "", 1), EVB_EINVAL);
+	cr_assert_eq(evb_wal_cursor_set(w, NULL, 1), EVB_EINVAL);
+	cr_assert_eq(evb_wal_cursor_get(w, "", &off), EVB_EINVAL);
+	longname[EVB_WAL_CURSOR_NAME_MAX] = '\0';
+	cr_assert_eq(evb_wal_cursor_set(w, longname, 9), EVB_OK);
+	cr_assert_eq(evb_wal_cursor_get(w, longname, &off), EVB_OK);
+	cr_assert_eq(off, 9);
+	evb_wal_close(w);
+}
+
+/* ---- Corruption -------------------------------------------------------- */
+
+/* flip_marker flips a byte inside every copy of marker in data.mdb. */
+static void
+flip_marker(const char *marker)
+{
+	char  *path = evb_ts_path(wal_dir, "data.mdb");
+	char  *buf;
+	size_t len, mlen = strlen(marker), hits = 0;
+
+	cr_assert_eq(evb_ts_file_read(path, &buf, &len), EVB_OK);
+	for (size_t i = 0; i + mlen <= len; i++) {
+		if (memcmp(buf + i, marker, mlen) == 0) {
+			buf[i + mlen - 1] ^= 0x20;
+			hits++;
+		}
+	}
+	cr_assert_geq(hits, 1, "marker %s not found in data.mdb", marker);
+	cr_assert_eq(evb_ts_file_write(path, buf, len), EVB_OK);
+	free(buf);
+	free(path);
+}
+
+Test(wal, flipped_payload_byte_is_reported_at_its_offset)
+{
+	char                  payloads[10][32];
+	evb_wal_rec           recs[10];
+	evb_wal_iter         *it;
+	evb_wal_entry         e;
+	evb_wal_verify_report r;
+	evb_diag              d = { { 0 } };
+	evb_wal              *w = wal_open_opts(NULL);
+
+	memset(recs, 0, sizeof(recs));
+	for (int i = 0; i < 10; i++) {
+		(void) snprintf(payloads[i], sizeof(payloads[i]),
+		    "MARKER-%04d-payload", i + 1);
+		recs[i].payload = payloads[i];
+		recs[i].len     = strlen(payloads[i]);
+	}
+	cr_assert_eq(evb_wal_append(w, recs, 10, NULL, NULL), EVB_OK);
+	evb_wal_close(w);
+	flip_marker("MARKER-0007-payload");
+
+	w = wal_open_opts(NULL);
+	cr_assert_eq(evb_wal_iter_open(w, 0, &it), EVB_OK);
+	for (uint64_t off = 1; off <= 10; off++) {
+		int rc = evb_wal_iter_next(it, &e);
+
+		cr_assert_eq(e.off, off);
+		if (off == 7) {
+			cr_assert_eq(rc, EVB_ECORRUPT);
+			cr_assert_eq(e.len, 0);
+		} else {
+			cr_assert_eq(rc, EVB_OK, "offset %llu",
+			    (unsigned long long) off);
+			cr_assert_eq(
+			    memcmp(e.payload, payloads[off - 1], e.len), 0);
+		}
+	}
+	cr_assert_eq(evb_wal_iter_next(it, &e), EVB_EOF);
+	evb_wal_iter_close(it);
+
+	cr_assert_eq(evb_wal_verify(w, &r, &d), EVB_ECORRUPT);
+	cr_assert_eq(r.record_count, 10);
+	cr_assert_eq(r.bad_count, 1);
+	cr_assert_eq(r.first_bad_off, 7);
+	cr_assert(
+	    strstr(d.msg, "offset 7: CRC-32C mismatch") != NULL, "%s", d.msg);
+	evb_wal_close(w);
+}
+
+Test(wal, verify_reports_a_gap)
+{
+	evb_wal              *w = wal_open_fast();
+	evb_wal_verify_report r;
+	evb_diag              d      = { { 0 } };
+	uint8_t               key[8] = { 0, 0, 0, 0, 0, 0, 0, 3 };
+	MDB_val               k      = { sizeof(key), key };
+	raw_env               raw;
+
+	cr_assert_eq(append_n(w, 1, 5, 20, NULL), EVB_OK);
+	evb_wal_close(w);
+	raw_begin(&raw, "log", true);
+	cr_assert_eq(mdb_del(raw.txn, raw.dbi, &k, NULL), 0);
+	raw_end(&raw);
+
+	w = wal_open_fast();
+	cr_assert_eq(evb_wal_verify(w, &r, &d), EVB_ECORRUPT);
+	cr_assert_eq(r.record_count, 4);
+	cr_assert_eq(r.first_off, 1);
+	cr_assert_eq(r.last_off, 5);
+	cr_assert_eq(r.bad_count, 1);
+	cr_assert_eq(r.first_bad_off, 3);
+	cr_assert_str_eq(d.msg, "offsets 3..3 are missing");
+	evb_wal_close(w);
+}
+
+Test(wal, truncated_record_is_corrupt)
+{
+	evb_wal              *w = wal_open_fast();
+	evb_wal_verify_report r;
+	evb_wal_iter         *it;
+	evb_wal_entry         e;
+	evb_diag              d            = { { 0 } };
+	uint8_t               key[8]       = { 0, 0, 0, 0, 0, 0, 0, 2 };
+	uint8_t               shortval[20] = { 1 };
+	MDB_val               k            = { sizeof(key), key };
+	MDB_val               v            = { sizeof(shortval), shortval };
+	raw_env               raw;
+
+	cr_assert_eq(append_n(w, 1, 3, 20, NULL), EVB_OK);
+	evb_wal_close(w);
+	raw_begin(&raw, "log", true);
+	cr_assert_eq(mdb_put(raw.txn, raw.dbi, &k, &v, 0), 0);
+	raw_end(&raw);
+
+	w = wal_open_fast();
+	cr_assert_eq(evb_wal_iter_open(w, 2, &it), EVB_OK);
+	cr_assert_eq(evb_wal_iter_next(it, &e), EVB_ECORRUPT);
+	cr_assert_eq(e.off, 2);
+	cr_assert_eq(evb_wal_iter_next(it, &e), EVB_OK);
+	cr_assert_eq(e.off, 3);
+	evb_wal_iter_close(it);
+	cr_assert_eq(evb_wal_verify(w, &r, &d), EVB_ECORRUPT);
+	cr_assert_eq(r.first_bad_off, 2);
+	cr_assert(strstr(d.msg, "shorter than its 36-byte header") != NULL,
+	    "%s", d.msg);
+	evb_wal_close(w);
+}
+
+Test(wal, unknown_format_version_is_refused)
+{
+	evb_wal *w      = wal_open_fast();
+	evb_diag d      = { { 0 } };
+	uint8_t  ver[4] = { 0, 0, 0, 99 };
+	MDB_val  k = { 6, "format" }, v = { sizeof(ver), ver };
+	raw_env  raw;
+
+	evb_wal_close(w);
+	raw_begin(&raw, "meta", true);
+	cr_assert_eq(mdb_put(raw.txn, raw.dbi, &k, &v, 0), 0);
+	raw_end(&raw);
+
+	w = NULL;
+	cr_assert_eq(evb_wal_open(&w, wal_dir, NULL, &d), EVB_EVERSION);
+	cr_assert_null(w);
+	cr_assert(strstr(d.msg, "version 99") != NULL, "%s", d.msg);
+}
+
+/* ---- Readers in other processes ---------------------------------------- */
+
+/* child_read opens the log read-only and checks it holds 1..want. */
+static int
+child_read(evb_wal *r, uint64_t want)
+{
+	evb_wal_iter *it;
+	evb_wal_entry e;
+	uint64_t      n = 0, last = 0;
+	int           rc;
+
+	if (evb_wal_last(r, &last) != EVB_OK || last != want ||
+	    evb_wal_iter_open(r, 0, &it) != EVB_OK) {
+		return (1);
+	}
+	while ((rc = evb_wal_iter_next(it, &e)) == EVB_OK && e.off == n + 1) {
+		n++;
+	}
+	evb_wal_iter_close(it);
+	return (rc == EVB_EOF && n == want ? 0 : 2);
+}
+
+/*
+ * child_main runs in a child forked before the parent opens the log (LMDB
+ * forbids using an env across fork). It waits for "go" bytes on in and
+ * answers each with a status byte on out.
+ */
+static int
+child_main(int in, int out)
+{
+	evb_wal_opts o;
+	evb_wal     *r = NULL;
+	char         go;
+	char         st;
+
+	evb_wal_opts_default(&o);
+	o.read_only = true;
+	if (read(in, &go, 1) != 1) {
+		return (10);
+	}
+	st = (char) (evb_wal_open(&r, wal_dir, &o, NULL) == EVB_OK ? 0 : 3);
+	if (st == 0) {
+		st = (char) child_read(r, 3);
+	}
+	if (write(out, &st, 1) != 1 || read(in, &go, 1) != 1) {
+		return (11);
+	}
+	// The writer has grown the map meanwhile: the reader must follow it.
+	st = st == 0 ? (char) child_read(r, 3 + 3000) : st;
+	evb_wal_close(r);
+	return (write(out, &st, 1) == 1 ? 0 : 12);
+}
+
+Test(wal, read_only_open_works_while_a_writer_is_open)
+{
+	int          to_child[2], to_parent[2];
+	pid_t        pid;
+	int          status;
+	char         st = 0;
+	evb_wal_opts o;
+	evb_wal     *w;
+
+	cr_assert_eq(pipe(to_child), 0);
+	cr_assert_eq(pipe(to_parent), 0);
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		_exit(child_main(to_child[0], to_parent[1]));
+	}
+	evb_wal_opts_default(&o);
+	o.map_size_initial = 64 * 1024;
+	w                  = wal_open_opts(&o);
+	cr_assert_eq(append_n(w, 1, 3, 100, NULL), EVB_OK);
+	cr_assert_eq(write(to_child[1], "g", 1), 1);
+	cr_assert_eq(read(to_parent[0], &st, 1), 1);
+	cr_assert_eq(st, 0, "reader status %d", st);
+	cr_assert_eq(append_n(w, 4, 3000, 1000, NULL), EVB_OK);
+	cr_assert_eq(write(to_child[1], "g", 1), 1);
+	cr_assert_eq(read(to_parent[0], &st, 1), 1);
+	cr_assert_eq(st, 0, "reader status after growth %d", st);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert_eq(evb_ts_exit_code(status), 0);
+	evb_wal_close(w);
+}
+
+/* ---- Errors ------------------------------------------------------------ */
+
+Test(wal, bad_arguments_are_einval)
+{
+	evb_wal_opts o;
+	evb_wal     *w   = NULL;
+	evb_wal_rec  rec = { 0, 0, 0, 0, NULL, 5 };
+	evb_diag     d   = { { 0 } };
+
+	evb_wal_opts_default(&o);
+	o.durability     = EVB_WAL_PERIODIC;
+	o.sync_period_ms = 0;
+	cr_assert_eq(evb_wal_open(&w, wal_dir, &o, &d), EVB_EINVAL);
+	cr_assert(strstr(d.msg, "sync_period_ms") != NULL, "%s", d.msg);
+	evb_wal_opts_default(&o);
+	o.map_size_max = 4096;
+	cr_assert_eq(evb_wal_open(&w, wal_dir, &o, &d), EVB_EINVAL);
+	cr_assert_eq(evb_wal_open(&w, NULL, NULL, &d), EVB_EINVAL);
+	cr_assert_null(w);
+
+	w = wal_open_fast();
+	cr_assert_eq(evb_wal_append(w, &rec, 0, NULL, &d), EVB_EINVAL);
+	cr_assert_eq(evb_wal_append(w, &rec, 1, NULL, &d), EVB_EINVAL);
+	cr_assert(strstr(d.msg, "recs[0].payload") != NULL, "%s", d.msg);
+	rec.payload = "x";
+	rec.len     = EVB_WAL_MAX_PAYLOAD + 1;
+	cr_assert_eq(evb_wal_append(w, &rec, 1, NULL, &d), EVB_ETOOBIG);
+	cr_assert(strstr(d.msg, "recs[0].len") != NULL, "%s", d.msg);
+	evb_wal_close(w);
+	evb_wal_close(NULL);
+}
+
+Test(wal, read_only_open_of_missing_log_is_enotfound)
+{
+	evb_wal_opts o;
+	evb_wal     *w = NULL;
+	evb_diag     d = { { 0 } };
+
+	evb_wal_opts_default(&o);
+	o.read_only = true;
+	cr_assert_eq(
+	    evb_wal_open(&w, wal_dir, &o, &d), EVB_ENOTFOUND, "%s", d.msg);
+	cr_assert_null(w);
+}
+
+Test(wal, read_only_handle_refuses_writes)
+{
+	evb_wal_opts o;
+	evb_wal     *w = wal_open_fast();
+	evb_diag     d = { { 0 } };
+
+	cr_assert_eq(append_n(w, 1, 2, 8, NULL), EVB_OK);
+	evb_wal_close(w);
+	evb_wal_opts_default(&o);
+	o.read_only = true;
+	w           = wal_open_opts(&o);
+	cr_assert_eq(append_n(w, 3, 1, 8, &d), EVB_EINVAL);
+	cr_assert(strstr(d.msg, "read-only") != NULL, "%s", d.msg);
+	cr_assert_eq(evb_wal_cursor_set(w, "c", 1), EVB_EINVAL);
+	check_all(w, 2, 8);
+	evb_wal_close(w);
+}

@@ -1,0 +1,204 @@
+/*
+ * wal_append.c: appending a batch of records in one write txn.
+ *
+ * One txn, in four steps (append_step):
+ *   1. the next offset, from the log's last key;
+ *   2. the duplicate check (wal_dedup.c), which marks the records that
+ *      are not to be stored;
+ *   3. offsets for the others, consecutive in batch order, and the index
+ *      entries for their ids;
+ *   4. the records themselves, each noted in the time index (wal_time.c).
+ * The next offset is read inside the txn, not cached in the handle, so it
+ * is right after a reopen, after another process wrote, and on every retry
+ * after map growth; the step recomputes everything from the batch, as
+ * wal_write requires. Keys are 8-byte big-endian offsets, so LMDB's byte
+ * order is numeric order and MDB_APPEND can skip the search and fill pages
+ * completely. MDB_RESERVE lets the record be encoded straight into the
+ * page, with no staging buffer.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "wal/wal_int.h"
+
+typedef struct append_arg {
+	const evb_wal_rec *recs;   /* The batch, borrowed. */
+	size_t             n;      /* Records in it. */
+	const wal_dedup   *dedup;  /* Its sorted ids. */
+	int64_t            now_ns; /* The batch's append time. */
+	evb_wal_result    *res;    /* OUT: per record, n entries. */
+	uint64_t           dups;   /* OUT: records not stored. */
+} append_arg;
+
+/* append_assign gives offsets from next to the records to store, and
+ * resolves later copies within the batch to their first one's offset. */
+static void
+append_assign(append_arg *a, uint64_t next)
+{
+	a->dups = 0;
+	for (size_t i = 0; i < a->n; i++) {
+		if (a->res[i].status == EVB_OK) {
+			a->res[i].off = next++;
+		}
+	}
+	for (size_t i = 0; i < a->n; i++) {
+		if (a->res[i].status != EVB_OK) {
+			a->dups++;
+			if (a->res[i].off == 0) {
+				a->res[i].off = a->res[a->dedup->lead[i]].off;
+			}
+		}
+	}
+}
+
+/* append_records puts the stored records and notes their times. */
+static int
+append_records(evb_wal *w, MDB_txn *txn, MDB_cursor *cur, append_arg *a)
+{
+	wal_time t;
+	MDB_val  k, v;
+	uint8_t  kb[WAL_KEY_SIZE];
+	int      rc;
+
+	if ((rc = wal_time_begin(w, txn, &t)) != MDB_SUCCESS) {
+		return (rc);
+	}
+	for (size_t i = 0; i < a->n; i++) {
+		if (a->res[i].status != EVB_OK) {
+			continue;
+		}
+		evb_put_be64(kb, a->res[i].off);
+		k.mv_size = sizeof(kb);
+		k.mv_data = kb;
+		v.mv_size = evb_wal_record_size(a->recs[i].len);
+		v.mv_data = NULL;
+		rc = mdb_cursor_put(cur, &k, &v, MDB_APPEND | MDB_RESERVE);
+		if (rc != MDB_SUCCESS) {
+			break;
+		}
+		evb_wal_record_encode(v.mv_data, &a->recs[i], a->now_ns);
+		if ((rc = wal_time_note(&t, a->res[i].off, a->recs[i].ts_ns)) !=
+		    MDB_SUCCESS) {
+			break;
+		}
+	}
+	wal_time_end(&t);
+	return (rc);
+}
+
+static int
+append_step(evb_wal *w, MDB_txn *txn, void *arg)
+{
+	append_arg *a = arg;
+	MDB_cursor *cur;
+	uint64_t    next;
+	int         rc;
+
+	if ((rc = wal_log_bound(w, txn, MDB_LAST, &next)) != MDB_SUCCESS) {
+		return (rc);
+	}
+	next++;
+	for (size_t i = 0; i < a->n; i++) {
+		a->res[i].off    = 0;
+		a->res[i].status = EVB_OK;
+	}
+	if (a->dedup->nents > 0) {
+		rc = wal_dedup_check(w, txn, a->dedup, next, a->now_ns, a->res);
+		if (rc != MDB_SUCCESS) {
+			return (rc);
+		}
+	}
+	append_assign(a, next);
+	if (a->dedup->nents > 0 &&
+	    (rc = wal_dedup_insert(w, txn, a->dedup, a->res)) != MDB_SUCCESS) {
+		return (rc);
+	}
+	if (a->dups == a->n) {
+		return (MDB_SUCCESS); // Nothing to store.
+	}
+	if ((rc = mdb_cursor_open(txn, w->dbi_log, &cur)) != MDB_SUCCESS) {
+		return (rc);
+	}
+	rc = append_records(w, txn, cur, a);
+	mdb_cursor_close(cur);
+	return (rc);
+}
+
+/* append_check validates the batch before any txn; an evb_err. */
+static int
+append_check(evb_wal *w, const evb_wal_rec *recs, size_t n, evb_diag *diag)
+{
+	if (w == NULL || recs == NULL || n == 0) {
+		evb_diag_set(
+		    diag, "append: expected a handle and n >= 1 records");
+		return (EVB_EINVAL);
+	}
+	if (w->opts.read_only) {
+		evb_diag_set(diag, "append: the handle is read-only");
+		return (EVB_EINVAL);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (recs[i].len > EVB_WAL_MAX_PAYLOAD) {
+			evb_diag_set(diag,
+			    "recs[%zu].len: expected <= %u "
+			    "(EVB_WAL_MAX_PAYLOAD), got %zu",
+			    i, EVB_WAL_MAX_PAYLOAD, recs[i].len);
+			return (EVB_ETOOBIG);
+		}
+		if (recs[i].payload == NULL && recs[i].len > 0) {
+			evb_diag_set(diag,
+			    "recs[%zu].payload: NULL with len %zu", i,
+			    recs[i].len);
+			return (EVB_EINVAL);
+		}
+		if (recs[i].id_len > EVB_WAL_ID_MAX) {
+			evb_diag_set(diag,
+			    "recs[%zu].id_len: expected <= %d "
+			    "(EVB_WAL_ID_MAX), got %zu",
+			    i, EVB_WAL_ID_MAX, recs[i].id_len);
+			return (EVB_ETOOBIG);
+		}
+		if (recs[i].id == NULL && recs[i].id_len > 0) {
+			evb_diag_set(diag, "recs[%zu].id: NULL with id_len %zu",
+			    i, recs[i].id_len);
+			return (EVB_EINVAL);
+		}
+	}
+	return (EVB_OK);
+}
+
+int
+evb_wal_append(evb_wal *w, const evb_wal_rec *recs, size_t n,
+    evb_wal_result *res, evb_diag *diag)
+{
+	wal_dedup  dd = { NULL, 0, NULL };
+	append_arg a;
+	int        rc;
+
+	if ((rc = append_check(w, recs, n, diag)) != EVB_OK) {
+		return (rc);
+	}
+	memset(&a, 0, sizeof(a));
+	a.recs   = recs;
+	a.n      = n;
+	a.dedup  = &dd;
+	a.now_ns = wal_now_ns(w);
+	// Results are built in scratch space and copied out on success
+	// only, so a failed append leaves the caller's array untouched.
+	if ((a.res = calloc(n, sizeof(*a.res))) == NULL ||
+	    wal_dedup_prepare(w, recs, n, &dd) != EVB_OK) {
+		rc = EVB_ENOMEM;
+		goto fail;
+	}
+	if ((rc = wal_write(w, append_step, &a, diag, "append")) != EVB_OK) {
+		goto fail;
+	}
+	atomic_fetch_add(&w->dup_count, a.dups);
+	if (res != NULL) {
+		memcpy(res, a.res, n * sizeof(*res));
+	}
+fail:
+	wal_dedup_fini(&dd);
+	free(a.res);
+	return (rc);
+}

@@ -1,0 +1,287 @@
+/*
+ * wal_int.h: declarations shared by the wal/ sources. Not part of the
+ * contract; only the sources in wal/ include it.
+ *
+ * Locks, in the order they are taken:
+ *   1. evb_wal.wlock     serialises write transactions of this handle.
+ *   2. evb_wal.map_lock  held shared for the life of every read txn and
+ *                        exclusively by mdb_env_set_mapsize, which remaps
+ *                        the file and must not run under any open txn of
+ *                        this process (lmdb.h mdb_env_set_mapsize).
+ * A thread holding map_lock never takes wlock. The tickers' own mutexes
+ * (wal_ticker.mtx) are leaves: nothing else is taken while one is held.
+ */
+#ifndef EVB_WAL_INT_H
+#define EVB_WAL_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <lmdb.h>
+
+#include "wal/wal.h"
+
+/*
+ * Record value layout, all big-endian (docs/wal-format.md). These are part
+ * of the format: changing one breaks existing logs; bump WAL_REC_VERSION
+ * and WAL_FORMAT_VERSION in the same commit, and update
+ * evb_wal_record_decode, evb_wal_verify, docs/wal-format.md, the byte-exact
+ * test in tests/unit/wal_basic_test.c and the fuzz corpus
+ * (fuzz/gen_wal_corpus.py) with it.
+ *
+ *   0     1     2     4       12      20      28          36    40     44
+ *   +-----+-----+-----+-------+-------+-------+-----------+-----+------+---
+ *   | ver |flags| type| epoch | seq   | ts_ns | append_ns | len |crc32c| payload
+ *   +-----+-----+-----+-------+-------+-------+-----------+-----+------+---
+ */
+#define WAL_REC_VERSION 2 /* Record header version byte. */
+#define WAL_REC_OFF_VER 0
+#define WAL_REC_OFF_FLAGS 1
+#define WAL_REC_OFF_TYPE 2
+#define WAL_REC_OFF_EPOCH 4
+#define WAL_REC_OFF_SEQ 12
+#define WAL_REC_OFF_TS 20
+#define WAL_REC_OFF_APPEND 28
+#define WAL_REC_OFF_LEN 36
+#define WAL_REC_OFF_CRC 40
+#define WAL_REC_HDR_SIZE 44   /* Header bytes before the payload. */
+#define WAL_REC_FLAGS_KNOWN 0 /* No flag bit is defined in version 2. */
+
+/* The environment's format version, key "format" in the meta DB. */
+#define WAL_FORMAT_VERSION 2
+#define WAL_META_FORMAT_KEY "format"
+#define WAL_KEY_SIZE 8 /* Log keys: the offset, u64 big-endian. */
+
+/*
+ * The time index ("ts" DB) keeps one entry each time the running maximum
+ * of ts enters a later bucket of WAL_TS_BUCKET_NS. Part of the format: a
+ * log written with one bucket size cannot be searched with another.
+ */
+#define WAL_TS_BUCKET_NS 1000000 /* 1 ms. */
+
+/* The duplicate index's generation state, key "dedup" in the meta DB:
+ * current generation (u8), its first offset (u64), its start time (i64). */
+#define WAL_META_DEDUP_KEY "dedup"
+#define WAL_META_DEDUP_SIZE 17
+
+#define WAL_NS_PER_MS 1000000
+
+/*
+ * A thread that runs fn every period_ms until stopped (wal_bg.c). The
+ * handle has two: the PERIODIC flush and retention.
+ */
+typedef struct wal_ticker {
+	evb_wal        *w;          /* Set when it starts. */
+	void          (*fn)(evb_wal *w); /* The periodic task. */
+	uint32_t        period_ms;  /* Between the end of a run and the next. */
+	pthread_t       thr;        /* The thread, while has_thr. */
+	bool            has_thr;    /* Started; join at stop. */
+	bool            has_objs;   /* mtx and cv initialised. */
+	pthread_mutex_t mtx;        /* Guards stop. */
+	pthread_cond_t  cv;         /* Signals stop. */
+	bool            stop;       /* Guarded by mtx. */
+} wal_ticker;
+
+struct evb_wal {
+	MDB_env              *env;         /* Set once at open. */
+	MDB_dbi               dbi_log;     /* "log": offset -> record. */
+	MDB_dbi               dbi_cursors; /* "cursors": name -> offset. */
+	MDB_dbi               dbi_meta;    /* "meta": format, dedup state. */
+	MDB_dbi               dbi_ts;      /* "ts": time index. */
+	MDB_dbi               dbi_ids[2];  /* "ids.0", "ids.1": id ->
+	                                      offset, two generations. */
+	evb_wal_opts          opts;       /* Copied at open; read-only after. */
+	pthread_mutex_t       wlock;      /* Serialises write txns. */
+	pthread_rwlock_t      map_lock;   /* See the top comment. */
+	bool                  has_locks;  /* wlock and map_lock initialised. */
+	atomic_int            open_iters; /* Iterators not yet closed. */
+	atomic_uint_least64_t map_grows;  /* Growths since open. */
+	atomic_uint_least64_t sync_failures;   /* Failed periodic flushes. */
+	atomic_uint_least64_t dup_count;       /* Duplicates not stored. */
+	atomic_uint_least64_t retain_removed;  /* Records retention removed. */
+	atomic_uint_least64_t retain_failures; /* Failed retention runs. */
+
+	wal_ticker    sync_tk;   /* PERIODIC flushes. */
+	wal_ticker    retain_tk; /* Retention, with retain_period_ms. */
+	evb_ratelimit sync_rl;   /* EVB-WAL-SYNC lines; flush thread only. */
+	evb_ratelimit retain_rl; /* EVB-WAL-RETAIN lines; retention thread
+	                            only. */
+};
+
+/* wal_now_ns reads the handle's clock (opts.clock_ns or CLOCK_REALTIME). */
+int64_t wal_now_ns(const evb_wal *w);
+
+/* wal_dedup_on says whether duplicate suppression is on. */
+bool wal_dedup_on(const evb_wal *w);
+
+/* wal_ms_to_ns converts a window or age in ms (validated at open). */
+static inline int64_t
+wal_ms_to_ns(uint64_t ms)
+{
+	return (int64_t) ms * WAL_NS_PER_MS;
+}
+
+/*
+ * wal_log_bound reads the first (MDB_FIRST) or last (MDB_LAST) offset of
+ * the log in txn, 0 when it is empty. Returns an LMDB code.
+ */
+int wal_log_bound(evb_wal *w, MDB_txn *txn, MDB_cursor_op op, uint64_t *off);
+
+/* ---- wal_bg.c ----------------------------------------------------------- */
+
+/*
+ * wal_bg_start starts the threads the options ask for: the PERIODIC flush
+ * and the retention ticker. wal_bg_stop stops and joins them; it is safe
+ * on a handle whose threads never started.
+ */
+int  wal_bg_start(evb_wal *w, evb_diag *d);
+void wal_bg_stop(evb_wal *w);
+
+/* ---- wal_txn.c ---------------------------------------------------------- */
+
+/*
+ * wal_err translates an LMDB or errno code rc into an evb_err and writes
+ * "<what>: <mdb_strerror>" to d. MDB_MAP_FULL and ENOSPC/EDQUOT/EFBIG give
+ * EVB_EFULL; MDB_CORRUPTED and MDB_PAGE_NOTFOUND give EVB_ECORRUPT.
+ */
+int wal_err(int rc, evb_diag *d, const char *what);
+
+/*
+ * wal_read_begin starts (or, when *txn is not NULL, renews) a read txn and
+ * takes map_lock shared; it follows a map grown by another process
+ * (MDB_MAP_RESIZED). Returns an LMDB code; on failure *txn is NULL and no
+ * lock is held.
+ */
+int wal_read_begin(evb_wal *w, MDB_txn **txn);
+
+/*
+ * wal_read_end ends the read txn and drops map_lock. keep resets the txn
+ * so that wal_read_begin can renew it; otherwise it is aborted and *txn
+ * set to NULL.
+ */
+void wal_read_end(evb_wal *w, MDB_txn **txn, bool keep);
+
+/* A write step: fills txn; returns an LMDB code (0 to commit). */
+typedef int (*wal_write_fn)(evb_wal *w, MDB_txn *txn, void *arg);
+
+/*
+ * wal_write runs fn in one write txn and commits it. On MDB_MAP_FULL it
+ * aborts, grows the map and runs fn again from the start, so fn must
+ * depend only on arg and the txn. Returns an evb_err; the diag starts
+ * with what ("append", "cursor set").
+ */
+int wal_write(
+    evb_wal *w, wal_write_fn fn, void *arg, evb_diag *d, const char *what);
+
+/* ---- wal_crc.c / wal_rec.c ---------------------------------------------- */
+
+/*
+ * wal_rec_append_ns reads the append time of the stored value val without
+ * checking its CRC (for retention and the dedup window, which read many
+ * records and only need this field). EVB_ECORRUPT when val is shorter than
+ * the header or has another version. OUT: *ns, on success only.
+ */
+int wal_rec_append_ns(const uint8_t *val, size_t len, int64_t *ns);
+
+/* ---- wal_dedup.c -------------------------------------------------------- */
+
+/* One record with an id, for the sorted pass over a batch. */
+typedef struct wal_dedup_ent {
+	const uint8_t *id;  /* Borrowed from the batch. */
+	size_t         len; /* Bytes of id. */
+	size_t         idx; /* The record's index in the batch. */
+} wal_dedup_ent;
+
+/*
+ * The duplicate check of one batch: built by wal_dedup_prepare before the
+ * write txn (it depends only on the batch), then run by wal_dedup_check
+ * and wal_dedup_insert inside the txn, possibly more than once when the
+ * map grows and the txn is retried.
+ */
+typedef struct wal_dedup {
+	wal_dedup_ent *ents;  /* Records with an id, sorted by (id, idx). */
+	size_t         nents; /* Entries in ents. */
+	size_t        *lead;  /* lead[idx]: batch index of the first record
+	                         of the batch with the same id (idx itself
+	                         for that first one); SIZE_MAX: no id. */
+} wal_dedup;
+
+/*
+ * wal_dedup_prepare sorts the batch's ids. With suppression off or no ids
+ * in the batch it allocates nothing and d->nents is 0. Returns EVB_OK or
+ * EVB_ENOMEM. Release with wal_dedup_fini.
+ */
+int  wal_dedup_prepare(evb_wal *w, const evb_wal_rec *recs, size_t n,
+     wal_dedup *d);
+void wal_dedup_fini(wal_dedup *d);
+
+/*
+ * wal_dedup_check finds the duplicates of a batch whose first record
+ * would get offset next, in txn, at time now_ns. It may start a new
+ * generation (dropping the oldest). For each record it sets res[i]:
+ * EVB_EEXIST with the original's offset for a record stored before the
+ * batch; EVB_EEXIST with off 0 for a later copy within the batch (the
+ * caller resolves it to lead[i]'s offset); EVB_OK otherwise. Returns an
+ * LMDB code.
+ */
+int wal_dedup_check(evb_wal *w, MDB_txn *txn, const wal_dedup *d,
+    uint64_t next, int64_t now_ns, evb_wal_result *res);
+
+/*
+ * wal_dedup_insert indexes the ids of the records stored by the batch
+ * (res[i].status EVB_OK, res[i].off their offsets). Returns an LMDB code.
+ */
+int wal_dedup_insert(
+    evb_wal *w, MDB_txn *txn, const wal_dedup *d, const evb_wal_result *res);
+
+/*
+ * wal_dedup_retained tells the index that the log now starts at first:
+ * the older generation is dropped once all its offsets are gone. Returns
+ * an LMDB code.
+ */
+int wal_dedup_retained(evb_wal *w, MDB_txn *txn, uint64_t first);
+
+/* ---- wal_time.c --------------------------------------------------------- */
+
+/* The time index's position in one append txn. */
+typedef struct wal_time {
+	MDB_cursor *cur;      /* On "ts", open for the txn. */
+	bool        has_last; /* The index has an entry. */
+	uint64_t    last_key; /* Its newest key (a flipped ts). */
+} wal_time;
+
+/* wal_time_begin opens the index in txn; an LMDB code. */
+int wal_time_begin(evb_wal *w, MDB_txn *txn, wal_time *t);
+
+/* wal_time_note indexes a stored record (offset off, time ts_ns) if it
+ * raises the running maximum into a later bucket; an LMDB code. */
+int wal_time_note(wal_time *t, uint64_t off, int64_t ts_ns);
+
+/* wal_time_end closes the cursor. */
+void wal_time_end(wal_time *t);
+
+/* wal_time_retained removes the entries that only describe offsets below
+ * first (the log's new first offset); an LMDB code. */
+int wal_time_retained(evb_wal *w, MDB_txn *txn, uint64_t first);
+
+/* ---- wal_cursor.c ------------------------------------------------------- */
+
+/*
+ * wal_cursor_min finds the lowest cursor offset in txn. *has is false when
+ * there is no cursor. Returns an LMDB code (MDB_CORRUPTED for a malformed
+ * value).
+ */
+int wal_cursor_min(evb_wal *w, MDB_txn *txn, bool *has, uint64_t *min);
+
+/* ---- wal_iter.c --------------------------------------------------------- */
+
+/*
+ * wal_iter_next_raw returns the next stored key and value, copied into
+ * the iterator (valid until the next call), without checking the value.
+ * *key_ok is false when the key is not WAL_KEY_SIZE bytes (then *off is
+ * 0). Returns EVB_OK, EVB_EOF, EVB_ENOMEM or EVB_ESTORAGE.
+ */
+int wal_iter_next_raw(evb_wal_iter *it, uint64_t *off, bool *key_ok,
+    const uint8_t **val, size_t *len);
+
+#endif /* EVB_WAL_INT_H */
