@@ -5,12 +5,18 @@
  *
  *   proto_bench [N] [secs]     (defaults: 5000000 events, 5 s per part)
  *
+ * For scale, it first times msgpack-c's own msgpack_unpack() of the same
+ * bytes (no validation, and unsafe on untrusted input: see
+ * proto/proto_decode.c), so the ratio is measured in the same run.
+ *
  * Latencies are per event, measured over chunks of BENCH_CHUNK events so
  * the clock's own cost does not dominate.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <msgpack.h>
 
 #include "bench/bench.h"
 #include "proto/proto.h"
@@ -32,6 +38,40 @@ bench_fail(const char *what, int rv, const evb_diag *d)
 	fprintf(stderr, "proto_bench: %s: %s %s\n", what, evb_strerror(rv),
 	    d != NULL ? d->msg : "");
 	return (1);
+}
+
+/* bench_raw_unpack times msgpack-c's msgpack_unpack() with a reused zone. */
+static void
+bench_raw_unpack(const evb_buf *wire, uint64_t n, double secs)
+{
+	bench_samples s = { 0 };
+	msgpack_zone  zone;
+	uint64_t      done, t0, start;
+
+	if (!msgpack_zone_init(&zone, 4096)) {
+		return;
+	}
+	start = evb_clock_mono_ns();
+	for (done = 0; done < n; done += BENCH_CHUNK) {
+		t0 = evb_clock_mono_ns();
+		for (int i = 0; i < BENCH_CHUNK; i++) {
+			msgpack_object obj;
+			size_t         off = 0;
+
+			(void) msgpack_unpack((const char *) wire->data, wire->len,
+			    &off, &zone, &obj);
+			msgpack_zone_clear(&zone);
+		}
+		bench_samples_add(
+		    &s, (double) (evb_clock_mono_ns() - t0) / 1e3 / BENCH_CHUNK);
+		if ((double) (evb_clock_mono_ns() - start) / 1e9 >= secs) {
+			done += BENCH_CHUNK;
+			break;
+		}
+	}
+	bench_report("raw_msgpack_unpack", done,
+	    (double) (evb_clock_mono_ns() - start) / 1e9, &s);
+	msgpack_zone_destroy(&zone);
 }
 
 int
@@ -59,6 +99,8 @@ main(int argc, char **argv)
 		return (bench_fail("encode", rv, NULL));
 	}
 	fprintf(stderr, "event: %zu bytes of MessagePack\n", wire.len);
+
+	bench_raw_unpack(&wire, n, secs);
 
 	start = evb_clock_mono_ns();
 	for (done = 0; done < n; done += BENCH_CHUNK) {

@@ -205,7 +205,7 @@ main(int argc, char **argv)
 	for (size_t i = 0; i < BENCH_MAX_BATCH; i++) {
 		recs[i] = (evb_wal_rec) { 3, 1, i + 1,
 			1764035435123456789LL + (int64_t) i, payload,
-			sizeof(payload) };
+			sizeof(payload), NULL, 0 };
 	}
 	for (size_t m = 0; m < sizeof(bench_modes) / sizeof(bench_modes[0]);
 	     m++) {

@@ -35,6 +35,7 @@ typedef enum env_key {
 
 static const char *const env_names[] = { "type", "id", "ts", "source", "corr",
 	"seq", "epoch", "data" };
+static const size_t env_name_len[] = { 4, 2, 2, 6, 4, 3, 5, 4 };
 
 static env_key
 env_key_find(const msgpack_object *key)
@@ -42,7 +43,7 @@ env_key_find(const msgpack_object *key)
 	evb_str k = proto_obj_key(key);
 
 	for (int i = 0; i < ENV_UNKNOWN; i++) {
-		if (proto_bytes_eq(env_names[i], strlen(env_names[i]), k.ptr, k.len)) {
+		if (proto_bytes_eq(env_names[i], env_name_len[i], k.ptr, k.len)) {
 			return ((env_key) i);
 		}
 	}
@@ -220,56 +221,54 @@ env_read(evb_event *ev, evb_diag *d)
 	return (proto_schema_validate(ev->type, ev->data, &ev->route, d));
 }
 
-/* An event is one envelope map: depth 1, with no top-level array. */
+/* An event is one envelope map (depth 1); an array gets "expected a map". */
 static const proto_scan_opts event_scan_opts = {
 	.max_depth     = EVB_PROTO_MAX_DEPTH,
-	.top_array_max = EVB_PROTO_MAX_ARRAY, // env_read says "expected map".
+	.top_array_max = EVB_PROTO_MAX_ARRAY,
 };
 
 /*
- * event_decode decodes the first object of buf[0..len) as an event.
- * OUT: *used, the bytes it spans, whenever they could be delimited (even
- * if the event is then rejected), so a batch can step over it.
+ * event_decode decodes exactly buf[0..len) as one event: bytes left over
+ * after the envelope map are an error.
  */
 static int
-event_decode(evb_event **out, const uint8_t *buf, size_t len, size_t *used,
-    evb_diag *d)
+event_decode(evb_event **out, const uint8_t *buf, size_t len, evb_diag *d)
 {
-	proto_scan_result res;
-	evb_event        *ev;
-	msgpack_object    obj;
-	size_t            off = 0;
-	char             *copy;
-	int               rv;
+	evb_event     *ev;
+	msgpack_object obj;
+	size_t         used = 0;
+	char          *copy;
+	int            rv;
 
-	rv    = proto_scan_extent(buf, len, &event_scan_opts, &res, d);
-	*used = res.len;
-	if (rv != EVB_OK) {
-		return (rv);
-	}
-	if (res.len > EVB_PROTO_MAX_EVENT_BYTES) {
-		evb_diag_set(d, "event is %zu bytes, over the limit of %d",
-		    res.len, EVB_PROTO_MAX_EVENT_BYTES);
+	if (len > EVB_PROTO_MAX_EVENT_BYTES) {
+		evb_diag_set(d, "event is %zu bytes, over the limit of %d", len,
+		    EVB_PROTO_MAX_EVENT_BYTES);
 		return (EVB_ETOOBIG);
 	}
 	if ((ev = calloc(1, sizeof(*ev))) == NULL) {
 		return (EVB_ENOMEM);
 	}
-	// One chunk holds the copy and the whole tree: the scan's bound
-	// plus slack for the zone's own alignment.
-	if (!msgpack_zone_init(&ev->zone, res.len + res.zone_bytes + 64)) {
+	// One chunk usually holds the copy and the whole tree (an event's
+	// maps take about three times its bytes); the zone grows if not.
+	if (!msgpack_zone_init(&ev->zone, 4 * len + 256)) {
 		free(ev);
 		return (EVB_ENOMEM);
 	}
-	if ((copy = msgpack_zone_malloc_no_align(&ev->zone, res.len)) == NULL) {
+	if ((copy = msgpack_zone_malloc_no_align(&ev->zone, len)) == NULL) {
 		rv = EVB_ENOMEM;
 		goto fail;
 	}
-	memcpy(copy, buf, res.len);
-	if (msgpack_unpack(copy, res.len, &off, &ev->zone, &obj) !=
-	    MSGPACK_UNPACK_SUCCESS) {
-		// The scan accepted these bytes, so only memory can fail here.
-		rv = EVB_ENOMEM;
+	memcpy(copy, buf, len);
+	rv = proto_decode((const uint8_t *) copy, len, &event_scan_opts,
+	    &ev->zone, &obj, &used, d);
+	if (rv != EVB_OK) {
+		goto fail;
+	}
+	if (used != len) {
+		evb_diag_set(d,
+		    "%zu bytes of trailing data after the event's %zu bytes",
+		    len - used, used);
+		rv = EVB_EMALFORMED;
 		goto fail;
 	}
 	if ((ev->root = msgpack_zone_malloc(&ev->zone, sizeof(obj))) == NULL) {
@@ -277,9 +276,6 @@ event_decode(evb_event **out, const uint8_t *buf, size_t len, size_t *used,
 		goto fail;
 	}
 	memcpy((msgpack_object *) ev->root, &obj, sizeof(obj));
-	if ((rv = proto_scan_tree(ev->root, d)) != EVB_OK) {
-		goto fail;
-	}
 	if ((rv = env_read(ev, d)) != EVB_OK) {
 		goto fail;
 	}
@@ -295,26 +291,11 @@ int
 evb_proto_event_decode(
     evb_event **out, const void *buf, size_t len, evb_diag *diag)
 {
-	evb_event *ev;
-	size_t     n = 0;
-	int        rv;
-
 	if (len == 0) {
 		evb_diag_set(diag, "empty input: expected a MessagePack map");
 		return (EVB_EMALFORMED);
 	}
-	if ((rv = event_decode(&ev, buf, len, &n, diag)) != EVB_OK) {
-		return (rv);
-	}
-	if (n != len) {
-		evb_proto_event_free(ev);
-		evb_diag_set(diag,
-		    "%zu bytes of trailing data after the event's %zu bytes",
-		    len - n, n);
-		return (EVB_EMALFORMED);
-	}
-	*out = ev;
-	return (EVB_OK);
+	return (event_decode(out, buf, len, diag));
 }
 
 void
@@ -742,14 +723,17 @@ evb_proto_ingest_next(evb_proto_ingest *it, evb_event **out, evb_diag *diag)
 		return (EVB_EOF);
 	}
 	it->index++;
-	rv = event_decode(out, it->buf + it->off, it->len - it->off, &n, diag);
-	if (n == 0) {
+	if (proto_delimit(it->buf + it->off, it->len - it->off, &n) != EVB_OK) {
 		// The element cannot be delimited: nothing after it can be
 		// trusted, so the iteration ends here.
+		evb_diag_set(diag,
+		    "truncated MessagePack: the message ends inside event %zu",
+		    it->index - 1);
 		it->count = it->index;
 		it->off   = it->len;
-		return (rv);
+		return (EVB_EMALFORMED);
 	}
+	rv = event_decode(out, it->buf + it->off, n, diag);
 	it->off += n;
 	return (rv);
 }

@@ -33,36 +33,30 @@ struct evb_event {
 	char id_buf[EVB_PROTO_MAX_ID];   /* Storage for evb_proto_event_set_id. */
 };
 
-/* ---- proto_scan.c: checks around msgpack-c's parser ------------------- */
+/* ---- proto_decode.c: MessagePack to msgpack-c objects, checked ------- */
 
 typedef struct proto_scan_opts {
 	size_t max_depth;     /* Deepest container; the root is depth 1. */
 	size_t top_array_max; /* Elements allowed in a root array. */
 } proto_scan_opts;
 
-typedef struct proto_scan_result {
-	size_t len;        /* Bytes of the first object. */
-	size_t zone_bytes; /* Upper bound of msgpack-c's tree allocation. */
-} proto_scan_result;
+/*
+ * proto_decode decodes the first object of p[0..len) into *out, with
+ * every node allocated in zone and every string pointing into p (which
+ * must outlive the tree). It enforces the limits in o and the rules in
+ * proto_decode.c's top comment. Errors: EVB_EMALFORMED, EVB_ETOOBIG (d
+ * names the path and byte), EVB_ENOMEM. OUT: *used, bytes decoded, on
+ * success only.
+ */
+int proto_decode(const uint8_t *p, size_t len, const proto_scan_opts *o,
+    msgpack_zone *zone, msgpack_object *out, size_t *used, evb_diag *d);
 
 /*
- * proto_scan_extent delimits the first object of p without allocating or
- * recursing, and enforces depth, map/array sizes, string lengths, and
- * what each item's bytes show: string keys, UTF-8 without NUL, finite
- * floats, no bin values, no ext types.
- * EVB_EMALFORMED when truncated or on a never-used byte; EVB_ETOOBIG over
- * a limit. OUT: *res; res->len is the object's length whenever it could
- * be delimited (also with EVB_ETOOBIG for a size limit), else 0.
+ * proto_delimit finds the length of the first object of p without
+ * allocating or recursing (any depth). EVB_EMALFORMED when truncated.
+ * OUT: *n, on success only.
  */
-int proto_scan_extent(const uint8_t *p, size_t len, const proto_scan_opts *o,
-    proto_scan_result *res, evb_diag *d);
-
-/*
- * proto_scan_tree finds duplicate keys in the maps below the envelope's
- * data (the envelope reader and the schema check those two maps).
- * EVB_EMALFORMED with the path of the problem.
- */
-int proto_scan_tree(const msgpack_object *o, evb_diag *d);
+int proto_delimit(const uint8_t *p, size_t len, size_t *n);
 
 /* ---- proto_schema.c: the type table and validation ---------------------- */
 
@@ -97,7 +91,16 @@ proto_obj_key(const msgpack_object *k)
 static inline bool
 proto_bytes_eq(const char *a, size_t alen, const char *b, size_t blen)
 {
-	return (alen == blen && (alen == 0 || memcmp(a, b, alen) == 0));
+	if (alen != blen) {
+		return (false);
+	}
+	// Keys and names are short: a loop beats a call to memcmp.
+	for (size_t i = 0; i < alen; i++) {
+		if (a[i] != b[i]) {
+			return (false);
+		}
+	}
+	return (true);
 }
 
 /*

@@ -33,6 +33,7 @@ enum {
 	F_MIN_EXCL = 1 << 2,
 	F_MAX      = 1 << 3, /* value <= max (or < max with F_MAX_EXCL). */
 	F_MAX_EXCL = 1 << 4,
+	F_ROUTE    = 1 << 5, /* The routing key; exactly one, and required. */
 };
 
 typedef struct proto_field {
@@ -51,7 +52,6 @@ typedef struct proto_field {
 
 typedef struct proto_type {
 	const char *name;   /* Type name, also the topic's first part. */
-	const char *route;  /* Field whose value is the routing key. */
 	proto_field fields[TYPE_MAX_FIELDS]; /* Ends at the first NULL name. */
 } proto_type;
 
@@ -75,48 +75,49 @@ static const char *const health_values[] = { "healthy", "degraded", "down",
 #define GT0 (F_MIN | F_MIN_EXCL)
 #define GE0 (F_MIN)
 #define PCT (F_MIN | F_MAX)
+#define ROUTE (F_REQ | F_ROUTE)
 
 // Changing an index breaks existing logs: append new types at the end.
 static const proto_type proto_types[] = {
-	{ "signal_generated", "symbol",
-	    { STR("signal_id", F_REQ), SYMBOL(F_REQ),
+	{ "signal_generated",
+	    { STR("signal_id", F_REQ), SYMBOL(ROUTE),
 	        ENUM("direction", dir_values, F_REQ),
 	        NUM("confidence", F_REQ | PCT, 0, 100),
 	        STR("pattern_type", 0), NUM("entry_price", GT0, 0, 0),
 	        NUM("stop_loss", GT0, 0, 0), NUM("take_profit", GT0, 0, 0),
 	        ENUM("timeframe", tf_values, 0) } },
-	{ "fire_command", "symbol",
+	{ "fire_command",
 	    { STR("command_id", F_REQ), STR("user_id", F_REQ),
-	        STR("signal_id", F_REQ), SYMBOL(F_REQ),
+	        STR("signal_id", F_REQ), SYMBOL(ROUTE),
 	        ENUM("direction", dir_values, F_REQ),
 	        NUM("volume", F_REQ | GT0 | F_MAX, 0, 100),
 	        NUM("stop_loss", GT0, 0, 0), NUM("take_profit", GT0, 0, 0) } },
-	{ "trade_executed", "symbol",
+	{ "trade_executed",
 	    { INT("ticket", F_REQ | GT0, 0, 0), STR("user_id", F_REQ),
-	        SYMBOL(F_REQ), ENUM("direction", dir_values, F_REQ),
+	        SYMBOL(ROUTE), ENUM("direction", dir_values, F_REQ),
 	        NUM("volume", F_REQ | GT0, 0, 0),
 	        NUM("price", F_REQ | GT0, 0, 0), STR("signal_id", 0),
 	        STR("command_id", 0), NUM("commission", 0, 0, 0),
 	        NUM("slippage_pips", 0, 0, 0) } },
-	{ "balance_update", "user_id",
-	    { STR("user_id", F_REQ), NUM("balance", F_REQ, 0, 0),
+	{ "balance_update",
+	    { STR("user_id", ROUTE), NUM("balance", F_REQ, 0, 0),
 	        NUM("equity", F_REQ, 0, 0), STR("account_id", 0),
 	        NUM("margin", GE0, 0, 0),
 	        { NAME("currency"), .kind = FK_CURRENCY } } },
-	{ "system_health", "component",
-	    { STR("component", F_REQ), ENUM("status", health_values, F_REQ),
+	{ "system_health",
+	    { STR("component", ROUTE), ENUM("status", health_values, F_REQ),
 	        NUM("cpu_percent", PCT, 0, 100), NUM("memory_mb", GE0, 0, 0),
 	        NUM("uptime_s", GE0, 0, 0), TEXT("message", 0) } },
-	{ "user_action", "user_id",
-	    { STR("user_id", F_REQ), TEXT("action", F_REQ),
+	{ "user_action",
+	    { STR("user_id", ROUTE), TEXT("action", F_REQ),
 	        { NAME("details"), .kind = FK_MAP } } },
-	{ "market_data", "symbol",
-	    { SYMBOL(F_REQ), NUM("bid", F_REQ | GT0, 0, 0),
+	{ "market_data",
+	    { SYMBOL(ROUTE), NUM("bid", F_REQ | GT0, 0, 0),
 	        { NAME("ask"), .kind = FK_NUM, .flags = F_REQ | GT0,
 	            .ge_field = "bid" },
 	        NUM("volume", GE0, 0, 0) } },
-	{ "pattern_detected", "symbol",
-	    { SYMBOL(F_REQ), STR("pattern_type", F_REQ),
+	{ "pattern_detected",
+	    { SYMBOL(ROUTE), STR("pattern_type", F_REQ),
 	        NUM("confidence", F_REQ | PCT, 0, 100),
 	        ENUM("timeframe", tf_values, 0),
 	        ENUM("direction", dir_values, 0) } },
@@ -446,9 +447,7 @@ schema_match(const proto_type *t, const msgpack_object *key)
 	for (int j = 0; t->fields[j].name != NULL; j++) {
 		const proto_field *f = &t->fields[j];
 
-		// name_len > 0, so k.ptr is not NULL past the first test.
-		if (f->name_len == k.len && f->name[0] == k.ptr[0] &&
-		    memcmp(f->name, k.ptr, k.len) == 0) {
+		if (proto_bytes_eq(f->name, f->name_len, k.ptr, k.len)) {
 			return (j);
 		}
 	}
@@ -511,6 +510,7 @@ proto_schema_validate(
 	uint8_t                  unknown[EVB_PROTO_MAX_FIELDS];
 	size_t                   nunknown = 0;
 	uint32_t                 seen     = 0;
+	int                      route_j  = -1;
 	int                      rv;
 
 	for (uint32_t i = 0; i < data->via.map.size; i++) {
@@ -530,6 +530,9 @@ proto_schema_validate(
 		}
 		seen |= 1u << j;
 		vals[j] = &kv[i].val;
+		if (t->fields[j].flags & F_ROUTE) {
+			route_j = j;
+		}
 	}
 	if ((rv = schema_unknown_dup(t, kv, unknown, nunknown, d)) != EVB_OK) {
 		return (rv);
@@ -537,9 +540,9 @@ proto_schema_validate(
 	if ((rv = schema_cross(t, vals, seen, d)) != EVB_OK) {
 		return (rv);
 	}
-	// Every type's routing field is required, so it was seen.
-	rv         = schema_field_index(t, t->route);
-	route->ptr = vals[rv]->via.str.ptr;
-	route->len = vals[rv]->via.str.size;
+	// The routing field is required, so schema_cross saw it.
+	evb_assert(route_j >= 0);
+	route->ptr = vals[route_j]->via.str.ptr;
+	route->len = vals[route_j]->via.str.size;
 	return (EVB_OK);
 }

@@ -8,11 +8,13 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "wal/wal.h"
 
 #define WAL_CRASH_MAX_BATCH 64 /* Records per batch, at most. */
 #define WAL_CRASH_MAX_LEN 400  /* Payload bytes, at most. */
+#define WAL_CRASH_ID_MAX 32    /* Id bytes, with room for the NUL. */
 
 /* wal_crash_batch is the size of the batch that starts at off. */
 static inline size_t
@@ -42,16 +44,39 @@ wal_crash_fill(uint8_t *p, uint64_t off)
 	}
 }
 
-/* wal_crash_rec fills the header fields of the record at off. */
-static inline void
-wal_crash_rec(evb_wal_rec *r, uint64_t off, const uint8_t *payload)
+/*
+ * wal_crash_first is the first offset of the batch that holds off (the
+ * child's batches tile the log from offset 1).
+ */
+static inline uint64_t
+wal_crash_first(uint64_t off)
 {
+	uint64_t b = 1;
+
+	while (b + wal_crash_batch(b) <= off) {
+		b += wal_crash_batch(b);
+	}
+	return (b);
+}
+
+/*
+ * wal_crash_rec fills the record at off; payload and id (WAL_CRASH_ID_MAX
+ * bytes) are the caller's buffers, payload filled by wal_crash_fill.
+ */
+static inline void
+wal_crash_rec(evb_wal_rec *r, uint64_t off, const uint8_t *payload, char *id)
+{
+	int n = snprintf(id, WAL_CRASH_ID_MAX, "crash-%llu",
+	    (unsigned long long) off);
+
 	r->type    = (uint16_t) (off % 65521);
 	r->epoch   = 1;
 	r->seq     = off;
 	r->ts_ns   = (int64_t) off * 1000;
 	r->payload = payload;
 	r->len     = wal_crash_len(off);
+	r->id      = id;
+	r->id_len  = (size_t) n;
 }
 
 #endif /* EVB_WAL_CRASH_H */

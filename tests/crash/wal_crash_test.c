@@ -8,7 +8,9 @@
  *   - evb_wal_verify passes: offsets 1..last with no gap, every CRC good;
  *   - every offset the child printed is there (last >= the largest);
  *   - every record holds exactly the bytes derived from its offset
- *     (tests/crash/wal_crash.h), so nothing was torn or duplicated.
+ *     (tests/crash/wal_crash.h), so nothing was torn or duplicated;
+ *   - and, in the child, that the last batch sent again after a restart
+ *     is recognised as duplicates (it exits with an error otherwise).
  * The seed is printed; EVB_CRASH_SEED=<n> repeats a run.
  */
 #include <inttypes.h>
@@ -147,10 +149,11 @@ static void
 crash_check_record(const evb_wal_entry *e, uint64_t off)
 {
 	uint8_t     want[WAL_CRASH_MAX_LEN];
+	char        id[WAL_CRASH_ID_MAX];
 	evb_wal_rec r;
 
 	wal_crash_fill(want, off);
-	wal_crash_rec(&r, off, want);
+	wal_crash_rec(&r, off, want, id);
 	cr_assert_eq(e->off, off);
 	cr_assert_eq(e->type, r.type, "offset %" PRIu64, off);
 	cr_assert_eq(e->epoch, r.epoch, "offset %" PRIu64, off);

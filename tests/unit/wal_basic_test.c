@@ -89,12 +89,12 @@ static int
 append_n(
     evb_wal *w, uint64_t expect_first, size_t count, size_t len, evb_diag *d)
 {
-	evb_wal_rec *recs  = calloc(count, sizeof(*recs));
-	uint8_t     *data  = malloc(count * len + 1);
-	uint64_t     first = 0;
-	int          rc;
+	evb_wal_rec    *recs = calloc(count, sizeof(*recs));
+	evb_wal_result *res  = calloc(count, sizeof(*res));
+	uint8_t        *data = malloc(count * len + 1);
+	int             rc;
 
-	cr_assert(recs != NULL && data != NULL);
+	cr_assert(recs != NULL && res != NULL && data != NULL);
 	for (size_t i = 0; i < count; i++) {
 		fill(data + i * len, len, expect_first + i);
 		recs[i].type    = (uint16_t) (i % 7);
@@ -104,11 +104,15 @@ append_n(
 		recs[i].payload = data + i * len;
 		recs[i].len     = len;
 	}
-	rc = evb_wal_append(w, recs, count, &first, d);
+	rc = evb_wal_append(w, recs, count, res, d);
 	if (rc == EVB_OK) {
-		cr_assert_eq(first, expect_first);
+		for (size_t i = 0; i < count; i++) {
+			cr_assert_eq(res[i].status, EVB_OK);
+			cr_assert_eq(res[i].off, expect_first + i);
+		}
 	}
 	free(data);
+	free(res);
 	free(recs);
 	return (rc);
 }
@@ -222,17 +226,23 @@ Test(wal, append_then_read_round_trips_every_field)
 {
 	static const uint8_t p0[]    = { 0x82, 0x00, 0xff, 0x00, 0x7f };
 	evb_wal_rec          recs[3] = {
-		         { 65535, UINT64_MAX, 1, INT64_MIN, p0, sizeof(p0) },
-		         { 2, 7, 2, -1, NULL, 0 },
-		         { 3, 0, UINT64_MAX, INT64_MAX, "abc", 3 },
+		         { 65535, UINT64_MAX, 1, INT64_MIN, p0, sizeof(p0), NULL, 0 },
+		         { 2, 7, 2, -1, NULL, 0, NULL, 0 },
+		         { 3, 0, UINT64_MAX, INT64_MAX, "abc", 3, NULL, 0 },
 	};
-	evb_wal      *w = wal_open_fast();
-	evb_wal_iter *it;
-	evb_wal_entry e;
-	uint64_t      first = 0, last = 0;
+	evb_wal       *w = wal_open_fast();
+	evb_wal_iter  *it;
+	evb_wal_entry  e;
+	evb_wal_result res[3];
+	int64_t        t0 = evb_clock_real_ns(), t1;
+	uint64_t       last = 0;
 
-	cr_assert_eq(evb_wal_append(w, recs, 3, &first, NULL), EVB_OK);
-	cr_assert_eq(first, 1);
+	cr_assert_eq(evb_wal_append(w, recs, 3, res, NULL), EVB_OK);
+	t1 = evb_clock_real_ns();
+	for (uint64_t i = 0; i < 3; i++) {
+		cr_assert_eq(res[i].status, EVB_OK);
+		cr_assert_eq(res[i].off, i + 1);
+	}
 	cr_assert_eq(evb_wal_last(w, &last), EVB_OK);
 	cr_assert_eq(last, 3);
 	cr_assert_eq(evb_wal_iter_open(w, 0, &it), EVB_OK);
@@ -244,6 +254,8 @@ Test(wal, append_then_read_round_trips_every_field)
 		cr_assert_eq(e.epoch, recs[i].epoch);
 		cr_assert_eq(e.seq, recs[i].seq);
 		cr_assert_eq(e.ts_ns, recs[i].ts_ns);
+		// The default clock is the wall clock, read once per batch.
+		cr_assert(e.append_ns >= t0 && e.append_ns <= t1);
 		cr_assert_eq(e.len, recs[i].len);
 		if (e.len > 0) {
 			cr_assert_eq(
@@ -257,41 +269,63 @@ Test(wal, append_then_read_round_trips_every_field)
 	evb_wal_close(w);
 }
 
+/* fixed_clock is a clock that always reads *arg. */
+static int64_t
+fixed_clock(void *arg)
+{
+	return (*(const int64_t *) arg);
+}
+
 Test(wal, stored_record_bytes_match_the_documented_format)
 {
 	static const uint8_t payload[] = { 0x81, 0xa1, 'k', 0x01, 0x00 };
+	static int64_t       append_ns = 0x2122232425262728LL;
 	evb_wal_rec          rec       = { 0x0102, 0x0304050607080910ull,
-		               0x1112131415161718ull, -2, payload, sizeof(payload) };
-	uint8_t              want[36 + sizeof(payload)] = {
-		             1, 0,       // version, flags
+		               0x1112131415161718ull, -2, payload, sizeof(payload), "id-1",
+		               4 };
+	uint8_t              want[44 + sizeof(payload)] = {
+		             2, 0,       // version, flags
 		             0x01, 0x02, // type
 		             0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x10, // epoch
 		             0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, // seq
 		             0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, // ts_ns = -2
+		             0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, // append_ns
 		             0x00, 0x00, 0x00, sizeof(payload), // payload length
 	};
-	uint8_t  key[8] = { 0, 0, 0, 0, 0, 0, 0, 1 };
-	uint32_t crc;
-	evb_wal *w = wal_open_fast();
-	raw_env  r;
-	MDB_val  k = { sizeof(key), key }, v;
+	uint8_t      key[8] = { 0, 0, 0, 0, 0, 0, 0, 1 };
+	uint8_t      enc[sizeof(want)];
+	uint32_t     crc;
+	evb_wal_opts o;
+	evb_wal     *w;
+	raw_env      r;
+	MDB_val      k = { sizeof(key), key }, v;
 
+	evb_wal_opts_default(&o);
+	o.durability = EVB_WAL_NONE;
+	o.clock_ns   = fixed_clock;
+	o.clock_arg  = &append_ns;
+	w            = wal_open_opts(&o);
 	cr_assert_eq(evb_wal_append(w, &rec, 1, NULL, NULL), EVB_OK);
 	evb_wal_close(w);
 
-	crc      = ref_crc32c(0, want, 32);
+	crc      = ref_crc32c(0, want, 40);
 	crc      = ref_crc32c(crc, payload, sizeof(payload));
-	want[32] = (uint8_t) (crc >> 24);
-	want[33] = (uint8_t) (crc >> 16);
-	want[34] = (uint8_t) (crc >> 8);
-	want[35] = (uint8_t) crc;
-	memcpy(want + 36, payload, sizeof(payload));
+	want[40] = (uint8_t) (crc >> 24);
+	want[41] = (uint8_t) (crc >> 16);
+	want[42] = (uint8_t) (crc >> 8);
+	want[43] = (uint8_t) crc;
+	memcpy(want + 44, payload, sizeof(payload));
 
 	raw_begin(&r, "log", false);
 	cr_assert_eq(mdb_get(r.txn, r.dbi, &k, &v), 0);
 	cr_assert_eq(v.mv_size, sizeof(want));
 	cr_assert_eq(memcmp(v.mv_data, want, sizeof(want)), 0);
 	raw_end(&r);
+
+	// The public encoder writes the same bytes.
+	cr_assert_eq(evb_wal_record_size(sizeof(payload)), sizeof(want));
+	evb_wal_record_encode(enc, &rec, append_ns);
+	cr_assert_eq(memcmp(enc, want, sizeof(want)), 0);
 }
 
 Test(wal, reopen_keeps_next_offset)
@@ -664,7 +698,7 @@ Test(wal, truncated_record_is_corrupt)
 	evb_wal_iter_close(it);
 	cr_assert_eq(evb_wal_verify(w, &r, &d), EVB_ECORRUPT);
 	cr_assert_eq(r.first_bad_off, 2);
-	cr_assert(strstr(d.msg, "shorter than its 36-byte header") != NULL,
+	cr_assert(strstr(d.msg, "shorter than its 44-byte header") != NULL,
 	    "%s", d.msg);
 	evb_wal_close(w);
 }
@@ -779,7 +813,7 @@ Test(wal, bad_arguments_are_einval)
 {
 	evb_wal_opts o;
 	evb_wal     *w   = NULL;
-	evb_wal_rec  rec = { 0, 0, 0, 0, NULL, 5 };
+	evb_wal_rec  rec = { 0, 0, 0, 0, NULL, 5, NULL, 0 };
 	evb_diag     d   = { { 0 } };
 
 	evb_wal_opts_default(&o);

@@ -1,0 +1,618 @@
+/*
+ * proto_decode.c: MessagePack bytes to msgpack-c objects, for untrusted
+ * input, in one pass.
+ *
+ * Why not msgpack_unpack(): msgpack-c's parser allocates what a header
+ * claims before it knows the bytes exist (a map32 header claiming 2^32-1
+ * entries asks for 64 GiB), and it accepts what our events cannot hold
+ * (NaN, integer keys, invalid UTF-8, ext types), so every input would
+ * need a guarding pass over the bytes before it and a checking pass over
+ * the tree after it. Three passes cost more than twice the whole budget
+ * of decode + validate (docs/benchmarks.md). This decoder does all of it
+ * in the one walk, and builds the same msgpack_object tree in a
+ * msgpack_zone, so everything downstream (the packer, msgpack_object
+ * accessors) is still msgpack-c's.
+ *
+ * What it enforces, with the first problem named by path ("data.bid"):
+ * nesting depth, map/array/string sizes (EVB_PROTO_MAX_*), that every
+ * claimed item fits in the bytes that remain (so allocation is bounded by
+ * the input length: at most one msgpack_object_kv per two input bytes),
+ * string keys, no duplicate keys, UTF-8 without NUL, finite floats, no
+ * bin values (bin keys are fine) and no ext types. Recursion is bounded
+ * by the depth limit, checked before each descent.
+ *
+ * The MessagePack spec is the reference; docs/protocol.md summarises the
+ * subset we accept. When this changes, change with it docs/protocol.md,
+ * the fuzz corpus (fuzz/gen_corpus.py) and tests/unit/proto_hostile_test.c.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "proto/proto_int.h"
+
+typedef enum scan_kind {
+	SK_NIL,
+	SK_BOOL,
+	SK_INT,
+	SK_FLOAT32,
+	SK_FLOAT64,
+	SK_STR,
+	SK_BIN,
+	SK_EXT,
+	SK_ARRAY,
+	SK_MAP,
+	SK_INVALID, /* 0xc1, never used by the spec. */
+} scan_kind;
+
+typedef struct scan_head {
+	scan_kind kind;
+	size_t    size; /* Header plus payload bytes (children excluded). */
+	uint64_t  n;    /* Payload bytes (str, bin, ext) or children count. */
+} scan_head;
+
+/* Size of the length field that follows a marker byte, for 8/16/32. */
+static const uint8_t scan_len_bytes[3] = { 1, 2, 4 };
+
+static uint64_t
+scan_read_len(const uint8_t *p, size_t nbytes)
+{
+	switch (nbytes) {
+	case 1:
+		return (p[0]);
+	case 2:
+		return (evb_get_be16(p));
+	default:
+		return (evb_get_be32(p));
+	}
+}
+
+/*
+ * scan_read_head decodes the header at p[0..avail). It checks that the
+ * header itself is present; the caller checks the payload.
+ */
+static inline int
+scan_read_head(const uint8_t *p, size_t avail, scan_head *h)
+{
+	uint8_t b = p[0];
+	size_t  lb;
+
+	h->n = 0;
+	if (b <= 0x7f || b >= 0xe0) {
+		h->kind = SK_INT;
+		h->size = 1;
+		return (EVB_OK);
+	}
+	if (b <= 0x8f || (b >= 0x90 && b <= 0x9f)) {
+		h->kind = b <= 0x8f ? SK_MAP : SK_ARRAY;
+		h->n    = b & 0x0f;
+		h->size = 1;
+		return (EVB_OK);
+	}
+	if (b <= 0xbf) {
+		h->kind = SK_STR;
+		h->n    = b & 0x1f;
+		h->size = 1 + h->n;
+		return (EVB_OK);
+	}
+	switch (b) {
+	case 0xc0:
+		h->kind = SK_NIL;
+		h->size = 1;
+		return (EVB_OK);
+	case 0xc2:
+	case 0xc3:
+		h->kind = SK_BOOL;
+		h->size = 1;
+		return (EVB_OK);
+	case 0xca:
+		h->kind = SK_FLOAT32;
+		h->size = 5;
+		return (EVB_OK);
+	case 0xcb:
+		h->kind = SK_FLOAT64;
+		h->size = 9;
+		return (EVB_OK);
+	case 0xcc: case 0xcd: case 0xce: case 0xcf:
+		h->kind = SK_INT;
+		h->size = 1 + ((size_t) 1 << (b - 0xcc));
+		return (EVB_OK);
+	case 0xd0: case 0xd1: case 0xd2: case 0xd3:
+		h->kind = SK_INT;
+		h->size = 1 + ((size_t) 1 << (b - 0xd0));
+		return (EVB_OK);
+	case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+		h->kind = SK_EXT;
+		h->n    = (uint64_t) 1 << (b - 0xd4);
+		h->size = 2 + h->n;
+		return (EVB_OK);
+	case 0xc4: case 0xc5: case 0xc6:
+	case 0xd9: case 0xda: case 0xdb:
+	case 0xc7: case 0xc8: case 0xc9:
+		// Length-prefixed payloads: bin 8/16/32, str 8/16/32, ext 8/16/32.
+		if (b <= 0xc6) {
+			h->kind = SK_BIN;
+			lb      = scan_len_bytes[b - 0xc4];
+		} else if (b >= 0xd9) {
+			h->kind = SK_STR;
+			lb      = scan_len_bytes[b - 0xd9];
+		} else {
+			h->kind = SK_EXT;
+			lb      = scan_len_bytes[b - 0xc7];
+		}
+		if (avail < 1 + lb) {
+			return (EVB_EMALFORMED);
+		}
+		h->n    = scan_read_len(p + 1, lb);
+		h->size = 1 + lb + (h->kind == SK_EXT ? 1 : 0) + (size_t) h->n;
+		return (EVB_OK);
+	case 0xdc: case 0xdd: case 0xde: case 0xdf:
+		h->kind = (b <= 0xdd) ? SK_ARRAY : SK_MAP;
+		lb      = (b == 0xdc || b == 0xde) ? 2 : 4;
+		if (avail < 1 + lb) {
+			return (EVB_EMALFORMED);
+		}
+		h->n    = scan_read_len(p + 1, lb);
+		h->size = 1 + lb;
+		return (EVB_OK);
+	default:
+		// 0xc1 is the one byte the spec never uses. It is one byte
+		// long, so a batch can still step over the event holding it.
+		h->kind = SK_INVALID;
+		h->size = 1;
+		return (EVB_OK);
+	}
+}
+
+/*
+ * scan_utf8 returns the offset of the first invalid byte of s, or len if
+ * s is valid UTF-8 without NUL (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF).
+ */
+static size_t
+scan_utf8(const uint8_t *s, size_t len)
+{
+	size_t   i    = 0;
+	uint64_t high = 0;
+	uint64_t zero = 0;
+	uint64_t w;
+
+	// Fast path for the common case, an ASCII string: fold all bytes,
+	// then test once for a high bit (non-ASCII) or a zero byte.
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&w, s + i, 8);
+		high |= w;
+		zero |= (w - 0x0101010101010101ull) & ~w;
+	}
+	for (; i < len; i++) {
+		high |= s[i];
+		zero |= (uint64_t) (s[i] == 0) << 7;
+	}
+	if (((high | zero) & 0x8080808080808080ull) == 0) {
+		return (len);
+	}
+	i = 0;
+	while (i < len) {
+		uint8_t  c = s[i];
+		size_t   need;
+		uint32_t cp;
+		uint32_t min;
+
+		if (c >= 0x01 && c <= 0x7f) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			need = 1, cp = c & 0x1f, min = 0x80;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			need = 2, cp = c & 0x0f, min = 0x800;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			need = 3, cp = c & 0x07, min = 0x10000;
+		} else {
+			return (i); // NUL, continuation byte, or 0xc0/0xc1/0xf5+.
+		}
+		if (len - i - 1 < need) {
+			return (i);
+		}
+		for (size_t k = 1; k <= need; k++) {
+			if ((s[i + k] & 0xc0) != 0x80) {
+				return (i);
+			}
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+			return (i);
+		}
+		i += need + 1;
+	}
+	return (len);
+}
+
+/*
+ * extent_skip delimits the rest of an object once it is known to be bad,
+ * with a plain count of pending items: no limits, no stack, any depth.
+ * Returns EVB_OK with *off at the object's end, or EVB_EMALFORMED when
+ * the bytes end first.
+ */
+static int
+extent_skip(const uint8_t *p, size_t len, size_t *off, uint64_t pending)
+{
+	scan_head h;
+
+	while (pending > 0) {
+		if (pending > len - *off ||
+		    scan_read_head(p + *off, len - *off, &h) != EVB_OK ||
+		    h.size > len - *off) {
+			return (EVB_EMALFORMED);
+		}
+		*off += h.size;
+		pending--;
+		if (h.kind == SK_ARRAY || h.kind == SK_MAP) {
+			pending += h.kind == SK_MAP ? 2 * h.n : h.n;
+		}
+	}
+	return (EVB_OK);
+}
+
+/* The decoder's state: input, output zone, and the path for messages. */
+typedef struct dec {
+	const uint8_t         *p;     /* The bytes (the event's own copy). */
+	size_t                 len;   /* Their length. */
+	size_t                 off;   /* Next byte to read. */
+	msgpack_zone          *zone;  /* Where the tree is allocated. */
+	const proto_scan_opts *o;     /* Limits. */
+	evb_diag              *d;     /* Where the first problem goes. */
+	size_t                 depth; /* Open containers. */
+	const msgpack_object *key[EVB_PROTO_MAX_DEPTH + 2]; /* NULL: array. */
+	uint32_t              idx[EVB_PROTO_MAX_DEPTH + 2]; /* Array index. */
+} dec;
+
+/* dec_fail records the first problem, prefixed by the path to it. */
+static int
+dec_fail(dec *c, int rv, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+dec_fail(dec *c, int rv, const char *fmt, ...)
+{
+	char    path[128];
+	char    msg[EVB_DIAG_MAX];
+	size_t  n = 0;
+	va_list ap;
+
+	if (c->d == NULL) {
+		return (rv);
+	}
+	path[0] = '\0';
+	for (size_t lv = 1; lv <= c->depth && n < sizeof(path); lv++) {
+		if (c->key[lv] == NULL) {
+			n += (size_t) snprintf(path + n, sizeof(path) - n, "[%u]",
+			    c->idx[lv]);
+		} else {
+			evb_str k = proto_obj_key(c->key[lv]);
+
+			n += (size_t) snprintf(path + n, sizeof(path) - n, "%s%.*s",
+			    n == 0 ? "" : ".", (int) (k.len > 40 ? 40 : k.len),
+			    k.ptr != NULL ? k.ptr : "");
+		}
+	}
+	va_start(ap, fmt);
+	(void) vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	evb_diag_set(c->d, "%s%s%s", path, path[0] != '\0' ? ": " : "", msg);
+	return (rv);
+}
+
+/* dec_int decodes the integer whose header is h at c->p + at. */
+static void
+dec_int(const dec *c, size_t at, const scan_head *h, msgpack_object *o)
+{
+	const uint8_t *q = c->p + at;
+	uint8_t        b = q[0];
+	int64_t        v;
+
+	if (b <= 0x7f || (b >= 0xcc && b <= 0xcf)) {
+		uint64_t u = b <= 0x7f ? b
+		    : h->size == 2     ? q[1]
+		    : h->size == 3     ? evb_get_be16(q + 1)
+		    : h->size == 5     ? evb_get_be32(q + 1)
+		                       : evb_get_be64(q + 1);
+
+		o->type    = MSGPACK_OBJECT_POSITIVE_INTEGER;
+		o->via.u64 = u;
+		return;
+	}
+	v = b >= 0xe0      ? (int8_t) b
+	    : h->size == 2 ? (int8_t) q[1]
+	    : h->size == 3 ? (int16_t) evb_get_be16(q + 1)
+	    : h->size == 5 ? (int32_t) evb_get_be32(q + 1)
+	                   : (int64_t) evb_get_be64(q + 1);
+	// msgpack-c's convention: a non-negative value is a positive
+	// integer whatever its wire type, so re-encoding is canonical.
+	if (v >= 0) {
+		o->type    = MSGPACK_OBJECT_POSITIVE_INTEGER;
+		o->via.u64 = (uint64_t) v;
+	} else {
+		o->type    = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+		o->via.i64 = v;
+	}
+}
+
+static int
+dec_float(dec *c, size_t at, const scan_head *h, msgpack_object *o)
+{
+	const uint8_t *q = c->p + at + 1;
+
+	if (h->kind == SK_FLOAT32) {
+		uint32_t bits = evb_get_be32(q);
+		float    f;
+
+		memcpy(&f, &bits, sizeof(f));
+		o->type    = MSGPACK_OBJECT_FLOAT32;
+		o->via.f64 = f;
+	} else {
+		uint64_t bits = evb_get_be64(q);
+
+		memcpy(&o->via.f64, &bits, sizeof(double));
+		o->type = MSGPACK_OBJECT_FLOAT64;
+	}
+	if (!isfinite(o->via.f64)) {
+		return (dec_fail(c, EVB_EMALFORMED,
+		    "number at byte %zu is NaN or infinite", at));
+	}
+	return (EVB_OK);
+}
+
+static int
+dec_string(dec *c, size_t at, const scan_head *h, bool is_key,
+    msgpack_object *o)
+{
+	const char *body = (const char *) c->p + at + h->size - (size_t) h->n;
+	size_t      bad;
+
+	if (h->kind == SK_BIN && !is_key) {
+		return (dec_fail(c, EVB_EMALFORMED,
+		    "binary value at byte %zu: only str values are supported",
+		    at));
+	}
+	if ((bad = scan_utf8((const uint8_t *) body, (size_t) h->n)) != h->n) {
+		return (dec_fail(c, EVB_EMALFORMED,
+		    "string at byte %zu has %s at its byte %zu", at,
+		    body[bad] == 0 ? "a NUL character" : "invalid UTF-8", bad));
+	}
+	// A bin key stays bin in the tree; proto_obj_key reads either.
+	o->type         = h->kind == SK_BIN ? MSGPACK_OBJECT_BIN : MSGPACK_OBJECT_STR;
+	o->via.str.ptr  = body;
+	o->via.str.size = (uint32_t) h->n;
+	return (EVB_OK);
+}
+
+static int dec_value(dec *c, msgpack_object *o, bool is_key);
+
+/*
+ * dec_claims checks a container's size against its limit and against the
+ * bytes that remain (each item takes at least one), before anything is
+ * allocated for it.
+ */
+static int
+dec_claims(dec *c, size_t at, const scan_head *h)
+{
+	uint64_t max = h->kind == SK_MAP ? EVB_PROTO_MAX_FIELDS
+	    : c->depth == 0              ? c->o->top_array_max
+	                                 : EVB_PROTO_MAX_ARRAY;
+	uint64_t items = h->kind == SK_MAP ? 2 * h->n : h->n;
+
+	if (c->depth + 1 > c->o->max_depth) {
+		return (dec_fail(c, EVB_ETOOBIG,
+		    "nesting at byte %zu is deeper than the limit of %zu", at,
+		    c->o->max_depth));
+	}
+	if (h->n > max) {
+		return (dec_fail(c, EVB_ETOOBIG,
+		    "%s at byte %zu has %llu entries, over the limit of %llu",
+		    h->kind == SK_MAP ? "map" : "array", at,
+		    (unsigned long long) h->n, (unsigned long long) max));
+	}
+	if (items > c->len - c->off) {
+		return (dec_fail(c, EVB_EMALFORMED,
+		    "truncated MessagePack: the %s at byte %zu claims %llu "
+		    "items, %zu bytes remain",
+		    h->kind == SK_MAP ? "map" : "array", at,
+		    (unsigned long long) items, c->len - c->off));
+	}
+	return (EVB_OK);
+}
+
+/*
+ * dec_is_event_map is true for the envelope and its data map, whose
+ * duplicate keys the envelope reader and the schema find more cheaply
+ * (known keys by a bit mask, only unknown keys pairwise).
+ */
+static bool
+dec_is_event_map(const dec *c)
+{
+	return (c->depth == 1 ||
+	    (c->depth == 2 && c->key[1] != NULL &&
+	        proto_bytes_eq(proto_obj_key(c->key[1]).ptr,
+	            proto_obj_key(c->key[1]).len, "data", 4)));
+}
+
+static int
+dec_map(dec *c, size_t at, const scan_head *h, msgpack_object *o)
+{
+	msgpack_object_kv *kv = NULL;
+	uint32_t           n  = (uint32_t) h->n;
+	bool               check_dups;
+	int                rv;
+
+	if ((rv = dec_claims(c, at, h)) != EVB_OK) {
+		return (rv);
+	}
+	if (n > 0 &&
+	    (kv = msgpack_zone_malloc(c->zone, n * sizeof(*kv))) == NULL) {
+		return (EVB_ENOMEM);
+	}
+	o->type         = MSGPACK_OBJECT_MAP;
+	o->via.map.size = n;
+	o->via.map.ptr  = kv;
+	c->depth++;
+	check_dups = !dec_is_event_map(c);
+	for (uint32_t i = 0; i < n; i++) {
+		c->key[c->depth] = NULL;
+		c->idx[c->depth] = i;
+		if ((rv = dec_value(c, &kv[i].key, true)) != EVB_OK) {
+			return (rv);
+		}
+		for (uint32_t j = 0; check_dups && j < i; j++) {
+			evb_str a = proto_obj_key(&kv[i].key);
+			evb_str b = proto_obj_key(&kv[j].key);
+
+			if (proto_bytes_eq(a.ptr, a.len, b.ptr, b.len)) {
+				return (dec_fail(c, EVB_EMALFORMED,
+				    "duplicate key \"%.*s\"",
+				    (int) (a.len > 40 ? 40 : a.len),
+				    a.ptr != NULL ? a.ptr : ""));
+			}
+		}
+		c->key[c->depth] = &kv[i].key;
+		if ((rv = dec_value(c, &kv[i].val, false)) != EVB_OK) {
+			return (rv);
+		}
+	}
+	c->depth--;
+	return (EVB_OK);
+}
+
+static int
+dec_array(dec *c, size_t at, const scan_head *h, msgpack_object *o)
+{
+	msgpack_object *el = NULL;
+	uint32_t        n  = (uint32_t) h->n;
+	int             rv;
+
+	if ((rv = dec_claims(c, at, h)) != EVB_OK) {
+		return (rv);
+	}
+	if (n > 0 &&
+	    (el = msgpack_zone_malloc(c->zone, n * sizeof(*el))) == NULL) {
+		return (EVB_ENOMEM);
+	}
+	o->type           = MSGPACK_OBJECT_ARRAY;
+	o->via.array.size = n;
+	o->via.array.ptr  = el;
+	c->depth++;
+	c->key[c->depth] = NULL;
+	for (uint32_t i = 0; i < n; i++) {
+		c->idx[c->depth] = i;
+		if ((rv = dec_value(c, &el[i], false)) != EVB_OK) {
+			return (rv);
+		}
+	}
+	c->depth--;
+	return (EVB_OK);
+}
+
+static int
+dec_value(dec *c, msgpack_object *o, bool is_key)
+{
+	size_t    at = c->off;
+	scan_head h;
+
+	if (at == c->len || scan_read_head(c->p + at, c->len - at, &h) != EVB_OK) {
+		return (dec_fail(c, EVB_EMALFORMED,
+		    "truncated MessagePack: the item at byte %zu is cut short",
+		    at));
+	}
+	// Limits first: "over the limit" says more than "truncated" about
+	// a header that claims 4 GiB.
+	if ((h.kind == SK_STR || h.kind == SK_BIN) && h.n > EVB_PROTO_MAX_STR) {
+		return (dec_fail(c, EVB_ETOOBIG,
+		    "string at byte %zu is %llu bytes, over the limit of %d", at,
+		    (unsigned long long) h.n, EVB_PROTO_MAX_STR));
+	}
+	if (h.size > c->len - at) {
+		return (dec_fail(c, EVB_EMALFORMED,
+		    "truncated MessagePack: the item at byte %zu is cut short",
+		    at));
+	}
+	c->off += h.size;
+	if (is_key && h.kind != SK_STR && h.kind != SK_BIN) {
+		return (dec_fail(
+		    c, EVB_EMALFORMED, "map key at byte %zu is not a string", at));
+	}
+	switch (h.kind) {
+	case SK_NIL:
+		o->type = MSGPACK_OBJECT_NIL;
+		return (EVB_OK);
+	case SK_BOOL:
+		o->type        = MSGPACK_OBJECT_BOOLEAN;
+		o->via.boolean = c->p[at] == 0xc3;
+		return (EVB_OK);
+	case SK_INT:
+		dec_int(c, at, &h, o);
+		return (EVB_OK);
+	case SK_FLOAT32:
+	case SK_FLOAT64:
+		return (dec_float(c, at, &h, o));
+	case SK_STR:
+	case SK_BIN:
+		return (dec_string(c, at, &h, is_key, o));
+	case SK_MAP:
+		return (dec_map(c, at, &h, o));
+	case SK_ARRAY:
+		return (dec_array(c, at, &h, o));
+	case SK_EXT:
+		return (dec_fail(c, EVB_EMALFORMED,
+		    "extension type at byte %zu is not supported", at));
+	default:
+		return (dec_fail(c, EVB_EMALFORMED,
+		    "invalid MessagePack at byte %zu (0x%02x)", at, c->p[at]));
+	}
+}
+
+int
+proto_decode(const uint8_t *p, size_t len, const proto_scan_opts *o,
+    msgpack_zone *zone, msgpack_object *out, size_t *used, evb_diag *d)
+{
+	dec c = {
+		.p     = p,
+		.len   = len,
+		.off   = 0,
+		.zone  = zone,
+		.o     = o,
+		.d     = d,
+		.depth = 0,
+	};
+	int rv;
+
+	if ((rv = dec_value(&c, out, false)) != EVB_OK) {
+		return (rv);
+	}
+	*used = c.off;
+	return (EVB_OK);
+}
+
+int
+proto_delimit(const uint8_t *p, size_t len, size_t *n)
+{
+	size_t off = 0;
+
+	if (extent_skip(p, len, &off, 1) != EVB_OK) {
+		return (EVB_EMALFORMED);
+	}
+	*n = off;
+	return (EVB_OK);
+}
+
+int
+evb_proto_msg_extent(const void *buf, size_t len, size_t *n, evb_diag *diag)
+{
+	if (proto_delimit(buf, len, n) != EVB_OK) {
+		evb_diag_set(diag,
+		    "truncated MessagePack: the input ends inside the object "
+		    "that starts at byte 0 (%zu bytes)",
+		    len);
+		return (EVB_EMALFORMED);
+	}
+	return (EVB_OK);
+}

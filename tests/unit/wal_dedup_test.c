@@ -1,0 +1,383 @@
+/*
+ * wal_dedup_test: duplicate suppression in evb_wal_append (wal/wal.h):
+ * ids inside the window are not stored again and report the original's
+ * offset, copies within one batch, the window's edges by count and by age
+ * (with an injected clock, so nothing sleeps), reopen, generations that
+ * keep the index bounded, records removed by retention, and the errors.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "tests/support/support.h"
+#include "wal/wal.h"
+
+#define MS 1000000LL /* ns */
+
+static char          *tmp;     /* Fresh per test. */
+static char          *wal_dir; /* tmp/wal. */
+static _Atomic int64_t now_ns; /* The test clock. */
+
+static void
+setup(void)
+{
+	cr_assert_eq(evb_ts_tmpdir_make(&tmp), EVB_OK);
+	wal_dir = evb_ts_path(tmp, "wal");
+	cr_assert_not_null(wal_dir);
+	atomic_store(&now_ns, 1764035435000 * MS);
+}
+
+static void
+teardown(void)
+{
+	free(wal_dir);
+	(void) evb_ts_tmpdir_remove(tmp);
+}
+
+TestSuite(wal_dedup, .init = setup, .fini = teardown, .timeout = 60);
+
+static int64_t
+test_clock(void *arg)
+{
+	(void) arg;
+	return (atomic_load(&now_ns));
+}
+
+/* wal_open_window opens the log with the test clock and a window. */
+static evb_wal *
+wal_open_window(uint64_t count, uint64_t age_ms)
+{
+	evb_wal_opts o;
+	evb_wal     *w = NULL;
+	evb_diag     d = { { 0 } };
+
+	evb_wal_opts_default(&o);
+	o.durability          = EVB_WAL_NONE;
+	o.dedup_window_count  = count;
+	o.dedup_window_age_ms = age_ms;
+	o.clock_ns            = test_clock;
+	cr_assert_eq(evb_wal_open(&w, wal_dir, &o, &d), EVB_OK, "%s", d.msg);
+	return (w);
+}
+
+/*
+ * send appends one batch whose records carry the ids in the
+ * space-separated list ids ("-" for a record without an id); each
+ * payload is its id. res gets one result per record.
+ */
+static int
+send(evb_wal *w, const char *ids, evb_wal_result *res, evb_diag *d)
+{
+	evb_wal_rec recs[64];
+	char        buf[1024];
+	size_t      n = 0;
+	char       *save, *tok;
+
+	cr_assert_lt(strlen(ids), sizeof(buf));
+	strcpy(buf, ids);
+	for (tok = strtok_r(buf, " ", &save); tok != NULL;
+	     tok = strtok_r(NULL, " ", &save)) {
+		cr_assert_lt(n, 64);
+		memset(&recs[n], 0, sizeof(recs[n]));
+		recs[n].payload = tok;
+		recs[n].len     = strlen(tok);
+		if (strcmp(tok, "-") != 0) {
+			recs[n].id     = tok;
+			recs[n].id_len = strlen(tok);
+		}
+		n++;
+	}
+	return (evb_wal_append(w, recs, n, res, d));
+}
+
+/* expect checks one result. */
+static void
+expect(const evb_wal_result *r, int status, uint64_t off)
+{
+	cr_assert_eq(r->status, status, "status %d, expected %d", r->status,
+	    status);
+	cr_assert_eq(r->off, off, "offset %llu, expected %llu",
+	    (unsigned long long) r->off, (unsigned long long) off);
+}
+
+/* send_one appends one record with id and checks its result. */
+static void
+send_one(evb_wal *w, const char *id, int status, uint64_t off)
+{
+	evb_wal_result r;
+	evb_diag       d = { { 0 } };
+
+	cr_assert_eq(send(w, id, &r, &d), EVB_OK, "%s", d.msg);
+	expect(&r, status, off);
+}
+
+/* payload_at returns a copy of the payload stored at off. */
+static char *
+payload_at(evb_wal *w, uint64_t off)
+{
+	evb_wal_iter *it;
+	evb_wal_entry e;
+	char         *p;
+
+	cr_assert_eq(evb_wal_iter_open(w, off, &it), EVB_OK);
+	cr_assert_eq(evb_wal_iter_next(it, &e), EVB_OK);
+	cr_assert_eq(e.off, off);
+	p = strndup(e.payload, e.len);
+	cr_assert_not_null(p);
+	evb_wal_iter_close(it);
+	return (p);
+}
+
+static uint64_t
+last_off(evb_wal *w)
+{
+	uint64_t last = 0;
+
+	cr_assert_eq(evb_wal_last(w, &last), EVB_OK);
+	return (last);
+}
+
+Test(wal_dedup, duplicate_in_window_is_not_stored_and_names_the_original)
+{
+	evb_wal       *w = wal_open_window(1000, 0);
+	evb_wal_result r[4];
+	evb_wal_stat   s;
+
+	cr_assert_eq(send(w, "a b c", r, NULL), EVB_OK);
+	expect(&r[0], EVB_OK, 1);
+	expect(&r[2], EVB_OK, 3);
+	// b is a duplicate; the others are new and take 4 and 5, so the
+	// stored records of a batch stay consecutive.
+	cr_assert_eq(send(w, "d b e", r, NULL), EVB_OK);
+	expect(&r[0], EVB_OK, 4);
+	expect(&r[1], EVB_EEXIST, 2);
+	expect(&r[2], EVB_OK, 5);
+	cr_assert_eq(last_off(w), 5);
+	cr_assert_str_eq(payload_at(w, 5), "e");
+	cr_assert_eq(evb_wal_stats(w, &s), EVB_OK);
+	cr_assert_eq(s.record_count, 5);
+	cr_assert_eq(s.dup_count, 1);
+	cr_assert_eq(s.id_count, 5);
+	evb_wal_close(w);
+}
+
+Test(wal_dedup, copies_within_one_batch_keep_the_first)
+{
+	evb_wal       *w = wal_open_window(1000, 0);
+	evb_wal_result r[6];
+
+	send_one(w, "x", EVB_OK, 1);
+	// "y" twice and "x" (stored before) twice.
+	cr_assert_eq(send(w, "y x z y x -", r, NULL), EVB_OK);
+	expect(&r[0], EVB_OK, 2);
+	expect(&r[1], EVB_EEXIST, 1);
+	expect(&r[2], EVB_OK, 3);
+	expect(&r[3], EVB_EEXIST, 2);
+	expect(&r[4], EVB_EEXIST, 1);
+	expect(&r[5], EVB_OK, 4);
+	cr_assert_eq(last_off(w), 4);
+	cr_assert_str_eq(payload_at(w, 2), "y");
+	cr_assert_str_eq(payload_at(w, 4), "-");
+	evb_wal_close(w);
+}
+
+Test(wal_dedup, batch_of_only_duplicates_stores_nothing)
+{
+	evb_wal       *w = wal_open_window(1000, 0);
+	evb_wal_result r[3];
+
+	cr_assert_eq(send(w, "a b", r, NULL), EVB_OK);
+	cr_assert_eq(send(w, "b a b", r, NULL), EVB_OK);
+	expect(&r[0], EVB_EEXIST, 2);
+	expect(&r[1], EVB_EEXIST, 1);
+	expect(&r[2], EVB_EEXIST, 2);
+	cr_assert_eq(last_off(w), 2);
+	send_one(w, "c", EVB_OK, 3);
+	evb_wal_close(w);
+}
+
+Test(wal_dedup, records_without_id_are_never_duplicates)
+{
+	evb_wal       *w = wal_open_window(1000, 0);
+	evb_wal_result r[3];
+
+	cr_assert_eq(send(w, "- - -", r, NULL), EVB_OK);
+	cr_assert_eq(send(w, "- - -", r, NULL), EVB_OK);
+	expect(&r[2], EVB_OK, 6);
+	evb_wal_close(w);
+}
+
+Test(wal_dedup, outside_the_window_by_count_is_stored_again)
+{
+	evb_wal *w = wal_open_window(3, 0);
+
+	send_one(w, "a", EVB_OK, 1);
+	send_one(w, "b", EVB_OK, 2);
+	send_one(w, "c", EVB_OK, 3);
+	// The window is the last 3 records before the batch: 1..3.
+	send_one(w, "a", EVB_EEXIST, 1);
+	send_one(w, "d", EVB_OK, 4);
+	// Now 2..4: a (at 1) has left it, b has not.
+	send_one(w, "b", EVB_EEXIST, 2);
+	send_one(w, "a", EVB_OK, 5);
+	send_one(w, "a", EVB_EEXIST, 5);
+	cr_assert_str_eq(payload_at(w, 5), "a");
+	evb_wal_close(w);
+}
+
+Test(wal_dedup, outside_the_window_by_age_is_stored_again)
+{
+	evb_wal *w = wal_open_window(0, 1000);
+
+	send_one(w, "a", EVB_OK, 1);
+	atomic_fetch_add(&now_ns, 999 * MS);
+	send_one(w, "a", EVB_EEXIST, 1);
+	send_one(w, "b", EVB_OK, 2);
+	atomic_fetch_add(&now_ns, 1 * MS); // a is exactly 1000 ms old.
+	send_one(w, "a", EVB_OK, 3);
+	send_one(w, "b", EVB_EEXIST, 2);
+	atomic_fetch_add(&now_ns, 999 * MS);
+	send_one(w, "b", EVB_OK, 4);
+	send_one(w, "a", EVB_EEXIST, 3);
+	evb_wal_close(w);
+}
+
+Test(wal_dedup, window_ends_at_the_first_limit_reached)
+{
+	evb_wal *w = wal_open_window(2, 1000);
+
+	send_one(w, "a", EVB_OK, 1);
+	atomic_fetch_add(&now_ns, 1000 * MS);
+	send_one(w, "a", EVB_OK, 2); // By age, within the count.
+	send_one(w, "b", EVB_OK, 3);
+	send_one(w, "c", EVB_OK, 4);
+	send_one(w, "a", EVB_OK, 5); // By count, within the age.
+	evb_wal_close(w);
+}
+
+Test(wal_dedup, both_limits_zero_turn_suppression_off)
+{
+	evb_wal     *w = wal_open_window(0, 0);
+	evb_wal_stat s;
+
+	send_one(w, "a", EVB_OK, 1);
+	send_one(w, "a", EVB_OK, 2);
+	cr_assert_eq(evb_wal_stats(w, &s), EVB_OK);
+	cr_assert_eq(s.id_count, 0);
+	cr_assert_eq(s.dup_count, 0);
+	evb_wal_close(w);
+}
+
+Test(wal_dedup, window_survives_reopen)
+{
+	evb_wal *w = wal_open_window(1000, 60000);
+
+	send_one(w, "a", EVB_OK, 1);
+	send_one(w, "b", EVB_OK, 2);
+	evb_wal_close(w);
+	atomic_fetch_add(&now_ns, 30000 * MS);
+	w = wal_open_window(1000, 60000);
+	send_one(w, "b", EVB_EEXIST, 2);
+	send_one(w, "c", EVB_OK, 3);
+	evb_wal_close(w);
+	atomic_fetch_add(&now_ns, 30000 * MS);
+	w = wal_open_window(1000, 60000);
+	send_one(w, "a", EVB_OK, 4); // 60 s old now.
+	send_one(w, "c", EVB_EEXIST, 3);
+	evb_wal_close(w);
+}
+
+/*
+ * Many windows' worth of ids: the index keeps at most two generations,
+ * so it stays near twice the window, and answers stay exact at the edge.
+ */
+Test(wal_dedup, generations_bound_the_index_and_stay_exact)
+{
+	evb_wal     *w = wal_open_window(100, 0);
+	evb_wal_stat s;
+	char         id[32];
+
+	for (uint64_t i = 1; i <= 1000; i++) {
+		(void) snprintf(id, sizeof(id), "id-%llu", (unsigned long long) i);
+		send_one(w, id, EVB_OK, i);
+		cr_assert_eq(evb_wal_stats(w, &s), EVB_OK);
+		cr_assert_leq(s.id_count, 200, "%llu ids after %llu records",
+		    (unsigned long long) s.id_count, (unsigned long long) i);
+	}
+	// The window is 901..1000.
+	send_one(w, "id-901", EVB_EEXIST, 901);
+	send_one(w, "id-1000", EVB_EEXIST, 1000);
+	send_one(w, "id-900", EVB_OK, 1001);
+	send_one(w, "id-1", EVB_OK, 1002);
+	evb_wal_close(w);
+}
+
+Test(wal_dedup, original_removed_by_retention_is_not_a_duplicate)
+{
+	evb_wal_opts o;
+	evb_wal     *w = NULL;
+	uint64_t     removed = 0;
+
+	evb_wal_opts_default(&o);
+	o.durability    = EVB_WAL_NONE;
+	o.clock_ns      = test_clock;
+	o.retain_age_ms = 1000;
+	cr_assert_eq(evb_wal_open(&w, wal_dir, &o, NULL), EVB_OK);
+	send_one(w, "a", EVB_OK, 1);
+	atomic_fetch_add(&now_ns, 2000 * MS);
+	send_one(w, "b", EVB_OK, 2);
+	cr_assert_eq(evb_wal_retain(w, 100, &removed, NULL), EVB_OK);
+	cr_assert_eq(removed, 1);
+	// Still inside the 24 h dedup window, but the record is gone.
+	send_one(w, "a", EVB_OK, 3);
+	send_one(w, "b", EVB_EEXIST, 2);
+	evb_wal_close(w);
+}
+
+Test(wal_dedup, bad_ids_fail_the_batch_and_leave_results_alone)
+{
+	evb_wal       *w = wal_open_window(1000, 0);
+	evb_wal_rec    rec;
+	evb_wal_result r = { 77, 99 };
+	evb_diag       d = { { 0 } };
+	char           big[EVB_WAL_ID_MAX + 1];
+
+	memset(big, 'i', sizeof(big));
+	memset(&rec, 0, sizeof(rec));
+	rec.id     = big;
+	rec.id_len = sizeof(big);
+	cr_assert_eq(evb_wal_append(w, &rec, 1, &r, &d), EVB_ETOOBIG);
+	cr_assert(strstr(d.msg, "recs[0].id_len") != NULL, "%s", d.msg);
+	cr_assert(r.off == 77 && r.status == 99);
+	rec.id     = NULL;
+	rec.id_len = 5;
+	cr_assert_eq(evb_wal_append(w, &rec, 1, &r, &d), EVB_EINVAL);
+	cr_assert(strstr(d.msg, "recs[0].id") != NULL, "%s", d.msg);
+	// The longest id is fine, and is found again.
+	rec.id     = big;
+	rec.id_len = EVB_WAL_ID_MAX;
+	cr_assert_eq(evb_wal_append(w, &rec, 1, &r, &d), EVB_OK, "%s", d.msg);
+	expect(&r, EVB_OK, 1);
+	cr_assert_eq(evb_wal_append(w, &rec, 1, &r, &d), EVB_OK, "%s", d.msg);
+	expect(&r, EVB_EEXIST, 1);
+	cr_assert_eq(last_off(w), 1);
+	evb_wal_close(w);
+}
+
+Test(wal_dedup, bad_window_options_are_einval)
+{
+	evb_wal_opts o;
+	evb_wal     *w = NULL;
+	evb_diag     d = { { 0 } };
+
+	evb_wal_opts_default(&o);
+	cr_assert_eq(o.dedup_window_count, 1000000);
+	cr_assert_eq(o.dedup_window_age_ms, 86400000);
+	o.dedup_window_age_ms = UINT64_MAX;
+	cr_assert_eq(evb_wal_open(&w, wal_dir, &o, &d), EVB_EINVAL);
+	cr_assert(strstr(d.msg, "dedup_window_age_ms") != NULL, "%s", d.msg);
+	cr_assert_null(w);
+}

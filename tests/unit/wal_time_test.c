@@ -1,0 +1,336 @@
+/*
+ * wal_time_test: evb_wal_seek_time (wal/wal.h), the first offset whose
+ * record has ts >= T in offset order. Producer times go backwards and
+ * jump, so the tests compare the WAL with a brute-force answer over every
+ * record ever appended, before and after retention removes a prefix, and
+ * check the edges: an empty log, times before and after everything, a
+ * far-future record, a damaged record inside the scanned range, and a
+ * damaged index entry.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+#include <lmdb.h>
+
+#include "tests/support/support.h"
+#include "wal/wal.h"
+
+#define MS 1000000LL                   /* ns */
+#define BASE_NS (1764035435000LL * MS) /* Some time in 2025. */
+#define MAX_RECS 4000
+
+static char          *tmp;     /* Fresh per test. */
+static char          *wal_dir; /* tmp/wal. */
+static int64_t        tss[MAX_RECS + 1]; /* tss[off]: ts appended there. */
+static uint64_t       nrecs;             /* Records appended. */
+static _Atomic int64_t now_ns;           /* The test clock. */
+
+static void
+setup(void)
+{
+	cr_assert_eq(evb_ts_tmpdir_make(&tmp), EVB_OK);
+	wal_dir = evb_ts_path(tmp, "wal");
+	cr_assert_not_null(wal_dir);
+	nrecs = 0;
+	atomic_store(&now_ns, BASE_NS);
+}
+
+static void
+teardown(void)
+{
+	free(wal_dir);
+	(void) evb_ts_tmpdir_remove(tmp);
+}
+
+TestSuite(wal_time, .init = setup, .fini = teardown, .timeout = 60);
+
+static int64_t
+test_clock(void *arg)
+{
+	(void) arg;
+	return (atomic_load(&now_ns));
+}
+
+static evb_wal *
+wal_open_test(void)
+{
+	evb_wal_opts o;
+	evb_wal     *w = NULL;
+	evb_diag     d = { { 0 } };
+
+	evb_wal_opts_default(&o);
+	o.durability    = EVB_WAL_NONE;
+	o.clock_ns      = test_clock;
+	o.retain_age_ms = 1000;
+	cr_assert_eq(evb_wal_open(&w, wal_dir, &o, &d), EVB_OK, "%s", d.msg);
+	return (w);
+}
+
+/* append_ts appends one batch with these times, noting them in tss. */
+static void
+append_ts(evb_wal *w, const int64_t *ts, size_t n)
+{
+	evb_wal_rec recs[256];
+	char        marks[256][24];
+
+	cr_assert_leq(n, 256);
+	cr_assert_leq(nrecs + n, MAX_RECS);
+	memset(recs, 0, sizeof(recs));
+	for (size_t i = 0; i < n; i++) {
+		(void) snprintf(marks[i], sizeof(marks[i]), "MARK-%06llu",
+		    (unsigned long long) (nrecs + 1 + i));
+		recs[i].ts_ns   = ts[i];
+		recs[i].payload = marks[i];
+		recs[i].len     = strlen(marks[i]);
+	}
+	cr_assert_eq(evb_wal_append(w, recs, n, NULL, NULL), EVB_OK);
+	for (size_t i = 0; i < n; i++) {
+		tss[++nrecs] = ts[i];
+	}
+}
+
+/* brute is the documented answer for T when the log starts at first. */
+static uint64_t
+brute(int64_t t, uint64_t first)
+{
+	uint64_t a = nrecs + 1;
+
+	for (uint64_t off = 1; off <= nrecs; off++) {
+		if (tss[off] >= t) {
+			a = off;
+			break;
+		}
+	}
+	return (a > first ? a : first);
+}
+
+static uint64_t
+seek(evb_wal *w, int64_t t)
+{
+	uint64_t off = 0;
+
+	cr_assert_eq(evb_wal_seek_time(w, t, &off), EVB_OK);
+	return (off);
+}
+
+/* check_many compares seek with brute for every stored ts, its
+ * neighbours, and random times around the range. */
+static void
+check_many(evb_wal *w, uint64_t first, uint64_t *rng)
+{
+	for (uint64_t off = 1; off <= nrecs; off++) {
+		for (int64_t d = -1; d <= 1; d++) {
+			int64_t t = tss[off] + d;
+
+			cr_assert_eq(seek(w, t), brute(t, first),
+			    "T = %lld (record %llu %+lld ns)", (long long) t,
+			    (unsigned long long) off, (long long) d);
+		}
+	}
+	for (int i = 0; i < 2000; i++) {
+		int64_t t;
+
+		*rng ^= *rng << 13;
+		*rng ^= *rng >> 7;
+		*rng ^= *rng << 17;
+		t = BASE_NS - 5 * MS + (int64_t) (*rng % (uint64_t) (400 * MS));
+		cr_assert_eq(seek(w, t), brute(t, first), "T = %lld",
+		    (long long) t);
+	}
+}
+
+/*
+ * jittered fills n times that drift forward 40 us per record with up to
+ * +-2 ms of noise and an occasional jump of -50..+50 ms: many records per
+ * 1 ms bucket, going backwards within and across buckets.
+ */
+static void
+jittered(int64_t *ts, size_t n, uint64_t *rng, uint64_t start)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t r;
+
+		*rng ^= *rng << 13;
+		*rng ^= *rng >> 7;
+		*rng ^= *rng << 17;
+		r     = *rng;
+		ts[i] = BASE_NS + (int64_t) (start + i) * 40000 +
+		    (int64_t) (r % (4 * MS)) - 2 * MS;
+		if (r % 97 == 0) {
+			ts[i] += (int64_t) ((r >> 20) % (100 * MS)) - 50 * MS;
+		}
+	}
+}
+
+Test(wal_time, empty_log_seeks_to_offset_1)
+{
+	evb_wal *w = wal_open_test();
+
+	cr_assert_eq(seek(w, 0), 1);
+	cr_assert_eq(seek(w, INT64_MIN), 1);
+	evb_wal_close(w);
+}
+
+Test(wal_time, monotonic_times_seek_exactly)
+{
+	evb_wal *w = wal_open_test();
+	int64_t  ts[5];
+
+	for (int i = 0; i < 5; i++) {
+		ts[i] = BASE_NS + i * 10 * MS;
+	}
+	append_ts(w, ts, 5);
+	cr_assert_eq(seek(w, INT64_MIN), 1);
+	cr_assert_eq(seek(w, BASE_NS), 1);
+	cr_assert_eq(seek(w, BASE_NS + 1), 2);
+	cr_assert_eq(seek(w, BASE_NS + 20 * MS), 3);
+	cr_assert_eq(seek(w, BASE_NS + 40 * MS), 5);
+	cr_assert_eq(seek(w, BASE_NS + 40 * MS + 1), 6);
+	cr_assert_eq(seek(w, INT64_MAX), 6);
+	evb_wal_close(w);
+}
+
+Test(wal_time, non_monotonic_times_match_brute_force)
+{
+	evb_wal *w   = wal_open_test();
+	uint64_t rng = 0x9E3779B97F4A7C15ull;
+	int64_t  ts[200];
+
+	for (int b = 0; b < 15; b++) {
+		jittered(ts, 200, &rng, nrecs);
+		append_ts(w, ts, 200);
+	}
+	check_many(w, 1, &rng);
+	evb_wal_close(w);
+	w = wal_open_test(); // The index is on disk, not in the handle.
+	check_many(w, 1, &rng);
+	evb_wal_close(w);
+}
+
+Test(wal_time, after_retention_seek_never_goes_below_the_first_kept)
+{
+	evb_wal     *w   = wal_open_test();
+	uint64_t     rng = 0x2545F4914F6CDD1Dull, removed = 0;
+	evb_wal_stat s;
+	int64_t      ts[200];
+
+	for (int b = 0; b < 10; b++) {
+		jittered(ts, 200, &rng, nrecs);
+		append_ts(w, ts, 200);
+		// The first 6 batches become older than retain_age_ms.
+		atomic_fetch_add(&now_ns, b == 5 ? 2000 * MS : 10 * MS);
+	}
+	cr_assert_eq(evb_wal_retain(w, 150, &removed, NULL), EVB_OK);
+	cr_assert_eq(removed, 1200);
+	cr_assert_eq(evb_wal_stats(w, &s), EVB_OK);
+	cr_assert_eq(s.first_off, 1201);
+	check_many(w, s.first_off, &rng);
+	evb_wal_close(w);
+}
+
+Test(wal_time, far_future_record_holds_later_seeks)
+{
+	evb_wal *w = wal_open_test();
+	int64_t  ts[4] = { BASE_NS, BASE_NS + 3600000 * MS, BASE_NS + 1 * MS,
+		 BASE_NS + 2 * MS };
+
+	append_ts(w, ts, 4);
+	// Record 2 is the first at or after any time up to an hour ahead.
+	cr_assert_eq(seek(w, BASE_NS + 1 * MS), 2);
+	cr_assert_eq(seek(w, BASE_NS + 60000 * MS), 2);
+	cr_assert_eq(seek(w, BASE_NS + 3600000 * MS + 1), 5);
+	evb_wal_close(w);
+}
+
+Test(wal_time, seek_then_iterate_reads_from_there)
+{
+	evb_wal      *w = wal_open_test();
+	evb_wal_iter *it;
+	evb_wal_entry e;
+	int64_t       ts[6] = { BASE_NS, BASE_NS + 5 * MS, BASE_NS + 1 * MS,
+		      BASE_NS + 9 * MS, BASE_NS + 2 * MS, BASE_NS + 10 * MS };
+	uint64_t off;
+
+	append_ts(w, ts, 6);
+	off = seek(w, BASE_NS + 3 * MS);
+	cr_assert_eq(off, 2);
+	cr_assert_eq(evb_wal_iter_open(w, off, &it), EVB_OK);
+	for (uint64_t want = 2; want <= 6; want++) {
+		cr_assert_eq(evb_wal_iter_next(it, &e), EVB_OK);
+		cr_assert_eq(e.off, want);
+		cr_assert_eq(e.ts_ns, tss[want]);
+	}
+	cr_assert_eq(evb_wal_iter_next(it, &e), EVB_EOF);
+	evb_wal_iter_close(it);
+	evb_wal_close(w);
+}
+
+/* flip_marker flips the last byte of marker in data.mdb. */
+static void
+flip_marker(const char *marker)
+{
+	char  *path = evb_ts_path(wal_dir, "data.mdb");
+	char  *buf;
+	size_t len, mlen = strlen(marker), hits = 0;
+
+	cr_assert_eq(evb_ts_file_read(path, &buf, &len), EVB_OK);
+	for (size_t i = 0; i + mlen <= len; i++) {
+		if (memcmp(buf + i, marker, mlen) == 0) {
+			buf[i + mlen - 1] ^= 0x20;
+			hits++;
+		}
+	}
+	cr_assert_geq(hits, 1, "marker %s not found in data.mdb", marker);
+	cr_assert_eq(evb_ts_file_write(path, buf, len), EVB_OK);
+	free(buf);
+	free(path);
+}
+
+Test(wal_time, damaged_record_in_the_scan_stops_the_seek_there)
+{
+	evb_wal *w     = wal_open_test();
+	int64_t  ts[4] = { BASE_NS + 500000, BASE_NS + 100000,
+		 BASE_NS + 200000, BASE_NS + 600000 };
+
+	// All in one 1 ms bucket: seeking BASE + 550 us scans 2..4.
+	append_ts(w, ts, 4);
+	cr_assert_eq(seek(w, BASE_NS + 550000), 4);
+	evb_wal_close(w);
+	flip_marker("MARK-000003");
+	w = wal_open_test();
+	cr_assert_eq(seek(w, BASE_NS + 550000), 3);
+	evb_wal_close(w);
+}
+
+Test(wal_time, damaged_index_entry_is_ecorrupt)
+{
+	evb_wal *w     = wal_open_test();
+	int64_t  ts[1] = { BASE_NS };
+	uint64_t off   = 42;
+	uint8_t  kb[8] = { 0xff, 0, 0, 0, 0, 0, 0, 0 }, vb[3] = { 1, 2, 3 };
+	MDB_val  k = { sizeof(kb), kb }, v = { sizeof(vb), vb };
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi  dbi;
+
+	append_ts(w, ts, 1);
+	evb_wal_close(w);
+	cr_assert_eq(mdb_env_create(&env), 0);
+	cr_assert_eq(mdb_env_set_maxdbs(env, 8), 0);
+	cr_assert_eq(mdb_env_open(env, wal_dir, 0, 0600), 0);
+	cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "ts", 0, &dbi), 0);
+	cr_assert_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+	cr_assert_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+
+	w = wal_open_test();
+	cr_assert_eq(evb_wal_seek_time(w, INT64_MAX, &off), EVB_ECORRUPT);
+	cr_assert_eq(off, 42);
+	cr_assert_eq(evb_wal_seek_time(w, 0, NULL), EVB_EINVAL);
+	cr_assert_eq(evb_wal_seek_time(NULL, 0, &off), EVB_EINVAL);
+	evb_wal_close(w);
+}
