@@ -12,7 +12,8 @@
  * for input that was read but is invalid, CLI_EXIT_USAGE for bad usage,
  * unreadable input, write errors and out-of-memory.
  *
- * Thread-safety: none; the program is single-threaded.
+ * Thread-safety: none; cli/ code runs on the main thread only (the
+ * threads of the broker and of nng never call into it).
  */
 #ifndef EVB_CLI_H
 #define EVB_CLI_H
@@ -48,6 +49,11 @@ extern const cli_cmd cli_cmd_validate;
 extern const cli_cmd cli_cmd_encode;
 extern const cli_cmd cli_cmd_decode;
 extern const cli_cmd cli_cmd_version;
+extern const cli_cmd cli_cmd_wal;
+extern const cli_cmd cli_cmd_broker;
+extern const cli_cmd cli_cmd_publish;
+extern const cli_cmd cli_cmd_tail;
+extern const cli_cmd cli_cmd_stats;
 
 /* ---- The command table (main.c) ---------------------------------------- */
 
@@ -61,12 +67,16 @@ void cli_overview_print(FILE *f);
 
 /*
  * One option a command accepts besides -h/--help, which every command
- * has. Options are flags; none takes a value yet.
+ * has. An option is a flag, or takes a value when value is not NULL:
+ * "--data DIR", "--data=DIR", "-d DIR" or "-dDIR" (a short option with a
+ * value ends a bundle of short flags: "-jd DIR").
  */
 typedef struct cli_opt {
-	const char *long_name;  /* "batch" for --batch; never NULL. */
-	char        short_name; /* 'b' for -b, or 0 for none. */
-	bool       *is_set;     /* Set to true when the option is given. */
+	const char  *long_name;  /* "batch" for --batch; never NULL. */
+	char         short_name; /* 'b' for -b, or 0 for none. */
+	bool        *is_set;     /* Set to true when given; may be NULL. */
+	const char **value;      /* NULL for a flag; else gets the value,
+	                            borrowed from argv. */
 } cli_opt;
 
 /*
@@ -110,6 +120,38 @@ cli_is_fatal(int rc)
 {
 	return rc == EVB_ENOMEM || rc >= EVB_ESYSERR;
 }
+
+/* ---- Numbers (cli_num.c) ------------------------------------------------ */
+
+/*
+ * cli_parse_u64 reads text, the value of option --name, as a decimal
+ * integer in min..max. Returns CLI_CONTINUE with *out set, or
+ * CLI_EXIT_USAGE after printing what was wrong. OUT: *out.
+ */
+int cli_parse_u64(const cli_cmd *cmd, const char *name, const char *text,
+    uint64_t min, uint64_t max, uint64_t *out);
+
+/*
+ * cli_parse_bytes is cli_parse_u64 for sizes: the number may end in K, M
+ * or G (KiB, MiB, GiB), so "4M" is 4194304.
+ */
+int cli_parse_bytes(const cli_cmd *cmd, const char *name, const char *text,
+    uint64_t min, uint64_t max, uint64_t *out);
+
+/* ---- Signals (cli_sig.c) ------------------------------------------------ */
+
+/*
+ * cli_sig_open makes SIGINT and SIGTERM write a byte to a pipe, whose
+ * read end it returns in *fd: poll it for POLLIN to learn that the user
+ * asked to stop. Once per process, before any thread starts (nng's
+ * included), so that every thread inherits the unblocked signals.
+ * Returns CLI_CONTINUE, or
+ * CLI_EXIT_USAGE after printing why. Undo with cli_sig_close.
+ */
+int cli_sig_open(const cli_cmd *cmd, int *fd);
+
+/* cli_sig_close restores the default actions and closes the pipe. */
+void cli_sig_close(void);
 
 /* ---- Input (cli_io.c) --------------------------------------------------- */
 

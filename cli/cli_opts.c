@@ -2,7 +2,8 @@
  * cli_opts.c: option parsing and error messages shared by every command.
  *
  * getopt_long is a GNU extension and POSIX getopt has no long options, so
- * commands describe their flags in a small cli_opt table instead. Every
+ * commands describe their options (flags, or options with a value) in a
+ * small cli_opt table instead. Every
  * command gets -h/--help for free, and every usage error looks the same:
  * "evbus CMD: what was wrong" plus where to read the help.
  */
@@ -34,25 +35,74 @@ opts_find_short(const cli_opt *opts, char c)
 	return NULL;
 }
 
+/* opts_set records that o was given, with its value if it takes one. */
+static void
+opts_set(const cli_opt *o, const char *value)
+{
+	if (o->is_set != NULL) {
+		*o->is_set = true;
+	}
+	if (o->value != NULL) {
+		*o->value = value;
+	}
+}
+
 /*
- * opts_parse_one handles one argument that starts with '-' and is not "-"
- * or "--". Short flags may be bundled ("-bh").
+ * opts_parse_long handles "--name" and "--name=value" at argv[*i],
+ * taking the value from the next argument when it is not inline.
  */
 static int
-opts_parse_one(const cli_cmd *cmd, const char *arg, const cli_opt *opts)
+opts_parse_long(
+    const cli_cmd *cmd, int argc, char **argv, int *i, const cli_opt *opts)
 {
+	const char    *arg = argv[*i] + 2;
+	const char    *eq  = strchr(arg, '=');
+	char           name[64];
+	size_t         len = eq != NULL ? (size_t) (eq - arg) : strlen(arg);
+	const cli_opt *o;
+
+	if (strcmp(arg, "help") == 0) {
+		fputs(cmd->help, stdout);
+		return cli_output_finish(cmd, CLI_EXIT_OK);
+	}
+	if (len >= sizeof(name)) {
+		return cli_usage_error(cmd, "unknown option '%s'", argv[*i]);
+	}
+	memcpy(name, arg, len);
+	name[len] = '\0';
+	if ((o = opts_find_long(opts, name)) == NULL) {
+		return cli_usage_error(cmd, "unknown option '--%s'", name);
+	}
+	if (o->value == NULL) {
+		if (eq != NULL) {
+			return cli_usage_error(
+			    cmd, "option '--%s' takes no value", name);
+		}
+		opts_set(o, NULL);
+		return CLI_CONTINUE;
+	}
+	if (eq == NULL && *i + 1 >= argc) {
+		return cli_usage_error(
+		    cmd, "option '--%s' needs a value", name);
+	}
+	opts_set(o, eq != NULL ? eq + 1 : argv[++*i]);
+	return CLI_CONTINUE;
+}
+
+/*
+ * opts_parse_one handles one argument that starts with '-' and is not "-"
+ * or "--". Short flags may be bundled ("-bh"); a short option that takes
+ * a value takes the rest of the bundle, or else the next argument.
+ */
+static int
+opts_parse_one(
+    const cli_cmd *cmd, int argc, char **argv, int *i, const cli_opt *opts)
+{
+	const char    *arg = argv[*i];
 	const cli_opt *o;
 
 	if (arg[1] == '-') {
-		if (strcmp(arg, "--help") == 0) {
-			fputs(cmd->help, stdout);
-			return cli_output_finish(cmd, CLI_EXIT_OK);
-		}
-		if ((o = opts_find_long(opts, arg + 2)) == NULL) {
-			return cli_usage_error(cmd, "unknown option '%s'", arg);
-		}
-		*o->is_set = true;
-		return CLI_CONTINUE;
+		return opts_parse_long(cmd, argc, argv, i, opts);
 	}
 	for (const char *p = arg + 1; *p != '\0'; p++) {
 		if (*p == 'h') {
@@ -62,7 +112,19 @@ opts_parse_one(const cli_cmd *cmd, const char *arg, const cli_opt *opts)
 		if ((o = opts_find_short(opts, *p)) == NULL) {
 			return cli_usage_error(cmd, "unknown option '-%c'", *p);
 		}
-		*o->is_set = true;
+		if (o->value == NULL) {
+			opts_set(o, NULL);
+			continue;
+		}
+		if (p[1] != '\0') {
+			opts_set(o, p + 1);
+		} else if (*i + 1 < argc) {
+			opts_set(o, argv[++*i]);
+		} else {
+			return cli_usage_error(
+			    cmd, "option '-%c' needs a value", *p);
+		}
+		break;
 	}
 	return CLI_CONTINUE;
 }
@@ -84,7 +146,8 @@ cli_opts_parse(
 		if (arg[0] != '-' || arg[1] == '\0') {
 			break;
 		}
-		if ((rc = opts_parse_one(cmd, arg, opts)) != CLI_CONTINUE) {
+		rc = opts_parse_one(cmd, argc, argv, &i, opts);
+		if (rc != CLI_CONTINUE) {
 			return rc;
 		}
 	}

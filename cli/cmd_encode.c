@@ -148,8 +148,8 @@ encode_run(int argc, char **argv)
 {
 	bool          is_batch = false;
 	const cli_opt opts[]   = {
-		  { "batch", 'b', &is_batch },
-		  { NULL, 0, NULL },
+		  { "batch", 'b', &is_batch, NULL },
+		  { NULL, 0, NULL, NULL },
 	};
 	FILE *f;
 	int   first;

@@ -17,6 +17,11 @@ static const cli_cmd *const cli_cmds[] = {
 	&cli_cmd_validate,
 	&cli_cmd_encode,
 	&cli_cmd_decode,
+	&cli_cmd_wal,
+	&cli_cmd_broker,
+	&cli_cmd_publish,
+	&cli_cmd_tail,
+	&cli_cmd_stats,
 	&cli_cmd_version,
 };
 

@@ -1,6 +1,7 @@
 /*
  * common: the few things two or more components need. Error codes and
- * diagnostics, logging, clocks and big-endian helpers. No business logic.
+ * diagnostics, logging, clocks, ULIDs and big-endian helpers. No
+ * business logic.
  *
  * Thread-safety: every function is thread-safe, except evb_log_set_sink
  * and evb_log_set_level, which are called once before threads start.
@@ -114,6 +115,37 @@ int64_t evb_clock_real_ns(void);
  */
 #define EVB_CLOCK_ISO_MAX 32
 void evb_clock_format_iso(int64_t ns, char *buf, size_t cap);
+
+/* ---- ULIDs -------------------------------------------------------------
+ * Sortable unique ids (the broker stamps them on events sent without an
+ * id): a 48-bit millisecond time and 80 random bits in 26 characters of
+ * Crockford base32. A generator's ids strictly increase: within one
+ * millisecond (or when the clock steps back) the random part of the last
+ * id is incremented instead of drawn again.
+ * Caller-allocated; not thread-safe: one per thread or under a lock.
+ */
+#define EVB_ULID_LEN 26 /* Characters in a ULID, without the NUL. */
+
+typedef struct evb_ulid {
+	uint64_t rng;      /* splitmix64 state. */
+	uint64_t last_ms;  /* Time part of the last id, ms since the epoch. */
+	uint64_t rand_lo;  /* Low 64 of the last id's 80 random bits. */
+	uint16_t rand_hi;  /* High 16 of the last id's 80 random bits. */
+	bool     has_last; /* False until the first id is made. */
+} evb_ulid;
+
+/*
+ * evb_ulid_init prepares a generator. seed 0 draws the seed from
+ * getrandom() (what production code wants); any other value makes the
+ * sequence reproducible (tests).
+ */
+void evb_ulid_init(evb_ulid *u, uint64_t seed);
+
+/*
+ * evb_ulid_next writes the next id for the time ts_ns (ns since the
+ * epoch; negative counts as 0) and a NUL into out.
+ */
+void evb_ulid_next(evb_ulid *u, int64_t ts_ns, char out[EVB_ULID_LEN + 1]);
 
 /* ---- Big-endian helpers ------------------------------------------------
  * Formats (WAL keys, record headers) are big-endian so that byte order

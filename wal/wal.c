@@ -6,10 +6,10 @@
  * lock.mdb) with six named DBs: "log" (offset -> record), "cursors" (name
  * -> offset), "meta" (format version, dedup state), "ts" (the time index)
  * and "ids.0"/"ids.1" (the duplicate index's two generations).
- * docs/wal-format.md has the bytes. Everything an open handle needs is in struct evb_wal; there is no
- * global state. The environment is opened with MDB_NOTLS so that read
- * txns are not tied to threads: an iterator keeps a reset txn between
- * refills and a thread may hold several iterators.
+ * docs/wal-format.md has the bytes. Everything an open handle needs is in
+ * struct evb_wal; there is no global state. The environment is opened with
+ * MDB_NOTLS so that read txns are not tied to threads: an iterator keeps a
+ * reset txn between refills and a thread may hold several iterators.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -23,7 +23,7 @@
 /* Named DBs the env may hold: 6 today, and room for two more without
  * reopening old logs with new settings. */
 #define WAL_MAX_DBS 8
-#define WAL_DEDUP_COUNT_DEFAULT 1000000           /* Records. */
+#define WAL_DEDUP_COUNT_DEFAULT 1000000              /* Records. */
 #define WAL_DEDUP_AGE_MS_DEFAULT (24u * 3600 * 1000) /* 24 h. */
 #define WAL_RETAIN_TXN_DEFAULT 10000 /* Records per retention txn. */
 /* Largest age in ms whose value in ns fits an int64_t (292 years). */
@@ -33,12 +33,12 @@ void
 evb_wal_opts_default(evb_wal_opts *o)
 {
 	memset(o, 0, sizeof(*o));
-	o->durability       = EVB_WAL_SYNC;
-	o->sync_period_ms   = 100;
-	o->map_size_initial = WAL_MAP_SIZE_DEFAULT;
-	o->map_size_max     = 0;
-	o->read_only        = false;
-	o->max_readers      = WAL_MAX_READERS_DEFAULT;
+	o->durability          = EVB_WAL_SYNC;
+	o->sync_period_ms      = 100;
+	o->map_size_initial    = WAL_MAP_SIZE_DEFAULT;
+	o->map_size_max        = 0;
+	o->read_only           = false;
+	o->max_readers         = WAL_MAX_READERS_DEFAULT;
 	o->dedup_window_count  = WAL_DEDUP_COUNT_DEFAULT;
 	o->dedup_window_age_ms = WAL_DEDUP_AGE_MS_DEFAULT;
 	o->retain_age_ms       = 0;
@@ -71,8 +71,7 @@ open_check_retain(const evb_wal_opts *o, evb_diag *d)
 {
 	if (o->dedup_window_age_ms > WAL_AGE_MS_MAX ||
 	    o->retain_age_ms > WAL_AGE_MS_MAX) {
-		evb_diag_set(d,
-		    "%s: expected <= %llu ms",
+		evb_diag_set(d, "%s: expected <= %llu ms",
 		    o->retain_age_ms > WAL_AGE_MS_MAX ? "retain_age_ms"
 		                                      : "dedup_window_age_ms",
 		    (unsigned long long) WAL_AGE_MS_MAX);
@@ -82,13 +81,15 @@ open_check_retain(const evb_wal_opts *o, evb_diag *d)
 		return (EVB_OK);
 	}
 	if (o->read_only) {
-		evb_diag_set(d, "retain_period_ms: a read-only handle "
-		                "cannot remove records; expected 0");
+		evb_diag_set(d,
+		    "retain_period_ms: a read-only handle "
+		    "cannot remove records; expected 0");
 		return (EVB_EINVAL);
 	}
 	if (o->retain_age_ms == 0 && o->retain_bytes == 0) {
-		evb_diag_set(d, "retain_period_ms: set retain_age_ms or "
-		                "retain_bytes too, or there is nothing to do");
+		evb_diag_set(d,
+		    "retain_period_ms: set retain_age_ms or "
+		    "retain_bytes too, or there is nothing to do");
 		return (EVB_EINVAL);
 	}
 	if (o->retain_txn_records == 0) {
@@ -437,13 +438,13 @@ stat_read(evb_wal *w, MDB_txn *txn, evb_wal_stat *s)
 int
 evb_wal_stats(evb_wal *w, evb_wal_stat *out)
 {
-	evb_wal_stat s;
-	MDB_txn     *txn = NULL;
-	MDB_stat     est;
-	MDB_envinfo  info;
+	evb_wal_stat     s;
+	MDB_txn         *txn = NULL;
+	MDB_stat         est;
+	MDB_envinfo      info;
 	mdb_filehandle_t fd;
-	struct stat  fst;
-	int          rc;
+	struct stat      fst;
+	int              rc;
 
 	if (w == NULL || out == NULL) {
 		return (EVB_EINVAL);

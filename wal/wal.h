@@ -179,10 +179,10 @@ typedef struct evb_wal_rec {
  * records refused before they reach the WAL.
  */
 typedef struct evb_wal_result {
-	uint64_t off;    /* EVB_OK: the record's offset. EVB_EEXIST: the
-	                    offset of the record stored earlier with its id. */
-	int      status; /* EVB_OK: stored. EVB_EEXIST: a duplicate, not
-	                    stored. */
+	uint64_t off; /* EVB_OK: the record's offset. EVB_EEXIST: the
+	                 offset of the record stored earlier with its id. */
+	int status;   /* EVB_OK: stored. EVB_EEXIST: a duplicate, not
+	                 stored. */
 } evb_wal_result;
 
 /*
@@ -234,16 +234,16 @@ typedef struct evb_wal_iter evb_wal_iter;
 /* One record as read. Pointers are borrowed until the next call on the
  * iterator or its close. */
 typedef struct evb_wal_entry {
-	uint64_t    off;       /* Offset (key) of the record. */
-	uint16_t    type;      /* As appended. */
-	uint8_t     flags;     /* Record flags; 0 for an event record. */
-	uint64_t    epoch;     /* As appended. */
-	uint64_t    seq;       /* As appended. */
-	int64_t     ts_ns;     /* As appended. */
-	int64_t     append_ns; /* The batch's append time (the WAL's clock),
-	                          ns since the Unix epoch. */
-	const void *payload;   /* As appended (NULL when len is 0). */
-	size_t      len;       /* Payload bytes. */
+	uint64_t off;        /* Offset (key) of the record. */
+	uint16_t type;       /* As appended. */
+	uint8_t  flags;      /* Record flags; 0 for an event record. */
+	uint64_t epoch;      /* As appended. */
+	uint64_t seq;        /* As appended. */
+	int64_t  ts_ns;      /* As appended. */
+	int64_t  append_ns;  /* The batch's append time (the WAL's clock),
+	                        ns since the Unix epoch. */
+	const void *payload; /* As appended (NULL when len is 0). */
+	size_t      len;     /* Payload bytes. */
 } evb_wal_entry;
 
 /*
@@ -355,8 +355,8 @@ void evb_wal_cursor_list_free(evb_wal_cursor_info *list);
  * committed. OUT: *removed (may be NULL), records removed, on success
  * only.
  */
-int evb_wal_retain(evb_wal *w, size_t max_records_per_txn, uint64_t *removed,
-    evb_diag *diag);
+int evb_wal_retain(
+    evb_wal *w, size_t max_records_per_txn, uint64_t *removed, evb_diag *diag);
 
 /* ---- Stats and verification --------------------------------------------
  * The stats type is evb_wal_stat, singular, because C gives a typedef and
@@ -365,19 +365,19 @@ int evb_wal_retain(evb_wal *w, size_t max_records_per_txn, uint64_t *removed,
  */
 
 typedef struct evb_wal_stat {
-	uint64_t first_off;     /* Oldest record's offset; 0 when empty. */
-	uint64_t last_off;      /* Newest record's offset; 0 when empty. */
-	uint64_t record_count;  /* Records in the log. */
-	uint64_t bytes_used;    /* Pages in use (whole env) x page size. */
-	uint64_t log_bytes;     /* Pages of the log's records x page size
-	                           (what retain_bytes limits). */
-	uint64_t file_bytes;    /* Size of data.mdb on disk, bytes. */
-	uint64_t map_size;      /* Current map size, bytes. */
-	uint64_t id_count;      /* Entries in the duplicate index. */
-	uint64_t map_grows;     /* Map growths by this handle since open. */
-	uint64_t sync_failures; /* PERIODIC flushes that failed (logged
-	                           as EVB-WAL-SYNC). */
-	uint64_t dup_count;     /* Duplicates this handle did not store. */
+	uint64_t first_off;       /* Oldest record's offset; 0 when empty. */
+	uint64_t last_off;        /* Newest record's offset; 0 when empty. */
+	uint64_t record_count;    /* Records in the log. */
+	uint64_t bytes_used;      /* Pages in use (whole env) x page size. */
+	uint64_t log_bytes;       /* Pages of the log's records x page size
+	                             (what retain_bytes limits). */
+	uint64_t file_bytes;      /* Size of data.mdb on disk, bytes. */
+	uint64_t map_size;        /* Current map size, bytes. */
+	uint64_t id_count;        /* Entries in the duplicate index. */
+	uint64_t map_grows;       /* Map growths by this handle since open. */
+	uint64_t sync_failures;   /* PERIODIC flushes that failed (logged
+	                             as EVB-WAL-SYNC). */
+	uint64_t dup_count;       /* Duplicates this handle did not store. */
 	uint64_t retain_removed;  /* Records this handle's retention
 	                             removed since open. */
 	uint64_t retain_failures; /* Retention thread runs that failed
@@ -424,13 +424,15 @@ size_t evb_wal_record_size(size_t len);
  * the id is not part of the record) stamped with append_ns to dst, which
  * holds evb_wal_record_size(r->len) bytes. r->len <= EVB_WAL_MAX_PAYLOAD.
  */
-void evb_wal_record_encode(uint8_t *dst, const evb_wal_rec *r, int64_t append_ns);
+void evb_wal_record_encode(
+    uint8_t *dst, const evb_wal_rec *r, int64_t append_ns);
 
 /*
  * evb_wal_record_decode checks the stored value val (len bytes) of offset
  * off: its size against the header, the version, the flags, the payload
  * length and the CRC-32C, in that order. Returns EVB_OK, or EVB_ECORRUPT
- * with the first problem in the diag (NULL allowed).
+ * with the first problem in the diag (NULL allowed); EVB_EINVAL for a NULL
+ * out, or a NULL val with len > 0.
  * OUT: *out, on success only; out->payload borrows val.
  */
 int evb_wal_record_decode(uint64_t off, const void *val, size_t len,

@@ -1,13 +1,13 @@
 /*
  * wal_append.c: appending a batch of records in one write txn.
  *
- * One txn, in four steps (append_step):
+ * One txn, in three steps (append_step):
  *   1. the next offset, from the log's last key;
- *   2. the duplicate check (wal_dedup.c), which marks the records that
- *      are not to be stored;
- *   3. offsets for the others, consecutive in batch order, and the index
- *      entries for their ids;
- *   4. the records themselves, each noted in the time index (wal_time.c).
+ *   2. offsets for the records to store, consecutive in batch order: with
+ *      duplicate suppression on and ids in the batch, wal_dedup.c decides
+ *      which are duplicates and indexes the ids of the others (it sorts
+ *      the ids once, before the txn);
+ *   3. the records themselves, each noted in the time index (wal_time.c).
  * The next offset is read inside the txn, not cached in the handle, so it
  * is right after a reopen, after another process wrote, and on every retry
  * after map growth; the step recomputes everything from the batch, as
@@ -24,32 +24,11 @@
 typedef struct append_arg {
 	const evb_wal_rec *recs;   /* The batch, borrowed. */
 	size_t             n;      /* Records in it. */
-	const wal_dedup   *dedup;  /* Its sorted ids. */
+	wal_dedup          dedup;  /* Its ids, sorted. */
 	int64_t            now_ns; /* The batch's append time. */
 	evb_wal_result    *res;    /* OUT: per record, n entries. */
 	uint64_t           dups;   /* OUT: records not stored. */
 } append_arg;
-
-/* append_assign gives offsets from next to the records to store, and
- * resolves later copies within the batch to their first one's offset. */
-static void
-append_assign(append_arg *a, uint64_t next)
-{
-	a->dups = 0;
-	for (size_t i = 0; i < a->n; i++) {
-		if (a->res[i].status == EVB_OK) {
-			a->res[i].off = next++;
-		}
-	}
-	for (size_t i = 0; i < a->n; i++) {
-		if (a->res[i].status != EVB_OK) {
-			a->dups++;
-			if (a->res[i].off == 0) {
-				a->res[i].off = a->res[a->dedup->lead[i]].off;
-			}
-		}
-	}
-}
 
 /* append_records puts the stored records and notes their times. */
 static int
@@ -98,20 +77,20 @@ append_step(evb_wal *w, MDB_txn *txn, void *arg)
 		return (rc);
 	}
 	next++;
-	for (size_t i = 0; i < a->n; i++) {
-		a->res[i].off    = 0;
-		a->res[i].status = EVB_OK;
-	}
-	if (a->dedup->nents > 0) {
-		rc = wal_dedup_check(w, txn, a->dedup, next, a->now_ns, a->res);
+	if (a->dedup.nents > 0) {
+		rc = wal_dedup_assign(
+		    w, txn, &a->dedup, a->n, next, a->now_ns, a->res);
 		if (rc != MDB_SUCCESS) {
 			return (rc);
 		}
+	} else {
+		for (size_t i = 0; i < a->n; i++) {
+			a->res[i] = (evb_wal_result) { next + i, EVB_OK };
+		}
 	}
-	append_assign(a, next);
-	if (a->dedup->nents > 0 &&
-	    (rc = wal_dedup_insert(w, txn, a->dedup, a->res)) != MDB_SUCCESS) {
-		return (rc);
+	a->dups = 0;
+	for (size_t i = 0; i < a->n; i++) {
+		a->dups += a->res[i].status != EVB_OK;
 	}
 	if (a->dups == a->n) {
 		return (MDB_SUCCESS); // Nothing to store.
@@ -171,9 +150,9 @@ int
 evb_wal_append(evb_wal *w, const evb_wal_rec *recs, size_t n,
     evb_wal_result *res, evb_diag *diag)
 {
-	wal_dedup  dd = { NULL, 0, NULL };
-	append_arg a;
-	int        rc;
+	evb_wal_result one = { 0, EVB_OK };
+	append_arg     a;
+	int            rc;
 
 	if ((rc = append_check(w, recs, n, diag)) != EVB_OK) {
 		return (rc);
@@ -181,24 +160,24 @@ evb_wal_append(evb_wal *w, const evb_wal_rec *recs, size_t n,
 	memset(&a, 0, sizeof(a));
 	a.recs   = recs;
 	a.n      = n;
-	a.dedup  = &dd;
 	a.now_ns = wal_now_ns(w);
 	// Results are built in scratch space and copied out on success
 	// only, so a failed append leaves the caller's array untouched.
-	if ((a.res = calloc(n, sizeof(*a.res))) == NULL ||
-	    wal_dedup_prepare(w, recs, n, &dd) != EVB_OK) {
+	a.res = n == 1 ? &one : calloc(n, sizeof(*a.res));
+	if (a.res == NULL || wal_dedup_prepare(w, recs, n, &a.dedup) != 0) {
 		rc = EVB_ENOMEM;
-		goto fail;
+		goto res_free;
 	}
-	if ((rc = wal_write(w, append_step, &a, diag, "append")) != EVB_OK) {
-		goto fail;
+	if ((rc = wal_write(w, append_step, &a, diag, "append")) == EVB_OK) {
+		atomic_fetch_add(&w->dup_count, a.dups);
+		if (res != NULL) {
+			memcpy(res, a.res, n * sizeof(*res));
+		}
 	}
-	atomic_fetch_add(&w->dup_count, a.dups);
-	if (res != NULL) {
-		memcpy(res, a.res, n * sizeof(*res));
+	wal_dedup_fini(&a.dedup);
+res_free:
+	if (a.res != &one) {
+		free(a.res);
 	}
-fail:
-	wal_dedup_fini(&dd);
-	free(a.res);
 	return (rc);
 }

@@ -162,8 +162,8 @@ wal_bg_start(evb_wal *w, evb_diag *d)
 	if (w->opts.durability == EVB_WAL_PERIODIC) {
 		w->sync_rl.window_ms = BG_LOG_WINDOW_MS;
 		w->sync_rl.burst     = BG_LOG_BURST;
-		rc = ticker_start(
-		    &w->sync_tk, w, w->opts.sync_period_ms, bg_sync, d);
+		rc                   = ticker_start(
+		                      &w->sync_tk, w, w->opts.sync_period_ms, bg_sync, d);
 		if (rc != EVB_OK) {
 			return (rc);
 		}
@@ -171,8 +171,8 @@ wal_bg_start(evb_wal *w, evb_diag *d)
 	if (w->opts.retain_period_ms > 0) {
 		w->retain_rl.window_ms = BG_LOG_WINDOW_MS;
 		w->retain_rl.burst     = BG_LOG_BURST;
-		rc = ticker_start(
-		    &w->retain_tk, w, w->opts.retain_period_ms, bg_retain, d);
+		rc                     = ticker_start(
+		                        &w->retain_tk, w, w->opts.retain_period_ms, bg_retain, d);
 		if (rc != EVB_OK) {
 			return (rc);
 		}

@@ -2,8 +2,12 @@
  * wal_cursor.c: named consumer cursors, one key per consumer in the
  * "cursors" DB: the name's bytes (no NUL) -> the offset, u64 big-endian.
  * A cursor write is its own write txn, so it is as durable as an append
- * in the same mode and grows the map the same way.
+ * in the same mode and grows the map the same way. Retention reads the
+ * lowest cursor (wal_cursor_min) so that it never removes a record some
+ * consumer has not finished.
  */
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "wal/wal_int.h"
@@ -92,4 +96,104 @@ evb_wal_cursor_get(evb_wal *w, const char *name, uint64_t *off)
 	}
 	*off = val;
 	return (EVB_OK);
+}
+
+/* cursor_value decodes a stored cursor; MDB_CORRUPTED if malformed. */
+static int
+cursor_value(const MDB_val *k, const MDB_val *v, uint64_t *off)
+{
+	if (k->mv_size == 0 || k->mv_size > EVB_WAL_CURSOR_NAME_MAX ||
+	    v->mv_size != 8) {
+		return (MDB_CORRUPTED);
+	}
+	*off = evb_get_be64(v->mv_data);
+	return (MDB_SUCCESS);
+}
+
+int
+wal_cursor_min(evb_wal *w, MDB_txn *txn, bool *has, uint64_t *min)
+{
+	MDB_cursor *cur;
+	MDB_val     k, v;
+	uint64_t    off;
+	int         rc;
+
+	*has = false;
+	if ((rc = mdb_cursor_open(txn, w->dbi_cursors, &cur)) != 0) {
+		return (rc);
+	}
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == MDB_SUCCESS) {
+		if ((rc = cursor_value(&k, &v, &off)) != MDB_SUCCESS) {
+			break;
+		}
+		if (!*has || off < *min) {
+			*min = off;
+		}
+		*has = true;
+	}
+	mdb_cursor_close(cur);
+	return (rc == MDB_NOTFOUND ? MDB_SUCCESS : rc);
+}
+
+/* cursor_collect copies every cursor of txn into a new array. */
+static int
+cursor_collect(evb_wal *w, MDB_txn *txn, evb_wal_cursor_info **list, size_t *n)
+{
+	evb_wal_cursor_info *l = NULL, *nl;
+	MDB_cursor          *cur;
+	MDB_stat             st;
+	MDB_val              k, v;
+	size_t               cap, used = 0;
+	int                  rc;
+
+	if ((rc = mdb_stat(txn, w->dbi_cursors, &st)) != 0 ||
+	    (rc = mdb_cursor_open(txn, w->dbi_cursors, &cur)) != 0) {
+		return (rc);
+	}
+	cap = st.ms_entries;
+	if (cap > 0 && (l = calloc(cap, sizeof(*l))) == NULL) {
+		mdb_cursor_close(cur);
+		return (ENOMEM);
+	}
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == MDB_SUCCESS) {
+		evb_assert(used < cap); // The txn's snapshot does not change.
+		nl = &l[used];
+		if ((rc = cursor_value(&k, &v, &nl->off)) != MDB_SUCCESS) {
+			break;
+		}
+		memcpy(nl->name, k.mv_data, k.mv_size);
+		nl->name[k.mv_size] = '\0';
+		used++;
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND) {
+		free(l);
+		return (rc);
+	}
+	*list = l;
+	*n    = used;
+	return (MDB_SUCCESS);
+}
+
+int
+evb_wal_cursor_list(evb_wal *w, evb_wal_cursor_info **list, size_t *n)
+{
+	MDB_txn *txn = NULL;
+	int      rc;
+
+	if (w == NULL || list == NULL || n == NULL) {
+		return (EVB_EINVAL);
+	}
+	if ((rc = wal_read_begin(w, &txn)) != MDB_SUCCESS) {
+		return (wal_err(rc, NULL, "cursor list"));
+	}
+	rc = cursor_collect(w, txn, list, n);
+	wal_read_end(w, &txn, false);
+	return (wal_err(rc, NULL, "cursor list"));
+}
+
+void
+evb_wal_cursor_list_free(evb_wal_cursor_info *list)
+{
+	free(list);
 }

@@ -31,7 +31,8 @@
  *
  *   0     1     2     4       12      20      28          36    40     44
  *   +-----+-----+-----+-------+-------+-------+-----------+-----+------+---
- *   | ver |flags| type| epoch | seq   | ts_ns | append_ns | len |crc32c| payload
+ *   | ver |flags| type| epoch | seq   | ts_ns | append_ns | len |crc32c|
+ * payload
  *   +-----+-----+-----+-------+-------+-------+-----------+-----+------+---
  */
 #define WAL_REC_VERSION 2 /* Record header version byte. */
@@ -71,25 +72,25 @@
  * handle has two: the PERIODIC flush and retention.
  */
 typedef struct wal_ticker {
-	evb_wal        *w;          /* Set when it starts. */
-	void          (*fn)(evb_wal *w); /* The periodic task. */
-	uint32_t        period_ms;  /* Between the end of a run and the next. */
-	pthread_t       thr;        /* The thread, while has_thr. */
-	bool            has_thr;    /* Started; join at stop. */
-	bool            has_objs;   /* mtx and cv initialised. */
-	pthread_mutex_t mtx;        /* Guards stop. */
-	pthread_cond_t  cv;         /* Signals stop. */
-	bool            stop;       /* Guarded by mtx. */
+	evb_wal *w;                /* Set when it starts. */
+	void (*fn)(evb_wal *w);    /* The periodic task. */
+	uint32_t        period_ms; /* Between the end of a run and the next. */
+	pthread_t       thr;       /* The thread, while has_thr. */
+	bool            has_thr;   /* Started; join at stop. */
+	bool            has_objs;  /* mtx and cv initialised. */
+	pthread_mutex_t mtx;       /* Guards stop. */
+	pthread_cond_t  cv;        /* Signals stop. */
+	bool            stop;      /* Guarded by mtx. */
 } wal_ticker;
 
 struct evb_wal {
-	MDB_env              *env;         /* Set once at open. */
-	MDB_dbi               dbi_log;     /* "log": offset -> record. */
-	MDB_dbi               dbi_cursors; /* "cursors": name -> offset. */
-	MDB_dbi               dbi_meta;    /* "meta": format, dedup state. */
-	MDB_dbi               dbi_ts;      /* "ts": time index. */
-	MDB_dbi               dbi_ids[2];  /* "ids.0", "ids.1": id ->
-	                                      offset, two generations. */
+	MDB_env *env;                     /* Set once at open. */
+	MDB_dbi  dbi_log;                 /* "log": offset -> record. */
+	MDB_dbi  dbi_cursors;             /* "cursors": name -> offset. */
+	MDB_dbi  dbi_meta;                /* "meta": format, dedup state. */
+	MDB_dbi  dbi_ts;                  /* "ts": time index. */
+	MDB_dbi  dbi_ids[2];              /* "ids.0", "ids.1": id ->
+	                                     offset, two generations. */
 	evb_wal_opts          opts;       /* Copied at open; read-only after. */
 	pthread_mutex_t       wlock;      /* Serialises write txns. */
 	pthread_rwlock_t      map_lock;   /* See the top comment. */
@@ -108,6 +109,8 @@ struct evb_wal {
 	                            only. */
 };
 
+/* ---- wal.c -------------------------------------------------------------- */
+
 /* wal_now_ns reads the handle's clock (opts.clock_ns or CLOCK_REALTIME). */
 int64_t wal_now_ns(const evb_wal *w);
 
@@ -119,6 +122,15 @@ static inline int64_t
 wal_ms_to_ns(uint64_t ms)
 {
 	return (int64_t) ms * WAL_NS_PER_MS;
+}
+
+/* wal_older says whether at least age_ns passed from then to now. */
+static inline bool
+wal_older(int64_t then, int64_t now, int64_t age_ns)
+{
+	// Unsigned difference: exact for now >= then, whatever the signs.
+	return (now >= then &&
+	    (uint64_t) now - (uint64_t) then >= (uint64_t) age_ns);
 }
 
 /*
@@ -192,47 +204,34 @@ typedef struct wal_dedup_ent {
 	size_t         idx; /* The record's index in the batch. */
 } wal_dedup_ent;
 
-/*
- * The duplicate check of one batch: built by wal_dedup_prepare before the
- * write txn (it depends only on the batch), then run by wal_dedup_check
- * and wal_dedup_insert inside the txn, possibly more than once when the
- * map grows and the txn is retried.
- */
+/* A batch's ids in LMDB's key order, equal ids in batch order. Built by
+ * wal_dedup_prepare before the write txn (it depends only on the batch),
+ * used by wal_dedup_assign in it, maybe more than once (wal_write). */
 typedef struct wal_dedup {
-	wal_dedup_ent *ents;  /* Records with an id, sorted by (id, idx). */
-	size_t         nents; /* Entries in ents. */
-	size_t        *lead;  /* lead[idx]: batch index of the first record
-	                         of the batch with the same id (idx itself
-	                         for that first one); SIZE_MAX: no id. */
+	wal_dedup_ent *ents;  /* nents entries, then nents of sort space. */
+	size_t         nents; /* Records with an id. */
 } wal_dedup;
 
 /*
- * wal_dedup_prepare sorts the batch's ids. With suppression off or no ids
- * in the batch it allocates nothing and d->nents is 0. Returns EVB_OK or
- * EVB_ENOMEM. Release with wal_dedup_fini.
+ * wal_dedup_prepare sorts the ids of recs[0..n-1]. With suppression off
+ * or no id in the batch it allocates nothing and d->nents is 0. Returns
+ * EVB_OK or EVB_ENOMEM. Release with wal_dedup_fini.
  */
-int  wal_dedup_prepare(evb_wal *w, const evb_wal_rec *recs, size_t n,
-     wal_dedup *d);
+int wal_dedup_prepare(
+    evb_wal *w, const evb_wal_rec *recs, size_t n, wal_dedup *d);
 void wal_dedup_fini(wal_dedup *d);
 
 /*
- * wal_dedup_check finds the duplicates of a batch whose first record
- * would get offset next, in txn, at time now_ns. It may start a new
- * generation (dropping the oldest). For each record it sets res[i]:
- * EVB_EEXIST with the original's offset for a record stored before the
- * batch; EVB_EEXIST with off 0 for a later copy within the batch (the
- * caller resolves it to lead[i]'s offset); EVB_OK otherwise. Returns an
- * LMDB code.
+ * wal_dedup_assign decides which records of a batch of n (its ids sorted
+ * in d) are stored and gives those consecutive offsets from next on, in
+ * batch order: res[i] is
+ * {offset, EVB_OK}, or {the original's offset, EVB_EEXIST} for a
+ * duplicate. It indexes the ids of the stored records, and may start a new
+ * generation (dropping the oldest). now_ns is the batch's append time.
+ * Returns an LMDB code.
  */
-int wal_dedup_check(evb_wal *w, MDB_txn *txn, const wal_dedup *d,
+int wal_dedup_assign(evb_wal *w, MDB_txn *txn, const wal_dedup *d, size_t n,
     uint64_t next, int64_t now_ns, evb_wal_result *res);
-
-/*
- * wal_dedup_insert indexes the ids of the records stored by the batch
- * (res[i].status EVB_OK, res[i].off their offsets). Returns an LMDB code.
- */
-int wal_dedup_insert(
-    evb_wal *w, MDB_txn *txn, const wal_dedup *d, const evb_wal_result *res);
 
 /*
  * wal_dedup_retained tells the index that the log now starts at first:

@@ -207,7 +207,7 @@ evb_wal_iter_next(evb_wal_iter *it, evb_wal_entry *out)
 		return (rc);
 	}
 	if (!key_ok ||
-	    (rc = wal_rec_decode(off, val, len, &e, NULL)) != EVB_OK) {
+	    (rc = evb_wal_record_decode(off, val, len, &e, NULL)) != EVB_OK) {
 		memset(out, 0, sizeof(*out));
 		out->off = off;
 		return (EVB_ECORRUPT);

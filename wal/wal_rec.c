@@ -79,15 +79,15 @@ rec_check_header(uint64_t off, const uint8_t *val, size_t len, evb_diag *d)
 }
 
 int
-evb_wal_record_decode(uint64_t off, const void *v, size_t len,
-    evb_wal_entry *out, evb_diag *d)
+evb_wal_record_decode(
+    uint64_t off, const void *v, size_t len, evb_wal_entry *out, evb_diag *d)
 {
 	const uint8_t *val = v;
 	uint32_t       want, got;
 	size_t         plen;
 	int            rc;
 
-	if (val == NULL || out == NULL) {
+	if ((val == NULL && len > 0) || out == NULL) {
 		evb_diag_set(d, "record decode: expected a value and an entry");
 		return (EVB_EINVAL);
 	}

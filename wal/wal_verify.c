@@ -3,7 +3,7 @@
  * through an iterator's raw path (chunked, so it never holds a long read
  * txn against the writer) and checks what the format promises: 8-byte
  * keys, offsets ascending with no gaps, and every record valid per
- * wal_rec_decode (size, version, flags, length, CRC-32C). It keeps going
+ * evb_wal_record_decode (size, version, flags, length, CRC-32C). It keeps going
  * after a problem so that the report counts them all; the diag describes
  * the first.
  */
@@ -55,7 +55,8 @@ verify_one(
 		verify_bad(vs, vs->expect, off - vs->expect);
 		first = false;
 	}
-	if (wal_rec_decode(off, val, len, &e, first ? vs->d : NULL) != EVB_OK) {
+	if (evb_wal_record_decode(off, val, len, &e, first ? vs->d : NULL) !=
+	    EVB_OK) {
 		verify_bad(vs, off, 1);
 	}
 	vs->r.last_off = off;

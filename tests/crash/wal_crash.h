@@ -66,8 +66,8 @@ wal_crash_first(uint64_t off)
 static inline void
 wal_crash_rec(evb_wal_rec *r, uint64_t off, const uint8_t *payload, char *id)
 {
-	int n = snprintf(id, WAL_CRASH_ID_MAX, "crash-%llu",
-	    (unsigned long long) off);
+	int n = snprintf(
+	    id, WAL_CRASH_ID_MAX, "crash-%llu", (unsigned long long) off);
 
 	r->type    = (uint16_t) (off % 65521);
 	r->epoch   = 1;

@@ -597,7 +597,7 @@ Test(cli, decode_of_empty_input_prints_nothing)
  */
 
 static const char *const cli_commands[] = { "help", "validate", "encode",
-	"decode", "version" };
+	"decode", "wal", "broker", "publish", "tail", "stats", "version" };
 #define CLI_NCOMMANDS (sizeof(cli_commands) / sizeof(cli_commands[0]))
 
 Test(cli, help_lists_every_command)

@@ -234,7 +234,7 @@ Test(wal, append_then_read_round_trips_every_field)
 	evb_wal_iter  *it;
 	evb_wal_entry  e;
 	evb_wal_result res[3];
-	int64_t        t0 = evb_clock_real_ns(), t1;
+	int64_t        t0   = evb_clock_real_ns(), t1;
 	uint64_t       last = 0;
 
 	cr_assert_eq(evb_wal_append(w, recs, 3, res, NULL), EVB_OK);
@@ -569,6 +569,33 @@ Test(wal, cursors_set_get_and_notfound)
 	cr_assert_eq(evb_wal_cursor_set(w, longname, 9), EVB_OK);
 	cr_assert_eq(evb_wal_cursor_get(w, longname, &off), EVB_OK);
 	cr_assert_eq(off, 9);
+	evb_wal_close(w);
+}
+
+Test(wal, cursor_list_gives_every_cursor_in_name_order)
+{
+	evb_wal             *w = wal_open_fast();
+	evb_wal_cursor_info *l = NULL;
+	size_t               n = 99;
+
+	cr_assert_eq(evb_wal_cursor_list(w, &l, &n), EVB_OK);
+	cr_assert_eq(n, 0);
+	cr_assert_null(l);
+	cr_assert_eq(evb_wal_cursor_set(w, "replay", 3), EVB_OK);
+	cr_assert_eq(evb_wal_cursor_set(w, "compactor", 12), EVB_OK);
+	cr_assert_eq(evb_wal_cursor_set(w, "b", 7), EVB_OK);
+	cr_assert_eq(evb_wal_cursor_list(w, &l, &n), EVB_OK);
+	cr_assert_eq(n, 3);
+	cr_assert_str_eq(l[0].name, "b");
+	cr_assert_eq(l[0].off, 7);
+	cr_assert_str_eq(l[1].name, "compactor");
+	cr_assert_eq(l[1].off, 12);
+	cr_assert_str_eq(l[2].name, "replay");
+	cr_assert_eq(l[2].off, 3);
+	evb_wal_cursor_list_free(l);
+	evb_wal_cursor_list_free(NULL);
+	cr_assert_eq(evb_wal_cursor_list(w, NULL, &n), EVB_EINVAL);
+	cr_assert_eq(evb_wal_cursor_list(NULL, &l, &n), EVB_EINVAL);
 	evb_wal_close(w);
 }
 

@@ -17,9 +17,9 @@
 
 #define MS 1000000LL /* ns */
 
-static char          *tmp;     /* Fresh per test. */
-static char          *wal_dir; /* tmp/wal. */
-static _Atomic int64_t now_ns; /* The test clock. */
+static char           *tmp;     /* Fresh per test. */
+static char           *wal_dir; /* tmp/wal. */
+static _Atomic int64_t now_ns;  /* The test clock. */
 
 static void
 setup(void)
@@ -97,8 +97,8 @@ send(evb_wal *w, const char *ids, evb_wal_result *res, evb_diag *d)
 static void
 expect(const evb_wal_result *r, int status, uint64_t off)
 {
-	cr_assert_eq(r->status, status, "status %d, expected %d", r->status,
-	    status);
+	cr_assert_eq(
+	    r->status, status, "status %d, expected %d", r->status, status);
 	cr_assert_eq(r->off, off, "offset %llu, expected %llu",
 	    (unsigned long long) r->off, (unsigned long long) off);
 }
@@ -301,7 +301,8 @@ Test(wal_dedup, generations_bound_the_index_and_stay_exact)
 	char         id[32];
 
 	for (uint64_t i = 1; i <= 1000; i++) {
-		(void) snprintf(id, sizeof(id), "id-%llu", (unsigned long long) i);
+		(void) snprintf(
+		    id, sizeof(id), "id-%llu", (unsigned long long) i);
 		send_one(w, id, EVB_OK, i);
 		cr_assert_eq(evb_wal_stats(w, &s), EVB_OK);
 		cr_assert_leq(s.id_count, 200, "%llu ids after %llu records",
@@ -318,7 +319,7 @@ Test(wal_dedup, generations_bound_the_index_and_stay_exact)
 Test(wal_dedup, original_removed_by_retention_is_not_a_duplicate)
 {
 	evb_wal_opts o;
-	evb_wal     *w = NULL;
+	evb_wal     *w       = NULL;
 	uint64_t     removed = 0;
 
 	evb_wal_opts_default(&o);

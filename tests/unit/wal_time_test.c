@@ -22,11 +22,11 @@
 #define BASE_NS (1764035435000LL * MS) /* Some time in 2025. */
 #define MAX_RECS 4000
 
-static char          *tmp;     /* Fresh per test. */
-static char          *wal_dir; /* tmp/wal. */
-static int64_t        tss[MAX_RECS + 1]; /* tss[off]: ts appended there. */
-static uint64_t       nrecs;             /* Records appended. */
-static _Atomic int64_t now_ns;           /* The test clock. */
+static char           *tmp;               /* Fresh per test. */
+static char           *wal_dir;           /* tmp/wal. */
+static int64_t         tss[MAX_RECS + 1]; /* tss[off]: ts appended there. */
+static uint64_t        nrecs;             /* Records appended. */
+static _Atomic int64_t now_ns;            /* The test clock. */
 
 static void
 setup(void)
@@ -137,8 +137,8 @@ check_many(evb_wal *w, uint64_t first, uint64_t *rng)
 		*rng ^= *rng >> 7;
 		*rng ^= *rng << 17;
 		t = BASE_NS - 5 * MS + (int64_t) (*rng % (uint64_t) (400 * MS));
-		cr_assert_eq(seek(w, t), brute(t, first), "T = %lld",
-		    (long long) t);
+		cr_assert_eq(
+		    seek(w, t), brute(t, first), "T = %lld", (long long) t);
 	}
 }
 
@@ -233,7 +233,7 @@ Test(wal_time, after_retention_seek_never_goes_below_the_first_kept)
 
 Test(wal_time, far_future_record_holds_later_seeks)
 {
-	evb_wal *w = wal_open_test();
+	evb_wal *w     = wal_open_test();
 	int64_t  ts[4] = { BASE_NS, BASE_NS + 3600000 * MS, BASE_NS + 1 * MS,
 		 BASE_NS + 2 * MS };
 
@@ -252,7 +252,7 @@ Test(wal_time, seek_then_iterate_reads_from_there)
 	evb_wal_entry e;
 	int64_t       ts[6] = { BASE_NS, BASE_NS + 5 * MS, BASE_NS + 1 * MS,
 		      BASE_NS + 9 * MS, BASE_NS + 2 * MS, BASE_NS + 10 * MS };
-	uint64_t off;
+	uint64_t      off;
 
 	append_ts(w, ts, 6);
 	off = seek(w, BASE_NS + 3 * MS);
@@ -292,8 +292,8 @@ flip_marker(const char *marker)
 Test(wal_time, damaged_record_in_the_scan_stops_the_seek_there)
 {
 	evb_wal *w     = wal_open_test();
-	int64_t  ts[4] = { BASE_NS + 500000, BASE_NS + 100000,
-		 BASE_NS + 200000, BASE_NS + 600000 };
+	int64_t  ts[4] = { BASE_NS + 500000, BASE_NS + 100000, BASE_NS + 200000,
+		 BASE_NS + 600000 };
 
 	// All in one 1 ms bucket: seeking BASE + 550 us scans 2..4.
 	append_ts(w, ts, 4);

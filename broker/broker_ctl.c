@@ -1,0 +1,396 @@
+/*
+ * broker_ctl.c: the control endpoint, a rep0 socket answering repair and
+ * stats requests, one at a time, on its own thread. The request and
+ * reply bytes are specified in docs/protocol.md, "Control endpoint";
+ * a change here changes that section, the `evbus stats` decoder
+ * (cli/cmd_stats.c) and tests/integration/broker_test.c with it.
+ *
+ * Requests come from the network, so they are read with the same care
+ * as events: at most BROKER_CTL_REQ_MAX_BYTES (nng refuses larger ones), and
+ * evb_proto_msg_extent must find exactly one MessagePack object in them
+ * before msgpack-c unpacks it. That bounds what msgpack-c allocates by
+ * the request's length, whatever its headers claim.
+ *
+ * A repair reads the ring with evb_broker_read and no wait: the ring
+ * either holds the range, or has evicted its start (the reply says so,
+ * with the oldest seq it holds), or the range is not published yet (an
+ * empty list of frames). Replies stay under nng's default receive limit
+ * of 1 MiB, so any client can read them without raising it.
+ */
+#include <msgpack.h>
+#include <string.h>
+
+#include "broker/broker_int.h"
+
+/*
+ * Frame bytes in one repair reply: under nng's default NNG_OPT_RECVMAXSZ
+ * (1 MiB) with room for the map and the bin headers. A frame is at most
+ * about 66 KiB, so a reply always has room for at least one.
+ */
+#define CTL_REPAIR_MAX_BYTES ((size_t) 960 << 10)
+#define CTL_REPAIR_MAX_FRAMES 10000 /* Frames in one reply ("max" cap). */
+#define CTL_LOG_WINDOW_MS 10000     /* Bad-request lines: a burst per */
+#define CTL_LOG_BURST 5             /* window. */
+
+/* A decoded request. */
+typedef struct ctl_req {
+	const char *op;        /* "repair", "stats" (points into the zone). */
+	size_t      op_len;    /* Bytes in op. */
+	uint64_t    epoch;     /* repair: the epoch the seqs belong to. */
+	uint64_t    from;      /* repair: the first seq wanted. */
+	uint64_t    max;       /* repair: frames wanted, 1..10000. */
+	bool        has_epoch; /* Each field was present. */
+	bool        has_from;
+	bool        has_max;
+} ctl_req;
+
+/* ctl_key_is compares a map key (str or bin) with name. */
+static bool
+ctl_key_is(const msgpack_object *k, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (k->type == MSGPACK_OBJECT_STR) {
+		return k->via.str.size == n &&
+		    memcmp(k->via.str.ptr, name, n) == 0;
+	}
+	if (k->type == MSGPACK_OBJECT_BIN) {
+		return k->via.bin.size == n &&
+		    memcmp(k->via.bin.ptr, name, n) == 0;
+	}
+	return false;
+}
+
+/* ctl_uint reads a non-negative integer field. */
+static bool
+ctl_uint(const msgpack_object *v, uint64_t *out, bool *has)
+{
+	if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		return false;
+	}
+	*out = v->via.u64;
+	*has = true;
+	return true;
+}
+
+/*
+ * ctl_req_read fills r from the map o. On a bad request it writes why
+ * into diag and returns EVB_EMALFORMED.
+ */
+static int
+ctl_req_read(const msgpack_object *o, ctl_req *r, evb_diag *diag)
+{
+	memset(r, 0, sizeof(*r));
+	if (o->type != MSGPACK_OBJECT_MAP) {
+		evb_diag_set(diag, "a request is a map");
+		return EVB_EMALFORMED;
+	}
+	for (uint32_t i = 0; i < o->via.map.size; i++) {
+		const msgpack_object *k  = &o->via.map.ptr[i].key;
+		const msgpack_object *v  = &o->via.map.ptr[i].val;
+		bool                  ok = true;
+
+		if (ctl_key_is(k, "op")) {
+			ok = v->type == MSGPACK_OBJECT_STR;
+			if (ok) {
+				r->op     = v->via.str.ptr;
+				r->op_len = v->via.str.size;
+			}
+		} else if (ctl_key_is(k, "epoch")) {
+			ok = ctl_uint(v, &r->epoch, &r->has_epoch);
+		} else if (ctl_key_is(k, "from")) {
+			ok = ctl_uint(v, &r->from, &r->has_from);
+		} else if (ctl_key_is(k, "max")) {
+			ok = ctl_uint(v, &r->max, &r->has_max);
+		}
+		// Other keys are ignored, so clients may add some.
+		if (!ok) {
+			// Only the four known keys get here; they are str/bin.
+			evb_diag_set(diag, "%.*s: expected %s",
+			    (int) k->via.str.size, k->via.str.ptr,
+			    ctl_key_is(k, "op") ? "a string"
+			                        : "a non-negative integer");
+			return EVB_EMALFORMED;
+		}
+	}
+	if (r->op == NULL) {
+		evb_diag_set(diag, "op: required field missing");
+		return EVB_EMALFORMED;
+	}
+	return EVB_OK;
+}
+
+/* ---- Replies ----------------------------------------------------------- */
+
+/*
+ * The reply buffer. msgpack-c's packer ignores a failed write and goes
+ * on, so the writer makes a failure sticky: after one, nothing more is
+ * written and ctl_reply sends ctl_nomem_reply instead of a torn map.
+ */
+typedef struct ctl_out {
+	msgpack_sbuffer sb;        /* The reply so far. */
+	bool            is_failed; /* A write failed (out of memory). */
+} ctl_out;
+
+/* {"error": "internal", "message": "Out of memory"} */
+static const uint8_t ctl_nomem_reply[] = { 0x82, 0xa5, 'e', 'r', 'r', 'o', 'r',
+	0xa8, 'i', 'n', 't', 'e', 'r', 'n', 'a', 'l', 0xa7, 'm', 'e', 's', 's',
+	'a', 'g', 'e', 0xad, 'O', 'u', 't', ' ', 'o', 'f', ' ', 'm', 'e', 'm',
+	'o', 'r', 'y' };
+
+static int
+ctl_write(void *data, const char *buf, size_t len)
+{
+	ctl_out *o = data;
+
+	if (o->is_failed || msgpack_sbuffer_write(&o->sb, buf, len) != 0) {
+		o->is_failed = true;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+pack_str(msgpack_packer *pk, const char *s)
+{
+	size_t n = strlen(s);
+
+	(void) msgpack_pack_str(pk, n);
+	(void) msgpack_pack_str_body(pk, s, n);
+}
+
+static void
+pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t v)
+{
+	pack_str(pk, key);
+	(void) msgpack_pack_uint64(pk, v);
+}
+
+/* ctl_error packs {"error": what, "message": text}. */
+static void
+ctl_error(msgpack_packer *pk, const char *what, const char *text)
+{
+	(void) msgpack_pack_map(pk, 2);
+	pack_str(pk, "error");
+	pack_str(pk, what);
+	pack_str(pk, "message");
+	pack_str(pk, text);
+}
+
+/* ctl_pack_types packs published_by_type and rejected_by_type. */
+static void
+ctl_pack_types(msgpack_packer *pk, const evb_broker_stat *st)
+{
+	static const char *const reasons[EVB_BROKER_REASONS] = { "malformed",
+		"schema", "too_big" };
+	size_t                   nt = evb_proto_type_count();
+
+	pack_str(pk, "published_by_type");
+	(void) msgpack_pack_map(pk, nt);
+	for (size_t t = 0; t < nt; t++) {
+		pack_kv_u64(
+		    pk, evb_proto_type_name((int) t), st->published_by_type[t]);
+	}
+	pack_str(pk, "rejected_by_type");
+	(void) msgpack_pack_map(pk, nt + 1);
+	for (size_t t = 0; t <= nt; t++) {
+		size_t slot = t < nt ? t : BROKER_TYPE_UNKNOWN;
+
+		pack_str(pk, t < nt ? evb_proto_type_name((int) t) : "unknown");
+		(void) msgpack_pack_map(pk, EVB_BROKER_REASONS);
+		for (int r = 0; r < EVB_BROKER_REASONS; r++) {
+			pack_kv_u64(
+			    pk, reasons[r], st->rejected_by_type[slot][r]);
+		}
+	}
+}
+
+/* ctl_stats packs the stats reply: every counter of evb_broker_stat. */
+static void
+ctl_stats(evb_broker *b, msgpack_packer *pk)
+{
+	evb_broker_stat st;
+
+	evb_broker_stats(b, &st);
+	(void) msgpack_pack_map(pk, 15);
+	pack_kv_u64(pk, "epoch", st.epoch);
+	pack_kv_u64(pk, "last_seq", st.last_seq);
+	pack_kv_u64(pk, "msgs_in", st.msgs_in);
+	pack_kv_u64(pk, "msgs_refused", st.msgs_refused);
+	pack_kv_u64(pk, "events_in", st.events_in);
+	pack_kv_u64(pk, "published", st.published);
+	pack_kv_u64(pk, "rejected", st.rejected);
+	pack_kv_u64(pk, "bytes_in", st.bytes_in);
+	pack_kv_u64(pk, "ring_first_seq", st.ring_first_seq);
+	pack_kv_u64(pk, "ring_bytes", st.ring_bytes);
+	pack_kv_u64(pk, "ring_evicted", st.ring_evicted);
+	pack_kv_u64(pk, "repairs_served", st.repairs_served);
+	pack_kv_u64(pk, "repair_frames", st.repair_frames);
+	ctl_pack_types(pk, &st);
+}
+
+/* ctl_frames packs the n frames of buf (4-byte length, bytes) as bins. */
+static void
+ctl_frames(msgpack_packer *pk, const evb_buf *buf, size_t n)
+{
+	size_t pos = 0;
+
+	(void) msgpack_pack_array(pk, n);
+	for (size_t i = 0; i < n; i++) {
+		uint32_t len = evb_get_be32(buf->data + pos);
+
+		(void) msgpack_pack_bin(pk, len);
+		(void) msgpack_pack_bin_body(pk, buf->data + pos + 4, len);
+		pos += 4 + (size_t) len;
+	}
+}
+
+/* ctl_repair answers a repair request. */
+static void
+ctl_repair(evb_broker *b, const ctl_req *r, msgpack_packer *pk)
+{
+	evb_buf  buf;
+	size_t   n     = 0;
+	uint64_t first = r->from;
+	uint64_t max   = r->has_max ? r->max : CTL_REPAIR_MAX_FRAMES;
+	int      rc;
+
+	if (!r->has_epoch || !r->has_from) {
+		ctl_error(pk, "request", "repair needs epoch and from");
+		return;
+	}
+	if (max == 0 || max > CTL_REPAIR_MAX_FRAMES) {
+		max = CTL_REPAIR_MAX_FRAMES;
+	}
+	atomic_fetch_add(&b->repairs_served, 1);
+	if (r->epoch != b->epoch) {
+		(void) msgpack_pack_map(pk, 2);
+		pack_str(pk, "error");
+		pack_str(pk, "epoch");
+		pack_kv_u64(pk, "epoch", b->epoch);
+		return;
+	}
+	evb_buf_init(&buf);
+	rc = evb_broker_read(b, r->from, (size_t) max, CTL_REPAIR_MAX_BYTES, 0,
+	    &buf, &n, &first);
+	if (rc == EVB_ENOTFOUND) {
+		(void) msgpack_pack_map(pk, 2);
+		pack_str(pk, "error");
+		pack_str(pk, "evicted");
+		pack_kv_u64(pk, "first", first);
+	} else if (rc == EVB_OK || rc == EVB_ETIMEDOUT) {
+		// ETIMEDOUT: from is not published yet; nothing to send.
+		(void) msgpack_pack_map(pk, 3);
+		pack_kv_u64(pk, "epoch", b->epoch);
+		pack_kv_u64(pk, "first", r->from);
+		pack_str(pk, "frames");
+		ctl_frames(pk, &buf, n);
+	} else {
+		ctl_error(pk, "internal", evb_strerror(rc));
+	}
+	atomic_fetch_add(&b->repair_frames, n);
+	evb_buf_fini(&buf);
+}
+
+/*
+ * ctl_answer decodes the request in req and packs the reply into pk.
+ * diag gets the reason of a bad request, for the log.
+ */
+static void
+ctl_answer(evb_broker *b, nng_msg *req, msgpack_packer *pk, evb_diag *diag)
+{
+	const char      *p   = nng_msg_body(req);
+	size_t           len = nng_msg_len(req);
+	size_t           n   = 0;
+	msgpack_unpacked u;
+	ctl_req          r;
+
+	if (evb_proto_msg_extent(p, len, &n, diag) != EVB_OK || n != len) {
+		if (diag->msg[0] == '\0') {
+			evb_diag_set(
+			    diag, "%zu bytes after the request", len - n);
+		}
+		ctl_error(pk, "request", diag->msg);
+		return;
+	}
+	msgpack_unpacked_init(&u);
+	if (msgpack_unpack_next(&u, p, len, NULL) != MSGPACK_UNPACK_SUCCESS) {
+		evb_diag_set(diag, "not a MessagePack object");
+		ctl_error(pk, "request", diag->msg);
+	} else if (ctl_req_read(&u.data, &r, diag) != EVB_OK) {
+		ctl_error(pk, "request", diag->msg);
+	} else if (r.op_len == 6 && memcmp(r.op, "repair", 6) == 0) {
+		ctl_repair(b, &r, pk);
+	} else if (r.op_len == 5 && memcmp(r.op, "stats", 5) == 0) {
+		ctl_stats(b, pk);
+	} else {
+		evb_diag_set(diag, "op: unknown operation \"%.*s\"",
+		    (int) (r.op_len > 32 ? 32 : r.op_len), r.op);
+		ctl_error(pk, "request", diag->msg);
+	}
+	msgpack_unpacked_destroy(&u);
+}
+
+/* ctl_reply puts the reply in msg (the request's, reused) and sends. */
+static int
+ctl_reply(evb_broker *b, nng_msg *msg, const ctl_out *out)
+{
+	const void *p   = out->sb.data;
+	size_t      len = out->sb.size;
+	int         rv;
+
+	if (out->is_failed) {
+		p   = ctl_nomem_reply;
+		len = sizeof(ctl_nomem_reply);
+	}
+	nng_msg_clear(msg);
+	if ((rv = nng_msg_append(msg, p, len)) == 0) {
+		rv = nng_sendmsg(b->ctl, msg, 0);
+	}
+	if (rv != 0) {
+		// nng keeps the message only when the send succeeds.
+		nng_msg_free(msg);
+	}
+	return rv;
+}
+
+void *
+ctl_main(void *arg)
+{
+	evb_broker    *b   = arg;
+	evb_ratelimit  rl  = { 0 };
+	ctl_out        out = { .is_failed = false };
+	msgpack_packer pk;
+
+	rl.window_ms = CTL_LOG_WINDOW_MS;
+	rl.burst     = CTL_LOG_BURST;
+	msgpack_sbuffer_init(&out.sb);
+	msgpack_packer_init(&pk, &out, ctl_write);
+	for (;;) {
+		nng_msg *msg;
+		evb_diag diag = { "" };
+		int      rv;
+
+		if ((rv = nng_recvmsg(b->ctl, &msg, 0)) == NNG_ECLOSED) {
+			break;
+		}
+		if (rv == 0) {
+			msgpack_sbuffer_clear(&out.sb);
+			out.is_failed = false;
+			ctl_answer(b, msg, &pk, &diag);
+			rv = ctl_reply(b, msg, &out);
+		}
+		if (rv == NNG_ECLOSED) {
+			break;
+		}
+		if ((rv != 0 || diag.msg[0] != '\0') &&
+		    evb_ratelimit_allow(&rl, evb_clock_mono_ms(), NULL)) {
+			evb_log(EVB_LOG_WARNING, "EVB-BROKER-CTL",
+			    "control request failed: %s; see docs/protocol.md, "
+			    "\"Control endpoint\"",
+			    rv != 0 ? nng_strerror(rv) : diag.msg);
+		}
+	}
+	msgpack_sbuffer_destroy(&out.sb);
+	return NULL;
+}

@@ -1,0 +1,305 @@
+/*
+ * broker_ingest.c: the ingest thread. It receives each message from
+ * pull0, walks its events with proto's ingest iterator and publishes
+ * each valid one (broker_publish); a bad event is rejected alone, its
+ * neighbours go on.
+ *
+ * Decoding and validation run on this one thread, outside the broker's
+ * lock; only the publication of each event takes it. A message arrives
+ * whole (nng delivers messages, not bytes), so there is no partial
+ * state between two receives, and stop only has to close pull0: the
+ * receive returns NNG_ECLOSED once the message in hand is done.
+ *
+ * Refusals and rejections are counted (broker.h, evb_broker_stat) and
+ * logged at a rate limit, with the producer's address, the event's index
+ * and proto's diagnostic, so the operator can find the producer. For
+ * the count per type, the type of an event that failed validation is
+ * read back from its bytes (reject_type); when even that fails it counts
+ * as unknown.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "broker/broker_int.h"
+
+#define INGEST_LOG_WINDOW_MS 10000 /* Reject lines: a burst per window. */
+#define INGEST_LOG_BURST 10
+#define INGEST_ADDR_MAX 64 /* "[v6 address]:port" and room to spare. */
+
+/* The state one message's walk needs. */
+typedef struct ingest_ctx {
+	evb_broker    *b;
+	nng_msg       *msg;     /* The message (its pipe names the peer). */
+	evb_ratelimit *rl;      /* The thread's log limiter. */
+	int64_t        arrival; /* Wall-clock ns at receipt (stamped ts). */
+} ingest_ctx;
+
+/* ingest_peer writes the producer's address, or "unknown", into buf. */
+static void
+ingest_peer(nng_msg *msg, char *buf, size_t cap)
+{
+	nng_sockaddr sa;
+	char         ip[INET6_ADDRSTRLEN];
+
+	if (nng_pipe_get_addr(nng_msg_get_pipe(msg), NNG_OPT_REMADDR, &sa) !=
+	    0) {
+		(void) snprintf(buf, cap, "unknown");
+	} else if (sa.s_family == NNG_AF_INET &&
+	    inet_ntop(AF_INET, &sa.s_in.sa_addr, ip, sizeof(ip)) != NULL) {
+		(void) snprintf(
+		    buf, cap, "%s:%u", ip, (unsigned) ntohs(sa.s_in.sa_port));
+	} else if (sa.s_family == NNG_AF_INET6 &&
+	    inet_ntop(AF_INET6, sa.s_in6.sa_addr, ip, sizeof(ip)) != NULL) {
+		(void) snprintf(buf, cap, "[%s]:%u", ip,
+		    (unsigned) ntohs(sa.s_in6.sa_port));
+	} else {
+		(void) snprintf(buf, cap, "a local peer");
+	}
+}
+
+/*
+ * ingest_str_view finds the bytes of the str or bin at p (n bytes, its
+ * whole extent). Returns false for any other kind.
+ */
+static bool
+ingest_str_view(const uint8_t *p, size_t n, const uint8_t **s, size_t *len)
+{
+	size_t hdr;
+
+	if (n == 0) {
+		return false;
+	}
+	if (p[0] >= 0xa0 && p[0] <= 0xbf) {
+		hdr = 1;
+	} else if (p[0] == 0xd9 || p[0] == 0xc4) {
+		hdr = 2;
+	} else if (p[0] == 0xda || p[0] == 0xc5) {
+		hdr = 3;
+	} else if (p[0] == 0xdb || p[0] == 0xc6) {
+		hdr = 5;
+	} else {
+		return false;
+	}
+	if (n < hdr) {
+		return false;
+	}
+	*s   = p + hdr;
+	*len = n - hdr;
+	return true;
+}
+
+/*
+ * reject_type reads the "type" of the event map at p (len bytes, its
+ * element in the message) without allocating: map header, then each
+ * key and value delimited by evb_proto_msg_extent. Returns the type's
+ * index, or BROKER_TYPE_UNKNOWN when the bytes do not name a known type.
+ */
+static int
+reject_type(const uint8_t *p, size_t len)
+{
+	size_t   pos;
+	uint64_t n;
+
+	if (len == 0) {
+		return BROKER_TYPE_UNKNOWN;
+	}
+	if (p[0] >= 0x80 && p[0] <= 0x8f) {
+		n   = p[0] & 0x0f;
+		pos = 1;
+	} else if (p[0] == 0xde && len >= 3) {
+		n   = evb_get_be16(p + 1);
+		pos = 3;
+	} else if (p[0] == 0xdf && len >= 5) {
+		n   = evb_get_be32(p + 1);
+		pos = 5;
+	} else {
+		return BROKER_TYPE_UNKNOWN;
+	}
+	for (uint64_t i = 0; i < n && pos < len; i++) {
+		const uint8_t *s;
+		size_t         kn, vn, slen;
+		bool           is_type;
+		int            t;
+
+		if (evb_proto_msg_extent(p + pos, len - pos, &kn, NULL) !=
+		    EVB_OK) {
+			break;
+		}
+		is_type = ingest_str_view(p + pos, kn, &s, &slen) &&
+		    slen == 4 && memcmp(s, "type", 4) == 0;
+		pos += kn;
+		if (evb_proto_msg_extent(p + pos, len - pos, &vn, NULL) !=
+		    EVB_OK) {
+			break;
+		}
+		if (is_type) {
+			if (ingest_str_view(p + pos, vn, &s, &slen) &&
+			    evb_proto_type_find((const char *) s, slen, &t) ==
+			        EVB_OK) {
+				return t;
+			}
+			break;
+		}
+		pos += vn;
+	}
+	return BROKER_TYPE_UNKNOWN;
+}
+
+static int
+reject_reason(int rc)
+{
+	switch (rc) {
+	case EVB_ESCHEMA:
+		return BROKER_REASON_SCHEMA;
+	case EVB_ETOOBIG:
+		return BROKER_REASON_TOOBIG;
+	default:
+		return BROKER_REASON_MALFORMED;
+	}
+}
+
+/* ingest_log writes one rate-limited line about bad input. */
+static void
+ingest_log(
+    const ingest_ctx *c, const char *id, const char *what, const char *detail)
+{
+	char     peer[INGEST_ADDR_MAX];
+	char     more[64]   = "";
+	uint64_t suppressed = 0;
+
+	if (!evb_ratelimit_allow(c->rl, evb_clock_mono_ms(), &suppressed)) {
+		return;
+	}
+	if (suppressed > 0) {
+		(void) snprintf(more, sizeof(more),
+		    " (%llu lines like this left out)",
+		    (unsigned long long) suppressed);
+	}
+	ingest_peer(c->msg, peer, sizeof(peer));
+	evb_log(EVB_LOG_WARNING, id,
+	    "%s from %s: %s; counted in 'evbus stats', fix the producer "
+	    "('evbus validate' runs the same checks)%s",
+	    what, peer, detail, more);
+}
+
+/*
+ * ingest_reject counts and logs the event that ingest_next refused with
+ * rc; its bytes are it->buf[off .. it->off].
+ */
+static void
+ingest_reject(const ingest_ctx *c, const evb_proto_ingest *it, size_t off,
+    int rc, const evb_diag *diag)
+{
+	evb_broker *b = c->b;
+	char        what[96];
+	int         type;
+
+	if (rc == EVB_ENOMEM) {
+		// Not the event's fault, but it is lost all the same.
+		atomic_fetch_add(&b->rejected, 1);
+		if (!evb_ratelimit_allow(c->rl, evb_clock_mono_ms(), NULL)) {
+			return;
+		}
+		evb_log(EVB_LOG_ERR, "EVB-BROKER-NOMEM",
+		    "out of memory decoding an ingest event; it is dropped "
+		    "and counted as rejected. Check the process's memory "
+		    "limit and lower --max-msg");
+		return;
+	}
+	type = reject_type(it->buf + off, it->off - off);
+	atomic_fetch_add(&b->rejected, 1);
+	atomic_fetch_add(&b->rejected_by_type[type][reject_reason(rc)], 1);
+	if (it->is_batch) {
+		(void) snprintf(what, sizeof(what),
+		    "rejected event %zu of a batch of %zu", it->index - 1,
+		    it->count);
+	} else {
+		(void) snprintf(what, sizeof(what), "rejected an event");
+	}
+	ingest_log(c, "EVB-BROKER-REJECT", what,
+	    diag->msg[0] != '\0' ? diag->msg : evb_strerror(rc));
+}
+
+/* ingest_refuse counts and logs a message refused as a whole. */
+static void
+ingest_refuse(const ingest_ctx *c, const char *detail)
+{
+	atomic_fetch_add(&c->b->msgs_refused, 1);
+	ingest_log(c, "EVB-BROKER-REFUSE", "refused an ingest message", detail);
+}
+
+/* ingest_message handles one received message. */
+static void
+ingest_message(const ingest_ctx *c)
+{
+	evb_broker      *b   = c->b;
+	const uint8_t   *p   = nng_msg_body(c->msg);
+	size_t           len = nng_msg_len(c->msg);
+	evb_proto_ingest it;
+	evb_diag         diag = { "" };
+
+	atomic_fetch_add(&b->msgs_in, 1);
+	atomic_fetch_add(&b->bytes_in, len);
+	if (len > b->opts.recv_max_bytes) {
+		(void) snprintf(diag.msg, sizeof(diag.msg),
+		    "message of %zu bytes is over the limit of %zu (--max-msg)",
+		    len, b->opts.recv_max_bytes);
+		ingest_refuse(c, diag.msg);
+		return;
+	}
+	if (evb_proto_ingest_begin(&it, p, len, &diag) != EVB_OK) {
+		ingest_refuse(c, diag.msg);
+		return;
+	}
+	for (;;) {
+		size_t     off = it.off;
+		evb_event *ev;
+		int        rc;
+
+		diag.msg[0] = '\0';
+		if ((rc = evb_proto_ingest_next(&it, &ev, &diag)) == EVB_EOF) {
+			break;
+		}
+		atomic_fetch_add(&b->events_in, 1);
+		if (rc == EVB_OK) {
+			rc = broker_publish(b, ev, c->arrival);
+			evb_proto_event_free(ev);
+		}
+		if (rc != EVB_OK) {
+			ingest_reject(c, &it, off, rc, &diag);
+		}
+	}
+}
+
+void *
+ingest_main(void *arg)
+{
+	evb_broker   *b  = arg;
+	evb_ratelimit rl = { 0 };
+	ingest_ctx    c  = { .b = b, .rl = &rl };
+	int           rv;
+
+	rl.window_ms = INGEST_LOG_WINDOW_MS;
+	rl.burst     = INGEST_LOG_BURST;
+	for (;;) {
+		if ((rv = nng_recvmsg(b->pull, &c.msg, 0)) != 0) {
+			if (rv == NNG_ECLOSED) {
+				break;
+			}
+			// pull0 reports nothing else in normal operation;
+			// keep serving rather than stop ingest for good.
+			if (evb_ratelimit_allow(
+			        &rl, evb_clock_mono_ms(), NULL)) {
+				evb_log(EVB_LOG_ERR, "EVB-BROKER-RECV",
+				    "ingest receive failed: %s",
+				    nng_strerror(rv));
+			}
+			continue;
+		}
+		c.arrival = evb_clock_real_ns();
+		ingest_message(&c);
+		nng_msg_free(c.msg);
+	}
+	return NULL;
+}

@@ -1,0 +1,165 @@
+/*
+ * broker_int.h: declarations shared by the broker/ sources. Not part of
+ * the contract; only the sources in broker/ include it.
+ *
+ * Threads (all created by evb_broker_start, joined by evb_broker_stop):
+ *   ingest  blocks in nng_recvmsg on pull0 and publishes (broker_ingest.c)
+ *   ctl     blocks in nng_recvmsg on rep0 and answers (broker_ctl.c)
+ *   timer   heartbeat and statistics line (broker_heartbeat.c); only
+ *           started when one of the two periods is non-zero
+ * Closing a socket makes its thread's blocking receive return
+ * NNG_ECLOSED; the timer waits on timer_cv and sees is_stopping.
+ *
+ * Locks: one, evb_broker.mtx. It guards sequencing (the ring, last_seq,
+ * the ULID generator, the frame scratch buffer, the pub0 send that keeps
+ * frames in seq order) and the stop flags. No nng aio or callback is
+ * used, so nothing nng calls back into ever takes it. Counters that only
+ * the ingest or ctl thread moves are atomics, read without the lock.
+ */
+#ifndef EVB_BROKER_INT_H
+#define EVB_BROKER_INT_H
+
+#include <nng/nng.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "broker/broker.h"
+
+/* Reason slots of rejected_by_type, in the order broker.h gives. */
+#define BROKER_REASON_MALFORMED 0
+#define BROKER_REASON_SCHEMA 1
+#define BROKER_REASON_TOOBIG 2
+#define BROKER_TYPE_UNKNOWN (EVB_BROKER_MAX_TYPES - 1) /* Its type slot. */
+
+/*
+ * Smallest ring: it must hold the largest possible frame, an event of
+ * EVB_PROTO_MAX_EVENT_BYTES grown by the stamped id, ts, seq and epoch
+ * plus a topic of EVB_PROTO_MAX_TOPIC bytes; twice the event limit
+ * covers that with room to spare.
+ */
+#define BROKER_RING_MIN_BYTES ((size_t) 2 * EVB_PROTO_MAX_EVENT_BYTES)
+
+/* Largest control request; nng drops larger ones (a request is tiny). */
+#define BROKER_CTL_REQ_MAX_BYTES 4096
+
+/*
+ * Where the frames of the ring sit. Slot i (circular, from slot_head)
+ * holds seq first_seq + i: seqs in the ring are contiguous, because
+ * every published frame enters it and only the oldest leave.
+ */
+typedef struct broker_slot {
+	size_t off; /* Offset of the frame in broker_ring.bytes. */
+	size_t len; /* Frame length, bytes. */
+} broker_slot;
+
+/*
+ * The repair ring: frames back to back in one buffer of cap bytes,
+ * wrapping to offset 0 when a frame does not fit before the end (the
+ * tail end is then left unused until the oldest frames move past it).
+ * All fields are guarded by evb_broker.mtx.
+ */
+typedef struct broker_ring {
+	uint8_t     *bytes;     /* cap bytes of frame storage. */
+	size_t       cap;       /* Capacity, bytes (opts.ring_bytes). */
+	size_t       head;      /* Offset of the oldest frame (count > 0). */
+	size_t       tail;      /* Offset just past the newest frame. */
+	size_t       used;      /* Sum of the held frames' lengths, bytes. */
+	broker_slot *slots;     /* Circular index, slot_cap entries. */
+	size_t       slot_cap;  /* A power of two; doubles when full. */
+	size_t       slot_head; /* Index in slots of the oldest frame. */
+	size_t       count;     /* Frames held. */
+	uint64_t     first_seq; /* Seq of the oldest frame (count > 0). */
+	uint64_t     evicted;   /* Frames evicted since open. */
+} broker_ring;
+
+struct evb_broker {
+	evb_broker_opts opts;    /* Copy of the options; URLs below. */
+	char           *pub_url; /* Owned copies of the URLs. */
+	char           *ingest_url;
+	char           *ctl_url;
+	char           *component;
+	uint64_t        epoch;   /* This broker's epoch, fixed at open. */
+	uint64_t        open_ms; /* Monotonic ms at open (uptime_s). */
+
+	nng_socket pub;     /* pub0, listening on pub_url. */
+	nng_socket pull;    /* pull0, listening on ingest_url. */
+	nng_socket ctl;     /* rep0, listening on ctl_url. */
+	bool       has_pub; /* Each socket is open (close it once). */
+	bool       has_pull;
+	bool       has_ctl;
+
+	pthread_mutex_t mtx;      /* The broker's one lock (see top). */
+	pthread_cond_t  ring_cv;  /* evb_broker_read waiters; guarded by mtx. */
+	pthread_cond_t  timer_cv; /* Wakes the timer at stop; mtx. */
+	bool            has_sync; /* mtx and both cvs initialised. */
+	broker_ring     ring;     /* mtx. */
+	uint64_t        last_seq; /* Last seq published, 0: none; mtx. */
+	evb_ulid        ulid;     /* Id generator; mtx. */
+	evb_buf         frame;    /* Scratch for the frame being sent; mtx. */
+	uint64_t        published; /* Events published; mtx. */
+	uint64_t        published_by_type[EVB_BROKER_MAX_TYPES]; /* mtx. */
+	size_t          waiters; /* Threads in evb_broker_read's wait; mtx. */
+	evb_ratelimit   pub_rl;  /* Log limiter for those failures; mtx. */
+	bool            is_started;  /* start ran; mtx. */
+	bool            is_stopping; /* stop began: the timer exits; mtx. */
+	bool            is_closed;   /* stop finished: reads end; mtx. */
+
+	pthread_t ingest_thr; /* The threads, while has_*_thr. */
+	pthread_t ctl_thr;
+	pthread_t timer_thr;
+	bool      has_ingest_thr;
+	bool      has_ctl_thr;
+	bool      has_timer_thr;
+
+	/* Counters moved by one thread and read by evb_broker_stats. */
+	_Atomic uint64_t msgs_in;      /* Ingest messages received. */
+	_Atomic uint64_t msgs_refused; /* Whole messages refused. */
+	_Atomic uint64_t events_in;    /* Events received. */
+	_Atomic uint64_t rejected;     /* Events rejected. */
+	_Atomic uint64_t
+	    rejected_by_type[EVB_BROKER_MAX_TYPES][EVB_BROKER_REASONS];
+	_Atomic uint64_t bytes_in;       /* Ingest bytes received. */
+	_Atomic uint64_t repairs_served; /* Repair replies sent. */
+	_Atomic uint64_t repair_frames;  /* Frames in those replies. */
+};
+
+/* ---- broker.c ----------------------------------------------------------- */
+
+/*
+ * broker_publish stamps ev (id and ts when missing, from arrival_ns),
+ * gives it the next seq and the epoch, encodes its frame, puts the frame
+ * in the ring and sends it on pub0, all under mtx, so frames leave in seq
+ * order whoever publishes. ev stays the caller's. Returns EVB_OK or
+ * EVB_ENOMEM (nothing published, no seq used).
+ */
+int broker_publish(evb_broker *b, evb_event *ev, int64_t arrival_ns);
+
+/* broker_nng_err translates an nng error, with its text in diag. */
+int broker_nng_err(int nng_rv, evb_diag *diag, const char *what);
+
+/* ---- broker_ring.c: all under evb_broker.mtx ---------------------------- */
+
+/* ring_init allocates cap bytes and the first slots. EVB_ENOMEM. */
+int  ring_init(broker_ring *r, size_t cap);
+void ring_fini(broker_ring *r);
+
+/*
+ * ring_append stores the frame of seq, which must follow the newest held
+ * one, evicting the oldest frames until it fits (len <= cap).
+ */
+void ring_append(broker_ring *r, uint64_t seq, const void *frame, size_t len);
+
+/* ---- Threads: each file's entry point ----------------------------------- */
+
+void *ingest_main(void *arg);    /* broker_ingest.c */
+void *ctl_main(void *arg);       /* broker_ctl.c */
+void *heartbeat_main(void *arg); /* broker_heartbeat.c */
+
+/*
+ * heartbeat_event builds the broker's system_health event (broker_
+ * heartbeat.c); open calls it once to check opts.component.
+ * OUT: *out, on success only; free it with evb_proto_event_free.
+ */
+int heartbeat_event(evb_broker *b, evb_event **out, evb_diag *diag);
+
+#endif /* EVB_BROKER_INT_H */

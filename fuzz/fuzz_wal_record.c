@@ -1,0 +1,147 @@
+/*
+ * fuzz_wal_record: libFuzzer target for the WAL record decoder,
+ * evb_wal_record_decode (wal/wal.h), which reads whatever LMDB hands back
+ * from data.mdb: after a disk error or a bad copy, any bytes at all.
+ *
+ * The input is one stored value. Besides "no crash, no sanitizer report",
+ * it checks, and abort()s when one fails so that libFuzzer saves the
+ * input:
+ *   - a refused value gives EVB_ECORRUPT, a non-empty diag, and leaves
+ *     the entry alone; the answer does not depend on the diag;
+ *   - an accepted value has the header's length, a payload inside the
+ *     input, flags 0, and encodes back to exactly the input (the format
+ *     has one encoding per record);
+ *   - the input taken as a payload, with header fields from its first
+ *     bytes, encodes to a record that decodes back to the same fields;
+ *   - CRC-32C over the input in one call equals the CRC extended over
+ *     two pieces split anywhere (the incremental form the decoder uses).
+ *
+ * tests/unit/wal_corpus_test.c links this file into a criterion test
+ * that replays fuzz/corpus/fuzz_wal_record/ in every normal build;
+ * fuzz/gen_wal_corpus.py writes the named seeds.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wal/wal.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define FUZZ_OFF 7             /* The offset the value is read at. */
+#define FUZZ_HDR 44            /* The record header (docs). */
+#define FUZZ_MAX_PAYLOAD 65536 /* Cap for the encode round trip. */
+
+#define fuzz_check(x, what)                            \
+	do {                                           \
+		if (!(x)) {                            \
+			fuzz_fail(what, #x, __LINE__); \
+		}                                      \
+	} while (0)
+
+static _Noreturn void
+fuzz_fail(const char *what, const char *expr, int line)
+{
+	(void) fprintf(
+	    stderr, "fuzz_wal_record: %s: %s (line %d)\n", what, expr, line);
+	abort();
+}
+
+static uint64_t
+fuzz_be64(const uint8_t *p, size_t size, size_t at)
+{
+	uint64_t v = 0;
+
+	for (size_t i = 0; i < 8; i++) {
+		v = v << 8 | (at + i < size ? p[at + i] : 0);
+	}
+	return (v);
+}
+
+/* fuzz_decode: the stored-value properties. */
+static void
+fuzz_decode(const uint8_t *data, size_t size)
+{
+	evb_wal_entry e, sentinel;
+	evb_diag      d = { { 0 } };
+	uint8_t      *enc;
+	evb_wal_rec   r;
+	int           rc, rc2;
+
+	memset(&sentinel, 0xa5, sizeof(sentinel));
+	e   = sentinel;
+	rc  = evb_wal_record_decode(FUZZ_OFF, data, size, &e, &d);
+	rc2 = evb_wal_record_decode(FUZZ_OFF, data, size, &e, NULL);
+	fuzz_check(rc == rc2, "the diag changed the answer");
+	if (rc != EVB_OK) {
+		fuzz_check(rc == EVB_ECORRUPT, "refusal code");
+		fuzz_check(d.msg[0] != '\0', "refusal diag");
+		fuzz_check(memchr(d.msg, '\0', sizeof(d.msg)) != NULL, "NUL");
+		fuzz_check(memcmp(&e, &sentinel, sizeof(e)) == 0,
+		    "a refused decode wrote the entry");
+		return;
+	}
+	fuzz_check(size >= FUZZ_HDR && e.len == size - FUZZ_HDR, "length");
+	fuzz_check(e.off == FUZZ_OFF && e.flags == 0, "offset and flags");
+	fuzz_check(e.len == 0 ? e.payload == NULL
+	                      : (const uint8_t *) e.payload == data + FUZZ_HDR,
+	    "payload inside the value");
+	fuzz_check(evb_wal_record_size(e.len) == size, "record size");
+	r = (evb_wal_rec) { e.type, e.epoch, e.seq, e.ts_ns, e.payload, e.len,
+		NULL, 0 };
+	if ((enc = malloc(size)) == NULL) {
+		return;
+	}
+	evb_wal_record_encode(enc, &r, e.append_ns);
+	fuzz_check(memcmp(enc, data, size) == 0, "decode then encode differs");
+	free(enc);
+}
+
+/* fuzz_encode: the input as a payload survives encode and decode. */
+static void
+fuzz_encode(const uint8_t *data, size_t size)
+{
+	size_t        len = size < FUZZ_MAX_PAYLOAD ? size : FUZZ_MAX_PAYLOAD;
+	evb_wal_rec   r   = { (uint16_t) fuzz_be64(data, size, 0),
+		    fuzz_be64(data, size, 1), fuzz_be64(data, size, 2),
+		    (int64_t) fuzz_be64(data, size, 3), data, len, NULL, 0 };
+	int64_t       at  = (int64_t) fuzz_be64(data, size, 4);
+	evb_wal_entry e;
+	uint8_t      *enc;
+
+	if ((enc = malloc(evb_wal_record_size(len))) == NULL) {
+		return;
+	}
+	evb_wal_record_encode(enc, &r, at);
+	fuzz_check(evb_wal_record_decode(FUZZ_OFF, enc,
+	               evb_wal_record_size(len), &e, NULL) == EVB_OK,
+	    "our own record must decode");
+	fuzz_check(e.type == r.type && e.epoch == r.epoch && e.seq == r.seq &&
+	        e.ts_ns == r.ts_ns && e.append_ns == at && e.len == len,
+	    "fields changed in a round trip");
+	fuzz_check(len == 0 || memcmp(e.payload, data, len) == 0, "payload");
+	free(enc);
+}
+
+/* fuzz_crc: one call equals two calls split at every 8th place. */
+static void
+fuzz_crc(const uint8_t *data, size_t size)
+{
+	uint32_t whole = evb_wal_crc32c(0, data, size);
+
+	for (size_t cut = 0; cut <= size; cut += cut < 16 ? 1 : 8) {
+		uint32_t c = evb_wal_crc32c(0, data, cut);
+
+		c = evb_wal_crc32c(c, data + cut, size - cut);
+		fuzz_check(c == whole, "CRC split differs");
+	}
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	fuzz_decode(data, size);
+	fuzz_encode(data, size);
+	fuzz_crc(data, size);
+	return (0);
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Write the named seeds of fuzz/corpus/fuzz_wal_record/.
+
+Each seed is one stored WAL record value (docs/wal-format.md, record
+version 2). A name says what it must do, and tests/unit/wal_corpus_test.c
+checks it: valid-* decodes, hostile-* is refused with EVB_ECORRUPT.
+Needs only the standard library: python3 fuzz/gen_wal_corpus.py
+Run it again after a change to the record format.
+"""
+import os
+import struct
+
+VERSION = 2
+HDR = 44
+
+
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
+    return crc ^ 0xFFFFFFFF
+
+
+assert crc32c(b"123456789") == 0xE3069283
+
+
+def record(type_, epoch, seq, ts, append, payload, version=VERSION,
+           flags=0, length=None):
+    if length is None:
+        length = len(payload)
+    head = struct.pack(">BBHQQqqI", version, flags, type_, epoch, seq, ts,
+                       append, length)
+    crc = crc32c(payload, crc32c(head))
+    return head + struct.pack(">I", crc) + payload
+
+
+def event_302():
+    """Stands in for the 302-byte event the benchmarks use."""
+    return bytes((i * 131 + 7) & 0xFF for i in range(302))
+
+
+APPEND = 1764035435123456789
+SEEDS = {
+    "valid-empty-payload.rec": record(0, 0, 0, 0, 0, b""),
+    "valid-event-302.rec": record(3, 1, 42, APPEND - 1000, APPEND,
+                                  event_302()),
+    "valid-extremes.rec": record(0xFFFF, 2**64 - 1, 2**64 - 1, -2**63,
+                                 2**63 - 1, b"\x81\xa1k\x01\x00"),
+    "valid-negative-times.rec": record(1, 7, 8, -2, -1, b"x" * 9),
+    "hostile-short.rec": record(3, 1, 1, 1, 1, b"")[:HDR - 1],
+    "hostile-empty.rec": b"",
+    "hostile-version-1.rec": record(3, 1, 1, 1, 1, b"abc", version=1),
+    "hostile-flags.rec": record(3, 1, 1, 1, 1, b"abc", flags=0x80),
+    "hostile-length-long.rec": record(3, 1, 1, 1, 1, b"abc", length=4),
+    "hostile-length-short.rec": record(3, 1, 1, 1, 1, b"abc", length=2),
+    "hostile-length-huge.rec": record(3, 1, 1, 1, 1, b"abc",
+                                      length=0xFFFFFFFF),
+    "hostile-crc.rec": (lambda r: r[:-1] + bytes([r[-1] ^ 1]))(
+        record(3, 1, 42, 5, 6, event_302())),
+    "hostile-crc-field.rec": (lambda r: r[:40] + bytes([r[40] ^ 0x80])
+                              + r[41:])(record(3, 1, 1, 1, 1, b"abc")),
+}
+
+
+def main():
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                        "corpus", "fuzz_wal_record")
+    os.makedirs(here, exist_ok=True)
+    for name, data in sorted(SEEDS.items()):
+        with open(os.path.join(here, name), "wb") as f:
+            f.write(data)
+
+
+if __name__ == "__main__":
+    main()
