@@ -58,12 +58,12 @@ bench_raw_unpack(const evb_buf *wire, uint64_t n, double secs)
 			msgpack_object obj;
 			size_t         off = 0;
 
-			(void) msgpack_unpack((const char *) wire->data, wire->len,
-			    &off, &zone, &obj);
+			(void) msgpack_unpack((const char *) wire->data,
+			    wire->len, &off, &zone, &obj);
 			msgpack_zone_clear(&zone);
 		}
-		bench_samples_add(
-		    &s, (double) (evb_clock_mono_ns() - t0) / 1e3 / BENCH_CHUNK);
+		bench_samples_add(&s,
+		    (double) (evb_clock_mono_ns() - t0) / 1e3 / BENCH_CHUNK);
 		if ((double) (evb_clock_mono_ns() - start) / 1e9 >= secs) {
 			done += BENCH_CHUNK;
 			break;
@@ -108,14 +108,15 @@ main(int argc, char **argv)
 		for (int i = 0; i < BENCH_CHUNK; i++) {
 			evb_event *e2;
 
-			rv = evb_proto_event_decode(&e2, wire.data, wire.len, &d);
+			rv = evb_proto_event_decode(
+			    &e2, wire.data, wire.len, &d);
 			if (rv != EVB_OK) {
 				return (bench_fail("decode", rv, &d));
 			}
 			evb_proto_event_free(e2);
 		}
-		bench_samples_add(
-		    &s, (double) (evb_clock_mono_ns() - t0) / 1e3 / BENCH_CHUNK);
+		bench_samples_add(&s,
+		    (double) (evb_clock_mono_ns() - t0) / 1e3 / BENCH_CHUNK);
 		if ((double) (evb_clock_mono_ns() - start) / 1e9 >= secs) {
 			done += BENCH_CHUNK;
 			break;
@@ -133,8 +134,8 @@ main(int argc, char **argv)
 				return (bench_fail("encode", rv, NULL));
 			}
 		}
-		bench_samples_add(
-		    &s, (double) (evb_clock_mono_ns() - t0) / 1e3 / BENCH_CHUNK);
+		bench_samples_add(&s,
+		    (double) (evb_clock_mono_ns() - t0) / 1e3 / BENCH_CHUNK);
 		if ((double) (evb_clock_mono_ns() - start) / 1e9 >= secs) {
 			done += BENCH_CHUNK;
 			break;

@@ -38,8 +38,7 @@ int evb_err_errno(int e);
  * it fails. It stays in release builds; never use it for input, I/O or
  * out-of-memory.
  */
-#define evb_assert(x) \
-	((x) ? (void) 0 : evb_assert_fail(#x, __FILE__, __LINE__))
+#define evb_assert(x) ((x) ? (void) 0 : evb_assert_fail(#x, __FILE__, __LINE__))
 _Noreturn void evb_assert_fail(const char *expr, const char *file, int line);
 
 /* ---- Logging -----------------------------------------------------------

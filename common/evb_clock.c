@@ -48,6 +48,6 @@ evb_clock_format_iso(int64_t ns, char *buf, size_t cap)
 		return;
 	}
 	(void) snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, (int) (rem / 1000000));
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+	    tm.tm_sec, (int) (rem / 1000000));
 }

@@ -36,8 +36,8 @@ evb_strerror(int err)
 {
 	if (err >= EVB_ESYSERR) {
 		// strerror may return a shared buffer, but glibc's messages for
-		// known errno values are static strings; unknown ones still give
-		// a non-NULL "Unknown error nnn".
+		// known errno values are static strings; unknown ones still
+		// give a non-NULL "Unknown error nnn".
 		return strerror(err - EVB_ESYSERR);
 	}
 	if (err < 0 || (size_t) err >= sizeof(err_msgs) / sizeof(err_msgs[0]) ||
@@ -72,7 +72,7 @@ evb_diag_set(evb_diag *d, const char *fmt, ...)
 void
 evb_assert_fail(const char *expr, const char *file, int line)
 {
-	evb_log(EVB_LOG_ERR, "EVB-ASSERT", "assertion failed: %s (%s:%d)",
-	    expr, file, line);
+	evb_log(EVB_LOG_ERR, "EVB-ASSERT", "assertion failed: %s (%s:%d)", expr,
+	    file, line);
 	abort();
 }

@@ -79,7 +79,8 @@ evb_log(evb_log_level level, const char *id, const char *fmt, ...)
 }
 
 bool
-evb_ratelimit_allow(evb_ratelimit *rl, uint64_t now_ms, uint64_t *suppressed_out)
+evb_ratelimit_allow(
+    evb_ratelimit *rl, uint64_t now_ms, uint64_t *suppressed_out)
 {
 	if (rl->used == 0 || now_ms - rl->window_start >= rl->window_ms) {
 		rl->window_start = now_ms;

@@ -128,7 +128,7 @@ evb_str evb_proto_event_route(const evb_event *ev);
 bool    evb_proto_event_has_ts(const evb_event *ev);
 int64_t evb_proto_event_ts(const evb_event *ev); /* ns; 0 when absent */
 /* True when seq and epoch are both present (a published event). */
-bool evb_proto_event_has_seq(const evb_event *ev);
+bool     evb_proto_event_has_seq(const evb_event *ev);
 uint64_t evb_proto_event_seq(const evb_event *ev);
 uint64_t evb_proto_event_epoch(const evb_event *ev);
 
@@ -137,19 +137,22 @@ uint64_t evb_proto_event_epoch(const evb_event *ev);
  * when absent, EVB_ESCHEMA when present but not a string.
  * OUT: *val, on success only; it lives as long as ev.
  */
-int evb_proto_event_get_str(const evb_event *ev, const char *field, evb_str *val);
+int evb_proto_event_get_str(
+    const evb_event *ev, const char *field, evb_str *val);
 
 /*
  * evb_proto_event_get_num finds a numeric field of data (any integer or
  * float, converted to double). Errors as evb_proto_event_get_str.
  */
-int evb_proto_event_get_num(const evb_event *ev, const char *field, double *val);
+int evb_proto_event_get_num(
+    const evb_event *ev, const char *field, double *val);
 
 /*
  * evb_proto_event_get_int finds an integer field of data. EVB_ESCHEMA
  * when present but not an integer that fits int64. Errors as above.
  */
-int evb_proto_event_get_int(const evb_event *ev, const char *field, int64_t *val);
+int evb_proto_event_get_int(
+    const evb_event *ev, const char *field, int64_t *val);
 
 /* Setters for the broker, which stamps what producers left out. */
 /* evb_proto_event_set_id copies id (1..EVB_PROTO_MAX_ID bytes): EVB_EINVAL. */
@@ -191,7 +194,8 @@ int evb_proto_frame_decode(
  * Errors: EVB_EMALFORMED when the bytes end before the object does.
  * OUT: *n, bytes of the first object, on success only.
  */
-int evb_proto_msg_extent(const void *buf, size_t len, size_t *n, evb_diag *diag);
+int evb_proto_msg_extent(
+    const void *buf, size_t len, size_t *n, evb_diag *diag);
 
 /* ---- Ingest messages -----------------------------------------------------
  * An ingest message is ONE event map, or ONE array of event maps (a
@@ -200,11 +204,11 @@ int evb_proto_msg_extent(const void *buf, size_t len, size_t *n, evb_diag *diag)
  * last call to next.
  */
 typedef struct evb_proto_ingest {
-	const uint8_t *buf;     /* The message (borrowed). */
-	size_t         len;     /* Its length in bytes. */
-	size_t         off;     /* Offset of the next element. */
-	size_t         count;   /* Events the message holds (1 for a map). */
-	size_t         index;   /* Index of the next element. */
+	const uint8_t *buf;      /* The message (borrowed). */
+	size_t         len;      /* Its length in bytes. */
+	size_t         off;      /* Offset of the next element. */
+	size_t         count;    /* Events the message holds (1 for a map). */
+	size_t         index;    /* Index of the next element. */
 	bool           is_batch; /* True when the message is an array. */
 } evb_proto_ingest;
 

@@ -113,23 +113,40 @@ scan_read_head(const uint8_t *p, size_t avail, scan_head *h)
 		h->kind = SK_FLOAT64;
 		h->size = 9;
 		return (EVB_OK);
-	case 0xcc: case 0xcd: case 0xce: case 0xcf:
+	case 0xcc:
+	case 0xcd:
+	case 0xce:
+	case 0xcf:
 		h->kind = SK_INT;
 		h->size = 1 + ((size_t) 1 << (b - 0xcc));
 		return (EVB_OK);
-	case 0xd0: case 0xd1: case 0xd2: case 0xd3:
+	case 0xd0:
+	case 0xd1:
+	case 0xd2:
+	case 0xd3:
 		h->kind = SK_INT;
 		h->size = 1 + ((size_t) 1 << (b - 0xd0));
 		return (EVB_OK);
-	case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+	case 0xd4:
+	case 0xd5:
+	case 0xd6:
+	case 0xd7:
+	case 0xd8:
 		h->kind = SK_EXT;
 		h->n    = (uint64_t) 1 << (b - 0xd4);
 		h->size = 2 + h->n;
 		return (EVB_OK);
-	case 0xc4: case 0xc5: case 0xc6:
-	case 0xd9: case 0xda: case 0xdb:
-	case 0xc7: case 0xc8: case 0xc9:
-		// Length-prefixed payloads: bin 8/16/32, str 8/16/32, ext 8/16/32.
+	case 0xc4:
+	case 0xc5:
+	case 0xc6:
+	case 0xd9:
+	case 0xda:
+	case 0xdb:
+	case 0xc7:
+	case 0xc8:
+	case 0xc9:
+		// Length-prefixed payloads: bin 8/16/32, str 8/16/32, ext
+		// 8/16/32.
 		if (b <= 0xc6) {
 			h->kind = SK_BIN;
 			lb      = scan_len_bytes[b - 0xc4];
@@ -146,7 +163,10 @@ scan_read_head(const uint8_t *p, size_t avail, scan_head *h)
 		h->n    = scan_read_len(p + 1, lb);
 		h->size = 1 + lb + (h->kind == SK_EXT ? 1 : 0) + (size_t) h->n;
 		return (EVB_OK);
-	case 0xdc: case 0xdd: case 0xde: case 0xdf:
+	case 0xdc:
+	case 0xdd:
+	case 0xde:
+	case 0xdf:
 		h->kind = (b <= 0xdd) ? SK_ARRAY : SK_MAP;
 		lb      = (b == 0xdc || b == 0xde) ? 2 : 4;
 		if (avail < 1 + lb) {
@@ -209,7 +229,8 @@ scan_utf8(const uint8_t *s, size_t len)
 		} else if (c >= 0xf0 && c <= 0xf4) {
 			need = 3, cp = c & 0x07, min = 0x10000;
 		} else {
-			return (i); // NUL, continuation byte, or 0xc0/0xc1/0xf5+.
+			return (
+			    i); // NUL, continuation byte, or 0xc0/0xc1/0xf5+.
 		}
 		if (len - i - 1 < need) {
 			return (i);
@@ -220,7 +241,8 @@ scan_utf8(const uint8_t *s, size_t len)
 			}
 			cp = (cp << 6) | (s[i + k] & 0x3f);
 		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+		if (cp < min || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff)) {
 			return (i);
 		}
 		i += need + 1;
@@ -263,13 +285,12 @@ typedef struct dec {
 	const proto_scan_opts *o;     /* Limits. */
 	evb_diag              *d;     /* Where the first problem goes. */
 	size_t                 depth; /* Open containers. */
-	const msgpack_object *key[EVB_PROTO_MAX_DEPTH + 2]; /* NULL: array. */
-	uint32_t              idx[EVB_PROTO_MAX_DEPTH + 2]; /* Array index. */
+	const msgpack_object  *key[EVB_PROTO_MAX_DEPTH + 2]; /* NULL: array. */
+	uint32_t               idx[EVB_PROTO_MAX_DEPTH + 2]; /* Array index. */
 } dec;
 
 /* dec_fail records the first problem, prefixed by the path to it. */
-static int
-dec_fail(dec *c, int rv, const char *fmt, ...)
+static int dec_fail(dec *c, int rv, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static int
@@ -286,13 +307,14 @@ dec_fail(dec *c, int rv, const char *fmt, ...)
 	path[0] = '\0';
 	for (size_t lv = 1; lv <= c->depth && n < sizeof(path); lv++) {
 		if (c->key[lv] == NULL) {
-			n += (size_t) snprintf(path + n, sizeof(path) - n, "[%u]",
-			    c->idx[lv]);
+			n += (size_t) snprintf(
+			    path + n, sizeof(path) - n, "[%u]", c->idx[lv]);
 		} else {
 			evb_str k = proto_obj_key(c->key[lv]);
 
-			n += (size_t) snprintf(path + n, sizeof(path) - n, "%s%.*s",
-			    n == 0 ? "" : ".", (int) (k.len > 40 ? 40 : k.len),
+			n += (size_t) snprintf(path + n, sizeof(path) - n,
+			    "%s%.*s", n == 0 ? "" : ".",
+			    (int) (k.len > 40 ? 40 : k.len),
 			    k.ptr != NULL ? k.ptr : "");
 		}
 	}
@@ -364,8 +386,8 @@ dec_float(dec *c, size_t at, const scan_head *h, msgpack_object *o)
 }
 
 static int
-dec_string(dec *c, size_t at, const scan_head *h, bool is_key,
-    msgpack_object *o)
+dec_string(
+    dec *c, size_t at, const scan_head *h, bool is_key, msgpack_object *o)
 {
 	const char *body = (const char *) c->p + at + h->size - (size_t) h->n;
 	size_t      bad;
@@ -381,7 +403,7 @@ dec_string(dec *c, size_t at, const scan_head *h, bool is_key,
 		    body[bad] == 0 ? "a NUL character" : "invalid UTF-8", bad));
 	}
 	// A bin key stays bin in the tree; proto_obj_key reads either.
-	o->type         = h->kind == SK_BIN ? MSGPACK_OBJECT_BIN : MSGPACK_OBJECT_STR;
+	o->type = h->kind == SK_BIN ? MSGPACK_OBJECT_BIN : MSGPACK_OBJECT_STR;
 	o->via.str.ptr  = body;
 	o->via.str.size = (uint32_t) h->n;
 	return (EVB_OK);
@@ -397,9 +419,9 @@ static int dec_value(dec *c, msgpack_object *o, bool is_key);
 static int
 dec_claims(dec *c, size_t at, const scan_head *h)
 {
-	uint64_t max = h->kind == SK_MAP ? EVB_PROTO_MAX_FIELDS
-	    : c->depth == 0              ? c->o->top_array_max
-	                                 : EVB_PROTO_MAX_ARRAY;
+	uint64_t max   = h->kind == SK_MAP ? EVB_PROTO_MAX_FIELDS
+	      : c->depth == 0              ? c->o->top_array_max
+	                                   : EVB_PROTO_MAX_ARRAY;
 	uint64_t items = h->kind == SK_MAP ? 2 * h->n : h->n;
 
 	if (c->depth + 1 > c->o->max_depth) {
@@ -518,7 +540,8 @@ dec_value(dec *c, msgpack_object *o, bool is_key)
 	size_t    at = c->off;
 	scan_head h;
 
-	if (at == c->len || scan_read_head(c->p + at, c->len - at, &h) != EVB_OK) {
+	if (at == c->len ||
+	    scan_read_head(c->p + at, c->len - at, &h) != EVB_OK) {
 		return (dec_fail(c, EVB_EMALFORMED,
 		    "truncated MessagePack: the item at byte %zu is cut short",
 		    at));
@@ -527,8 +550,8 @@ dec_value(dec *c, msgpack_object *o, bool is_key)
 	// a header that claims 4 GiB.
 	if ((h.kind == SK_STR || h.kind == SK_BIN) && h.n > EVB_PROTO_MAX_STR) {
 		return (dec_fail(c, EVB_ETOOBIG,
-		    "string at byte %zu is %llu bytes, over the limit of %d", at,
-		    (unsigned long long) h.n, EVB_PROTO_MAX_STR));
+		    "string at byte %zu is %llu bytes, over the limit of %d",
+		    at, (unsigned long long) h.n, EVB_PROTO_MAX_STR));
 	}
 	if (h.size > c->len - at) {
 		return (dec_fail(c, EVB_EMALFORMED,
@@ -537,8 +560,8 @@ dec_value(dec *c, msgpack_object *o, bool is_key)
 	}
 	c->off += h.size;
 	if (is_key && h.kind != SK_STR && h.kind != SK_BIN) {
-		return (dec_fail(
-		    c, EVB_EMALFORMED, "map key at byte %zu is not a string", at));
+		return (dec_fail(c, EVB_EMALFORMED,
+		    "map key at byte %zu is not a string", at));
 	}
 	switch (h.kind) {
 	case SK_NIL:

@@ -35,7 +35,7 @@ typedef enum env_key {
 
 static const char *const env_names[] = { "type", "id", "ts", "source", "corr",
 	"seq", "epoch", "data" };
-static const size_t env_name_len[] = { 4, 2, 2, 6, 4, 3, 5, 4 };
+static const size_t      env_name_len[] = { 4, 2, 2, 6, 4, 3, 5, 4 };
 
 static env_key
 env_key_find(const msgpack_object *key)
@@ -43,7 +43,8 @@ env_key_find(const msgpack_object *key)
 	evb_str k = proto_obj_key(key);
 
 	for (int i = 0; i < ENV_UNKNOWN; i++) {
-		if (proto_bytes_eq(env_names[i], env_name_len[i], k.ptr, k.len)) {
+		if (proto_bytes_eq(
+		        env_names[i], env_name_len[i], k.ptr, k.len)) {
 			return ((env_key) i);
 		}
 	}
@@ -51,8 +52,8 @@ env_key_find(const msgpack_object *key)
 }
 
 static int
-env_expect(const char *key, const char *want, const msgpack_object *v,
-    evb_diag *d)
+env_expect(
+    const char *key, const char *want, const msgpack_object *v, evb_diag *d)
 {
 	char got[64];
 
@@ -77,7 +78,8 @@ static int
 env_uint(const char *key, const msgpack_object *v, uint64_t *out, evb_diag *d)
 {
 	// Below 2^63, so that JSON readers (and jansson) hold it exactly.
-	if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > INT64_MAX) {
+	if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+	    v->via.u64 > INT64_MAX) {
 		return (env_expect(key, "integer in [0, 2^63)", v, d));
 	}
 	*out = v->via.u64;
@@ -88,7 +90,8 @@ static int
 env_type(evb_event *ev, const msgpack_object *v, evb_diag *d)
 {
 	if (v->type != MSGPACK_OBJECT_STR) {
-		return (env_expect("type", "string naming an event type", v, d));
+		return (
+		    env_expect("type", "string naming an event type", v, d));
 	}
 	if (evb_proto_type_find(v->via.str.ptr, v->via.str.size, &ev->type) !=
 	    EVB_OK) {
@@ -159,7 +162,8 @@ env_extra_dup(const evb_event *ev, evb_diag *d)
 
 			if ((ev->extra_mask & ((uint64_t) 1 << j)) &&
 			    proto_bytes_eq(a.ptr, a.len, b.ptr, b.len)) {
-				evb_diag_set(d, "envelope: duplicate key \"%.*s\"",
+				evb_diag_set(d,
+				    "envelope: duplicate key \"%.*s\"",
 				    (int) (a.len > 40 ? 40 : a.len), a.ptr);
 				return (EVB_EMALFORMED);
 			}
@@ -195,13 +199,14 @@ env_read(evb_event *ev, evb_diag *d)
 			continue;
 		}
 		if (seen & (1u << k)) {
-			evb_diag_set(d, "envelope: duplicate key \"%s\"",
-			    env_names[k]);
+			evb_diag_set(
+			    d, "envelope: duplicate key \"%s\"", env_names[k]);
 			return (EVB_EMALFORMED);
 		}
 		seen |= 1u << k;
 		has_type |= (k == ENV_TYPE);
-		if ((rv = env_field(ev, k, &kv->val, &has_epoch, d)) != EVB_OK) {
+		if ((rv = env_field(ev, k, &kv->val, &has_epoch, d)) !=
+		    EVB_OK) {
 			return (rv);
 		}
 	}
@@ -323,7 +328,8 @@ proto_pack_object(msgpack_packer *pk, const msgpack_object *o)
 
 			rv = msgpack_pack_str_with_body(pk, k.ptr, k.len);
 			if (rv == 0) {
-				rv = proto_pack_object(pk, &o->via.map.ptr[i].val);
+				rv = proto_pack_object(
+				    pk, &o->via.map.ptr[i].val);
 			}
 		}
 		return (rv);
@@ -341,8 +347,8 @@ proto_pack_object(msgpack_packer *pk, const msgpack_object *o)
 static int
 pack_key(msgpack_packer *pk, env_key k)
 {
-	return (msgpack_pack_str_with_body(
-	    pk, env_names[k], strlen(env_names[k])));
+	return (
+	    msgpack_pack_str_with_body(pk, env_names[k], strlen(env_names[k])));
 }
 
 static int
@@ -391,8 +397,9 @@ pack_envelope(msgpack_packer *pk, const evb_event *ev)
 			evb_str k = proto_obj_key(&root->via.map.ptr[i].key);
 
 			rv = msgpack_pack_str_with_body(pk, k.ptr, k.len);
-			rv = rv != 0 ? rv
-			             : proto_pack_object(pk, &root->via.map.ptr[i].val);
+			rv = rv != 0
+			    ? rv
+			    : proto_pack_object(pk, &root->via.map.ptr[i].val);
 		}
 	}
 	return (rv);
@@ -539,7 +546,8 @@ evb_proto_event_get_int(const evb_event *ev, const char *field, int64_t *val)
 		*val = v->via.i64;
 		return (EVB_OK);
 	}
-	if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= INT64_MAX) {
+	if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+	    v->via.u64 <= INT64_MAX) {
 		*val = (int64_t) v->via.u64;
 		return (EVB_OK);
 	}
@@ -618,16 +626,18 @@ int
 evb_proto_frame_decode(
     evb_event **out, const void *buf, size_t len, evb_diag *diag)
 {
-	const uint8_t *p   = buf;
+	const uint8_t *p = buf;
 	const uint8_t *nul;
 	char           want[EVB_PROTO_MAX_TOPIC];
 	size_t         tlen, wlen;
 	evb_event     *ev;
 	int            rv;
 
-	if (len == 0 || (nul = memchr(p, 0, len < EVB_PROTO_MAX_TOPIC + 1
-	                                        ? len
-	                                        : EVB_PROTO_MAX_TOPIC + 1)) == NULL) {
+	if (len == 0 ||
+	    (nul = memchr(p, 0,
+	         len < EVB_PROTO_MAX_TOPIC + 1 ? len
+	                                       : EVB_PROTO_MAX_TOPIC + 1)) ==
+	        NULL) {
 		evb_diag_set(diag, "frame: no 0x00 after the topic");
 		return (EVB_EMALFORMED);
 	}
@@ -644,8 +654,9 @@ evb_proto_frame_decode(
 	rv = evb_proto_event_topic(ev, want, sizeof(want), &wlen);
 	evb_assert(rv == EVB_OK);
 	if (wlen != tlen || memcmp(want, p, tlen) != 0) {
-		evb_diag_set(diag, "frame: topic \"%.*s\" does not match the "
-		                   "event's \"%.*s\"",
+		evb_diag_set(diag,
+		    "frame: topic \"%.*s\" does not match the "
+		    "event's \"%.*s\"",
 		    (int) tlen, (const char *) p, (int) wlen, want);
 		evb_proto_event_free(ev);
 		return (EVB_EMALFORMED);
@@ -667,8 +678,9 @@ evb_proto_ingest_begin(
 	it->buf = p;
 	it->len = len;
 	if (len == 0) {
-		evb_diag_set(diag, "empty message: expected an event map or an "
-		                   "array of event maps");
+		evb_diag_set(diag,
+		    "empty message: expected an event map or an "
+		    "array of event maps");
 		return (EVB_EMALFORMED);
 	}
 	if ((p[0] >= 0x80 && p[0] <= 0x8f) || p[0] == 0xde || p[0] == 0xdf) {
@@ -681,19 +693,22 @@ evb_proto_ingest_begin(
 	} else if (p[0] == 0xdc || p[0] == 0xdd) {
 		it->off = p[0] == 0xdc ? 3 : 5;
 		if (len < it->off) {
-			evb_diag_set(diag, "truncated MessagePack: the batch's "
-			                   "array header is cut short");
+			evb_diag_set(diag,
+			    "truncated MessagePack: the batch's "
+			    "array header is cut short");
 			return (EVB_EMALFORMED);
 		}
 		n = p[0] == 0xdc ? evb_get_be16(p + 1) : evb_get_be32(p + 1);
 	} else {
-		evb_diag_set(diag, "expected an event map or an array of event "
-		                   "maps (first byte 0x%02x)",
+		evb_diag_set(diag,
+		    "expected an event map or an array of event "
+		    "maps (first byte 0x%02x)",
 		    p[0]);
 		return (EVB_EMALFORMED);
 	}
 	if (n > EVB_PROTO_MAX_BATCH) {
-		evb_diag_set(diag, "batch of %llu events is over the limit of %d",
+		evb_diag_set(diag,
+		    "batch of %llu events is over the limit of %d",
 		    (unsigned long long) n, EVB_PROTO_MAX_BATCH);
 		return (EVB_ETOOBIG);
 	}
@@ -716,7 +731,8 @@ evb_proto_ingest_next(evb_proto_ingest *it, evb_event **out, evb_diag *diag)
 		if (it->index == it->count && it->off != it->len) {
 			// Trailing bytes after the last element.
 			it->index++;
-			evb_diag_set(diag, "%zu bytes of trailing data after the last event",
+			evb_diag_set(diag,
+			    "%zu bytes of trailing data after the last event",
 			    it->len - it->off);
 			return (EVB_EMALFORMED);
 		}

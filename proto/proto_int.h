@@ -16,21 +16,21 @@
  * references and the caller's buffer is only borrowed for the decode.
  */
 struct evb_event {
-	msgpack_zone          zone;      /* Owns the bytes and the tree. */
-	const msgpack_object *root;      /* Envelope map. */
-	const msgpack_object *data;      /* Envelope's data map. */
-	int                   type;      /* Index into the schema table. */
-	evb_str               id;        /* Envelope id; len 0 if absent. */
-	evb_str               source;    /* Envelope source; len 0 if absent. */
-	evb_str               corr;      /* Envelope corr; len 0 if absent. */
-	evb_str               route;     /* Routing key, inside data. */
-	int64_t               ts;        /* ns since the epoch. */
-	uint64_t              seq;       /* Broker sequence number. */
-	uint64_t              epoch;     /* Broker epoch. */
-	uint64_t              extra_mask; /* Root entries that are unknown keys. */
-	bool                  has_ts;    /* ts is present. */
-	bool                  has_seq;   /* seq and epoch are present. */
-	char id_buf[EVB_PROTO_MAX_ID];   /* Storage for evb_proto_event_set_id. */
+	msgpack_zone          zone;    /* Owns the bytes and the tree. */
+	const msgpack_object *root;    /* Envelope map. */
+	const msgpack_object *data;    /* Envelope's data map. */
+	int                   type;    /* Index into the schema table. */
+	evb_str               id;      /* Envelope id; len 0 if absent. */
+	evb_str               source;  /* Envelope source; len 0 if absent. */
+	evb_str               corr;    /* Envelope corr; len 0 if absent. */
+	evb_str               route;   /* Routing key, inside data. */
+	int64_t               ts;      /* ns since the epoch. */
+	uint64_t              seq;     /* Broker sequence number. */
+	uint64_t              epoch;   /* Broker epoch. */
+	uint64_t extra_mask;           /* Root entries that are unknown keys. */
+	bool     has_ts;               /* ts is present. */
+	bool     has_seq;              /* seq and epoch are present. */
+	char id_buf[EVB_PROTO_MAX_ID]; /* Storage for evb_proto_event_set_id. */
 };
 
 /* ---- proto_decode.c: MessagePack to msgpack-c objects, checked ------- */
@@ -64,8 +64,8 @@ int proto_delimit(const uint8_t *p, size_t len, size_t *n);
  * proto_schema_validate checks data (a map) against type's schema and
  * returns the routing key. EVB_ESCHEMA with the field path in d.
  */
-int proto_schema_validate(int type, const msgpack_object *data,
-    evb_str *route, evb_diag *d);
+int proto_schema_validate(
+    int type, const msgpack_object *data, evb_str *route, evb_diag *d);
 
 /* proto_obj_key returns a map key as bytes (keys are str or bin). */
 static inline evb_str

@@ -33,7 +33,8 @@ json_pack_value(msgpack_packer *pk, json_t *v)
 		json_object_foreach(v, key, val)
 		{
 			if (rv == 0) {
-				rv = msgpack_pack_str_with_body(pk, key, strlen(key));
+				rv = msgpack_pack_str_with_body(
+				    pk, key, strlen(key));
 			}
 			if (rv == 0) {
 				rv = json_pack_value(pk, val);
@@ -272,7 +273,8 @@ evb_proto_event_to_json(const evb_event *ev, evb_buf *out)
 	jw_object(&w, ev->data);
 	for (uint32_t i = 0; i < ev->root->via.map.size; i++) {
 		if (ev->extra_mask & ((uint64_t) 1 << i)) {
-			evb_str k = proto_obj_key(&ev->root->via.map.ptr[i].key);
+			evb_str k =
+			    proto_obj_key(&ev->root->via.map.ptr[i].key);
 
 			jw_lit(&w, ",");
 			jw_str(&w, k.ptr, k.len);

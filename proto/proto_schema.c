@@ -18,13 +18,13 @@
 #include "proto/proto_int.h"
 
 typedef enum field_kind {
-	FK_STR,       /* Non-empty string of at most max_len bytes. */
-	FK_SYMBOL,    /* 3-12 chars of A-Z 0-9 . _ */
-	FK_ENUM,      /* One of values[]. */
-	FK_CURRENCY,  /* 3 uppercase letters. */
-	FK_NUM,       /* Integer or finite float, within the range flags. */
-	FK_INT,       /* Integer only, within the range flags. */
-	FK_MAP,       /* A map (content free-form). */
+	FK_STR,      /* Non-empty string of at most max_len bytes. */
+	FK_SYMBOL,   /* 3-12 chars of A-Z 0-9 . _ */
+	FK_ENUM,     /* One of values[]. */
+	FK_CURRENCY, /* 3 uppercase letters. */
+	FK_NUM,      /* Integer or finite float, within the range flags. */
+	FK_INT,      /* Integer only, within the range flags. */
+	FK_MAP,      /* A map (content free-form). */
 } field_kind;
 
 enum {
@@ -45,33 +45,49 @@ typedef struct proto_field {
 	double             max;      /* Upper bound, with F_MAX. */
 	const char *const *values;   /* FK_ENUM: NULL-terminated list. */
 	const char        *ge_field; /* Must be >= this field when both set. */
-	size_t             max_len;  /* FK_STR: bytes; 0 means EVB_PROTO_MAX_ID. */
+	size_t max_len; /* FK_STR: bytes; 0 means EVB_PROTO_MAX_ID. */
 } proto_field;
 
 #define TYPE_MAX_FIELDS 16 /* Fields per type; the seen-mask is 32 bits. */
 
 typedef struct proto_type {
-	const char *name;   /* Type name, also the topic's first part. */
+	const char *name; /* Type name, also the topic's first part. */
 	proto_field fields[TYPE_MAX_FIELDS]; /* Ends at the first NULL name. */
 } proto_type;
 
-static const char *const dir_values[]    = { "BUY", "SELL", NULL };
-static const char *const tf_values[]     = { "M1", "M5", "M15", "M30", "H1",
-        "H4", "D1", "W1", "MN1", NULL };
+static const char *const dir_values[] = { "BUY", "SELL", NULL };
+static const char *const tf_values[]  = { "M1", "M5", "M15", "M30", "H1", "H4",
+	 "D1", "W1", "MN1", NULL };
 static const char *const health_values[] = { "healthy", "degraded", "down",
 	NULL };
 
 // Field builders keep the table one line per field.
 #define NAME(n) .name = n, .name_len = sizeof(n) - 1
-#define STR(n, fl) { NAME(n), .kind = FK_STR, .flags = fl }
-#define TEXT(n, fl) \
-	{ NAME(n), .kind = FK_STR, .flags = fl, .max_len = EVB_PROTO_MAX_STR }
-#define SYMBOL(fl) { NAME("symbol"), .kind = FK_SYMBOL, .flags = fl }
-#define ENUM(n, v, fl) { NAME(n), .kind = FK_ENUM, .flags = fl, .values = v }
-#define NUM(n, fl, lo, hi) \
-	{ NAME(n), .kind = FK_NUM, .flags = fl, .min = lo, .max = hi }
-#define INT(n, fl, lo, hi) \
-	{ NAME(n), .kind = FK_INT, .flags = fl, .min = lo, .max = hi }
+#define STR(n, fl)                                   \
+	{                                            \
+		NAME(n), .kind = FK_STR, .flags = fl \
+	}
+#define TEXT(n, fl)                                   \
+	{                                             \
+		NAME(n), .kind = FK_STR, .flags = fl, \
+		         .max_len = EVB_PROTO_MAX_STR \
+	}
+#define SYMBOL(fl)                                             \
+	{                                                      \
+		NAME("symbol"), .kind = FK_SYMBOL, .flags = fl \
+	}
+#define ENUM(n, v, fl)                                             \
+	{                                                          \
+		NAME(n), .kind = FK_ENUM, .flags = fl, .values = v \
+	}
+#define NUM(n, fl, lo, hi)                                                 \
+	{                                                                  \
+		NAME(n), .kind = FK_NUM, .flags = fl, .min = lo, .max = hi \
+	}
+#define INT(n, fl, lo, hi)                                                 \
+	{                                                                  \
+		NAME(n), .kind = FK_INT, .flags = fl, .min = lo, .max = hi \
+	}
 #define GT0 (F_MIN | F_MIN_EXCL)
 #define GE0 (F_MIN)
 #define PCT (F_MIN | F_MAX)
@@ -82,9 +98,9 @@ static const proto_type proto_types[] = {
 	{ "signal_generated",
 	    { STR("signal_id", F_REQ), SYMBOL(ROUTE),
 	        ENUM("direction", dir_values, F_REQ),
-	        NUM("confidence", F_REQ | PCT, 0, 100),
-	        STR("pattern_type", 0), NUM("entry_price", GT0, 0, 0),
-	        NUM("stop_loss", GT0, 0, 0), NUM("take_profit", GT0, 0, 0),
+	        NUM("confidence", F_REQ | PCT, 0, 100), STR("pattern_type", 0),
+	        NUM("entry_price", GT0, 0, 0), NUM("stop_loss", GT0, 0, 0),
+	        NUM("take_profit", GT0, 0, 0),
 	        ENUM("timeframe", tf_values, 0) } },
 	{ "fire_command",
 	    { STR("command_id", F_REQ), STR("user_id", F_REQ),
@@ -144,8 +160,8 @@ int
 evb_proto_type_find(const char *name, size_t len, int *type)
 {
 	for (size_t i = 0; i < NTYPES; i++) {
-		if (proto_bytes_eq(proto_types[i].name, strlen(proto_types[i].name),
-		        name, len)) {
+		if (proto_bytes_eq(proto_types[i].name,
+		        strlen(proto_types[i].name), name, len)) {
 			*type = (int) i;
 			return (EVB_OK);
 		}
@@ -218,7 +234,8 @@ describe_str(const char *s, size_t len, char *buf, size_t cap)
 	size_t cut = len > DESCRIBE_STR_MAX ? DESCRIBE_STR_MAX : len;
 	size_t n   = 0;
 
-	while (cut < len && cut > 0 && ((unsigned char) s[cut] & 0xc0) == 0x80) {
+	while (
+	    cut < len && cut > 0 && ((unsigned char) s[cut] & 0xc0) == 0x80) {
 		cut--; // Back off to the start of a character.
 	}
 	n += (size_t) snprintf(buf + n, cap - n, "\"");
@@ -239,7 +256,8 @@ proto_obj_describe(const msgpack_object *o, char *buf, size_t cap)
 {
 	switch (o->type) {
 	case MSGPACK_OBJECT_POSITIVE_INTEGER:
-		(void) snprintf(buf, cap, "%llu", (unsigned long long) o->via.u64);
+		(void) snprintf(
+		    buf, cap, "%llu", (unsigned long long) o->via.u64);
 		break;
 	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
 		(void) snprintf(buf, cap, "%lld", (long long) o->via.i64);
@@ -376,7 +394,8 @@ schema_field_ok(const proto_field *f, const msgpack_object *v)
 		return (v->type == MSGPACK_OBJECT_STR && n >= 1 &&
 		    n <= (f->max_len != 0 ? f->max_len : EVB_PROTO_MAX_ID));
 	case FK_SYMBOL:
-		return (v->type == MSGPACK_OBJECT_STR && schema_is_symbol(s, n));
+		return (
+		    v->type == MSGPACK_OBJECT_STR && schema_is_symbol(s, n));
 	case FK_ENUM:
 		return (v->type == MSGPACK_OBJECT_STR &&
 		    schema_in_enum(f->values, s, n));
@@ -400,16 +419,16 @@ schema_field_ok(const proto_field *f, const msgpack_object *v)
 }
 
 static int
-schema_fail(const proto_type *t, const proto_field *f,
-    const msgpack_object *v, evb_diag *d)
+schema_fail(const proto_type *t, const proto_field *f, const msgpack_object *v,
+    evb_diag *d)
 {
 	char want[128];
 	char got[64];
 
 	schema_expected(f, want, sizeof(want));
 	proto_obj_describe(v, got, sizeof(got));
-	evb_diag_set(d, "%s.data.%s: expected %s, got %s", t->name, f->name,
-	    want, got);
+	evb_diag_set(
+	    d, "%s.data.%s: expected %s, got %s", t->name, f->name, want, got);
 	return (EVB_ESCHEMA);
 }
 
@@ -429,8 +448,9 @@ schema_unknown_dup(const proto_type *t, const msgpack_object_kv *kv,
 			evb_str b = proto_obj_key(&kv[unknown[j]].key);
 
 			if (proto_bytes_eq(a.ptr, a.len, b.ptr, b.len)) {
-				evb_diag_set(d, "%s.data: duplicate key \"%.*s\"",
-				    t->name, (int) (a.len > 40 ? 40 : a.len), a.ptr);
+				evb_diag_set(d,
+				    "%s.data: duplicate key \"%.*s\"", t->name,
+				    (int) (a.len > 40 ? 40 : a.len), a.ptr);
 				return (EVB_EMALFORMED);
 			}
 		}
@@ -477,7 +497,8 @@ schema_cross(const proto_type *t, const msgpack_object **vals, uint32_t seen,
 
 		if (!(seen & (1u << j))) {
 			if (f->flags & F_REQ) {
-				evb_diag_set(d, "%s.data.%s: required field missing",
+				evb_diag_set(d,
+				    "%s.data.%s: required field missing",
 				    t->name, f->name);
 				return (EVB_ESCHEMA);
 			}
@@ -492,7 +513,8 @@ schema_cross(const proto_type *t, const msgpack_object **vals, uint32_t seen,
 
 			proto_obj_describe(vals[j], got, sizeof(got));
 			proto_obj_describe(vals[o], lim, sizeof(lim));
-			evb_diag_set(d, "%s.data.%s: expected number >= %s (%s), got %s",
+			evb_diag_set(d,
+			    "%s.data.%s: expected number >= %s (%s), got %s",
 			    t->name, f->name, f->ge_field, lim, got);
 			return (EVB_ESCHEMA);
 		}
@@ -521,8 +543,8 @@ proto_schema_validate(
 			continue;
 		}
 		if (seen & (1u << j)) {
-			evb_diag_set(d, "%s.data: duplicate key \"%s\"", t->name,
-			    t->fields[j].name);
+			evb_diag_set(d, "%s.data: duplicate key \"%s\"",
+			    t->name, t->fields[j].name);
 			return (EVB_EMALFORMED);
 		}
 		if (!schema_field_ok(&t->fields[j], &kv[i].val)) {

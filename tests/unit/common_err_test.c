@@ -131,7 +131,8 @@ Test(common_err, diag_set_formats_message, .timeout = TEST_TIMEOUT_S)
 
 	evb_diag_set(&d, "%s.data.%s: expected %s, got %d", "trade_executed",
 	    "price", "number", 7);
-	cr_assert_str_eq(d.msg, "trade_executed.data.price: expected number, got 7");
+	cr_assert_str_eq(
+	    d.msg, "trade_executed.data.price: expected number, got 7");
 }
 
 Test(common_err, diag_set_null_is_noop, .timeout = TEST_TIMEOUT_S)

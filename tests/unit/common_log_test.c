@@ -20,10 +20,10 @@
 
 /* What the capture sink saw, in order. */
 typedef struct capture {
-	int           count;                   /* Lines received. */
-	evb_log_level level[CAPTURE_MAX];      /* Level of each line. */
-	char          id[CAPTURE_MAX][64];     /* Message ID of each line. */
-	char          msg[CAPTURE_MAX][2048];  /* Message of each line. */
+	int           count;                  /* Lines received. */
+	evb_log_level level[CAPTURE_MAX];     /* Level of each line. */
+	char          id[CAPTURE_MAX][64];    /* Message ID of each line. */
+	char          msg[CAPTURE_MAX][2048]; /* Message of each line. */
 } capture;
 
 static void
@@ -40,8 +40,7 @@ capture_sink(void *arg, evb_log_level level, const char *id, const char *msg)
 
 /* ---- Sink and levels ---------------------------------------------------- */
 
-Test(common_log, sink_receives_level_id_and_message,
-    .timeout = TEST_TIMEOUT_S)
+Test(common_log, sink_receives_level_id_and_message, .timeout = TEST_TIMEOUT_S)
 {
 	capture c = { 0 };
 
@@ -141,8 +140,9 @@ Test(common_log, null_sink_restores_stderr_default, .init = cr_redirect_stderr,
 	cr_assert_not_null(fgets(line, sizeof(line), err));
 	// "<UTC time> <LEVEL> <ID> <message>": the time is 24 characters,
 	// as in "2026-11-25T01:50:35.123Z".
-	cr_assert_eq(strlen(line), 24 + strlen(" ERR EVB-TEST-STDERR to stderr 42\n"),
-	    "line: %s", line);
+	cr_assert_eq(strlen(line),
+	    24 + strlen(" ERR EVB-TEST-STDERR to stderr 42\n"), "line: %s",
+	    line);
 	cr_assert_eq(line[4], '-');
 	cr_assert_eq(line[10], 'T');
 	cr_assert_eq(line[19], '.');
@@ -171,7 +171,7 @@ Test(common_log, level_name_unknown_is_not_null, .timeout = TEST_TIMEOUT_S)
 
 Test(common_ratelimit, allows_burst_then_refuses, .timeout = TEST_TIMEOUT_S)
 {
-	evb_ratelimit rl = { .window_ms = 1000, .burst = 3 };
+	evb_ratelimit rl  = { .window_ms = 1000, .burst = 3 };
 	uint64_t      sup = 99;
 
 	cr_assert(evb_ratelimit_allow(&rl, 5000, &sup));
@@ -183,8 +183,7 @@ Test(common_ratelimit, allows_burst_then_refuses, .timeout = TEST_TIMEOUT_S)
 	cr_assert_eq(rl.suppressed, 2);
 }
 
-Test(common_ratelimit, new_window_reports_suppressed,
-    .timeout = TEST_TIMEOUT_S)
+Test(common_ratelimit, new_window_reports_suppressed, .timeout = TEST_TIMEOUT_S)
 {
 	evb_ratelimit rl  = { .window_ms = 1000, .burst = 2 };
 	uint64_t      sup = 99;
@@ -192,7 +191,8 @@ Test(common_ratelimit, new_window_reports_suppressed,
 	cr_assert(evb_ratelimit_allow(&rl, 0, NULL));
 	cr_assert(evb_ratelimit_allow(&rl, 10, NULL));
 	for (int i = 0; i < 5; i++) {
-		cr_assert_not(evb_ratelimit_allow(&rl, 20 + (uint64_t) i, &sup));
+		cr_assert_not(
+		    evb_ratelimit_allow(&rl, 20 + (uint64_t) i, &sup));
 	}
 	cr_assert_eq(sup, 99, "a refusal wrote *suppressed_out");
 
@@ -218,7 +218,8 @@ Test(common_ratelimit, full_burst_again_after_rollover,
 	for (uint64_t w = 0; w < 3; w++) {
 		allowed = 0;
 		for (int i = 0; i < 10; i++) {
-			if (evb_ratelimit_allow(&rl, w * 100 + (uint64_t) i, NULL)) {
+			if (evb_ratelimit_allow(
+			        &rl, w * 100 + (uint64_t) i, NULL)) {
 				allowed++;
 			}
 		}
@@ -226,8 +227,7 @@ Test(common_ratelimit, full_burst_again_after_rollover,
 	}
 }
 
-Test(common_ratelimit, null_out_still_restarts_count,
-    .timeout = TEST_TIMEOUT_S)
+Test(common_ratelimit, null_out_still_restarts_count, .timeout = TEST_TIMEOUT_S)
 {
 	evb_ratelimit rl  = { .window_ms = 50, .burst = 1 };
 	uint64_t      sup = 99;
@@ -325,7 +325,8 @@ Test(common_be, put_writes_exact_bytes, .timeout = TEST_TIMEOUT_S)
 {
 	const uint8_t w16[] = { 0x01, 0x02 };
 	const uint8_t w32[] = { 0x01, 0x02, 0x03, 0x04 };
-	const uint8_t w64[] = { 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08 };
+	const uint8_t w64[] = { 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
+		0x08 };
 	uint8_t       b[8];
 
 	evb_put_be16(b, 0x0102);
@@ -378,8 +379,8 @@ Test(common_be, round_trip_edge_values, .timeout = TEST_TIMEOUT_S)
 Test(common_be, byte_order_equals_numeric_order, .timeout = TEST_TIMEOUT_S)
 {
 	// WAL keys rely on this: LMDB compares keys with memcmp.
-	const uint64_t v[] = { 0, 1, 255, 256, 65535, 65536,
-		UINT64_C(1) << 32, (UINT64_C(1) << 56) + 1, UINT64_MAX };
+	const uint64_t v[] = { 0, 1, 255, 256, 65535, 65536, UINT64_C(1) << 32,
+		(UINT64_C(1) << 56) + 1, UINT64_MAX };
 	uint8_t        a[8];
 	uint8_t        b[8];
 
