@@ -9,9 +9,9 @@
  * need a guarding pass over the bytes before it and a checking pass over
  * the tree after it. Three passes cost more than twice the whole budget
  * of decode + validate (docs/benchmarks.md). This decoder does all of it
- * in the one walk, and builds the same msgpack_object tree in a
- * msgpack_zone, so everything downstream (the packer, msgpack_object
- * accessors) is still msgpack-c's.
+ * in the one walk, and builds the same msgpack_object tree (in the
+ * event's own arena, see proto_int.h), so everything downstream (the
+ * packer, msgpack_object accessors) is still msgpack-c's.
  *
  * What it enforces, with the first problem named by path ("data.bid"):
  * nesting depth, map/array/string sizes (EVB_PROTO_MAX_*), that every
@@ -281,7 +281,7 @@ typedef struct dec {
 	const uint8_t         *p;     /* The bytes (the event's own copy). */
 	size_t                 len;   /* Their length. */
 	size_t                 off;   /* Next byte to read. */
-	msgpack_zone          *zone;  /* Where the tree is allocated. */
+	proto_arena           *arena; /* Where the tree is allocated. */
 	const proto_scan_opts *o;     /* Limits. */
 	evb_diag              *d;     /* Where the first problem goes. */
 	size_t                 depth; /* Open containers. */
@@ -471,7 +471,7 @@ dec_map(dec *c, size_t at, const scan_head *h, msgpack_object *o)
 		return (rv);
 	}
 	if (n > 0 &&
-	    (kv = msgpack_zone_malloc(c->zone, n * sizeof(*kv))) == NULL) {
+	    (kv = proto_arena_alloc(c->arena, n * sizeof(*kv))) == NULL) {
 		return (EVB_ENOMEM);
 	}
 	o->type         = MSGPACK_OBJECT_MAP;
@@ -516,7 +516,7 @@ dec_array(dec *c, size_t at, const scan_head *h, msgpack_object *o)
 		return (rv);
 	}
 	if (n > 0 &&
-	    (el = msgpack_zone_malloc(c->zone, n * sizeof(*el))) == NULL) {
+	    (el = proto_arena_alloc(c->arena, n * sizeof(*el))) == NULL) {
 		return (EVB_ENOMEM);
 	}
 	o->type           = MSGPACK_OBJECT_ARRAY;
@@ -595,13 +595,13 @@ dec_value(dec *c, msgpack_object *o, bool is_key)
 
 int
 proto_decode(const uint8_t *p, size_t len, const proto_scan_opts *o,
-    msgpack_zone *zone, msgpack_object *out, size_t *used, evb_diag *d)
+    proto_arena *arena, msgpack_object *out, size_t *used, evb_diag *d)
 {
 	dec c = {
 		.p     = p,
 		.len   = len,
 		.off   = 0,
-		.zone  = zone,
+		.arena = arena,
 		.o     = o,
 		.d     = d,
 		.depth = 0,
