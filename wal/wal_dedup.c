@@ -47,6 +47,10 @@
  * batch, whose guessed offset is in off. Never returned. */
 #define DEDUP_COPY (-1)
 
+/* Fewer ids than this are merge sorted: a radix pass clears and sums 256
+ * counters, more than the compares it saves on a short run. */
+#define DEDUP_RADIX_MIN 256
+
 /* The generation state, meta "dedup" (WAL_META_DEDUP_SIZE bytes). */
 typedef struct dedup_gen {
 	unsigned cur;      /* Index of the current generation, 0 or 1. */
@@ -397,10 +401,10 @@ dedup_cmp(const wal_dedup_ent *a, const wal_dedup_ent *b, size_t skip)
 	return ((a->len > b->len) - (a->len < b->len));
 }
 
-/* dedup_sort is a bottom-up merge sort: stable, so equal ids keep batch
- * order; tmp holds n entries. */
+/* dedup_merge is a bottom-up merge sort by the full ids: stable, so
+ * equal ids keep batch order; tmp holds n entries. */
 static void
-dedup_sort(wal_dedup_ent *a, wal_dedup_ent *tmp, size_t n, size_t skip)
+dedup_merge(wal_dedup_ent *a, wal_dedup_ent *tmp, size_t n, size_t skip)
 {
 	wal_dedup_ent *src = a, *dst = tmp, *t;
 
@@ -431,22 +435,107 @@ dedup_sort(wal_dedup_ent *a, wal_dedup_ent *tmp, size_t n, size_t skip)
 	}
 }
 
-/* dedup_common is the length of the prefix every id shares. */
-static size_t
-dedup_common(const wal_dedup_ent *e, size_t n)
+/*
+ * dedup_radix sorts a[0..n-1] by key, stably, with tmp (n entries) as
+ * scratch: a least-significant-byte-first radix sort, one pass per key
+ * byte, skipping the bytes every key shares. Unlike the merge sort it
+ * has no data-dependent branches to mispredict: for batches of 1024 and
+ * 8192 ULIDs, wal_dedup_prepare went from 55-60 to 46 ns per id
+ * (docs/benchmarks.md).
+ */
+static void
+dedup_radix(wal_dedup_ent *a, wal_dedup_ent *tmp, size_t n)
 {
-	size_t skip = e[0].len;
+	wal_dedup_ent *src = a, *dst = tmp, *t;
+	size_t         count[256];
 
-	for (size_t k = 1; k < n && skip > 0; k++) {
-		size_t i = 0;
+	for (unsigned shift = 0; shift < 64; shift += 8) {
+		size_t pos = 0;
 
-		skip = skip < e[k].len ? skip : e[k].len;
-		while (i < skip && e[k].id[i] == e[0].id[i]) {
+		memset(count, 0, sizeof(count));
+		for (size_t i = 0; i < n; i++) {
+			count[(src[i].key >> shift) & 0xff]++;
+		}
+		if (count[(src[0].key >> shift) & 0xff] == n) {
+			continue; // Every key has this byte: order unchanged.
+		}
+		for (size_t b = 0; b < 256; b++) {
+			size_t c = count[b];
+
+			count[b] = pos;
+			pos += c;
+		}
+		for (size_t i = 0; i < n; i++) {
+			dst[count[(src[i].key >> shift) & 0xff]++] = src[i];
+		}
+		t   = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != a) {
+		memcpy(a, src, n * sizeof(*a));
+	}
+}
+
+/* dedup_common is the length of the prefix every id of e[0..n-1]
+ * shares, knowing that they share the first skip bytes. */
+static size_t
+dedup_common(const wal_dedup_ent *e, size_t n, size_t skip)
+{
+	size_t common = e[0].len;
+
+	for (size_t k = 1; k < n && common > skip; k++) {
+		size_t i = skip;
+
+		common = common < e[k].len ? common : e[k].len;
+		while (i < common && e[k].id[i] == e[0].id[i]) {
 			i++;
 		}
-		skip = i;
+		common = i;
 	}
-	return (skip);
+	return (common);
+}
+
+/*
+ * dedup_sort puts a[0..n-1] (ids sharing their first skip bytes) in
+ * LMDB's key order, equal ids in batch order; tmp holds n entries. It
+ * radix sorts by the 8 bytes after the common prefix, zero-padded, which
+ * orders as LMDB does (a shorter id sorts before a longer one it
+ * starts). A run of ids that tie on those 8 bytes shares 8 more bytes,
+ * so the run is sorted the same way from there: ULIDs from one producer
+ * in one millisecond differ only in their last bytes. A run that has an
+ * id ending within the 8 bytes is copies or ids that differ only in
+ * length or padding, and is merge sorted by the full ids. The depth is
+ * at most EVB_WAL_ID_MAX / 8.
+ */
+static void
+dedup_sort(wal_dedup_ent *a, wal_dedup_ent *tmp, size_t n, size_t skip)
+{
+	skip = dedup_common(a, n, skip);
+	if (n < DEDUP_RADIX_MIN) {
+		dedup_merge(a, tmp, n, skip);
+		return;
+	}
+	for (size_t k = 0; k < n; k++) {
+		uint8_t b[8] = { 0 };
+		size_t  m    = a[k].len - skip < 8 ? a[k].len - skip : 8;
+
+		memcpy(b, a[k].id + skip, m);
+		a[k].key = evb_get_be64(b);
+	}
+	dedup_radix(a, tmp, n);
+	for (size_t lo = 0, hi; lo < n; lo = hi) {
+		bool is_long = a[lo].len > skip + 8;
+
+		for (hi = lo + 1; hi < n && a[hi].key == a[lo].key; hi++) {
+			is_long = is_long && a[hi].len > skip + 8;
+		}
+		if (hi - lo > 1 && is_long) {
+			dedup_sort(a + lo, tmp, hi - lo, skip + 8);
+		} else if (hi - lo > 1) {
+			dedup_merge(a + lo, tmp, hi - lo, skip);
+		}
+	}
 }
 
 int
@@ -470,11 +559,11 @@ wal_dedup_prepare(evb_wal *w, const evb_wal_rec *recs, size_t n, wal_dedup *d)
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (recs[i].id_len > 0) {
-			d->ents[d->nents++] =
-			    (wal_dedup_ent) { recs[i].id, recs[i].id_len, i };
+			d->ents[d->nents++] = (wal_dedup_ent) { recs[i].id,
+				recs[i].id_len, i, 0 };
 		}
 	}
-	dedup_sort(d->ents, d->ents + m, m, dedup_common(d->ents, m));
+	dedup_sort(d->ents, d->ents + m, m, 0);
 	return (EVB_OK);
 }
 

@@ -202,6 +202,8 @@ typedef struct wal_dedup_ent {
 	const uint8_t *id;  /* Borrowed from the batch. */
 	size_t         len; /* Bytes of id. */
 	size_t         idx; /* The record's index in the batch. */
+	uint64_t       key; /* The radix sort's key: the 8 id bytes after
+	                       the prefix its run shares, zero-padded. */
 } wal_dedup_ent;
 
 /* A batch's ids in LMDB's key order, equal ids in batch order. Built by

@@ -382,3 +382,91 @@ Test(wal_dedup, bad_window_options_are_einval)
 	cr_assert(strstr(d.msg, "dedup_window_age_ms") != NULL, "%s", d.msg);
 	cr_assert_null(w);
 }
+
+/* A stored id of the model in sorted_pass_is_exact_for_ids_of_any_length. */
+typedef struct model_id {
+	uint8_t  id[24]; /* The id bytes. */
+	size_t   len;    /* Its length, 1..24. */
+	uint64_t off;    /* The offset of its record. */
+} model_id;
+
+/* model_find is the index of id in model[0..n-1], n if it is not there. */
+static size_t
+model_find(const model_id *model, size_t n, const uint8_t *id, size_t len)
+{
+	size_t k = 0;
+
+	while (k < n &&
+	    (model[k].len != len || memcmp(model[k].id, id, len) != 0)) {
+		k++;
+	}
+	return (k);
+}
+
+/* model_rand steps a xorshift64 state. */
+static uint64_t
+model_rand(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return (*x);
+}
+
+/*
+ * Issue #3: a batch's ids are sorted by radix passes over 8 bytes at a
+ * time after their common prefix (batches of 256 ids and more), ties
+ * merge sorted by the full ids. Batches of 1 to 600 ids that are
+ * prefixes of each other, share 8 or 16 leading bytes, hold zero and
+ * 0xff bytes, and repeat within and across batches must get exactly the
+ * answers of a plain model (a window that never expires here).
+ */
+Test(wal_dedup, sorted_pass_is_exact_for_ids_of_any_length)
+{
+	static const uint8_t  alphabet[] = { 0x00, 'a', 'b', 0xff };
+	static evb_wal_rec    recs[600];
+	static uint8_t        ids[600][24];
+	static evb_wal_result res[600];
+	static model_id       model[24 * 600];
+	evb_wal              *w = wal_open_window(1000000, 0);
+	uint64_t              x = 0x2545F4914F6CDD1Dull, next = 1;
+	size_t                nmodel = 0, total = 0;
+
+	for (int b = 0; b < 24; b++) {
+		size_t n      = 1 + (size_t) (model_rand(&x) % 600);
+		size_t shared = (size_t) (b % 3) * 8; // 0, 8 or 16 bytes.
+
+		for (size_t i = 0; i < n; i++) {
+			uint64_t r = model_rand(&x);
+
+			memset(&recs[i], 0, sizeof(recs[i]));
+			recs[i].id_len = 1 + (size_t) (model_rand(&x) % 24);
+			for (size_t j = 0; j < recs[i].id_len; j++) {
+				ids[i][j] = j < shared
+				    ? 'p'
+				    : alphabet[(r >> (2 * j)) & 3];
+			}
+			recs[i].id = ids[i];
+		}
+		cr_assert_eq(evb_wal_append(w, recs, n, res, NULL), EVB_OK);
+		total += n;
+		for (size_t i = 0; i < n; i++) {
+			size_t k =
+			    model_find(model, nmodel, ids[i], recs[i].id_len);
+
+			if (k < nmodel) {
+				expect(&res[i], EVB_EEXIST, model[k].off);
+				continue;
+			}
+			memcpy(model[nmodel].id, ids[i], recs[i].id_len);
+			model[nmodel].len   = recs[i].id_len;
+			model[nmodel++].off = next;
+			expect(&res[i], EVB_OK, next++);
+		}
+	}
+	cr_assert_eq(last_off(w), next - 1);
+	// Both kinds are common: new ids and duplicates.
+	cr_assert_gt(nmodel, 1000);
+	cr_assert_gt(total, nmodel + 1000);
+	evb_wal_close(w);
+}
