@@ -87,7 +87,8 @@ lint: build
 	cppcheck --project=$(BUILD)/compile_commands.json --error-exitcode=1 \
 		--enable=warning,performance,portability --inline-suppr \
 		--suppress=missingIncludeSystem -i $(BUILD) -q \
-		--library=scripts/cppcheck-criterion.cfg
+		--library=scripts/cppcheck-criterion.cfg \
+		--suppressions-list=scripts/cppcheck-suppressions.txt
 	run-clang-tidy -p $(BUILD) -quiet -j$(JOBS) -extra-arg=-w 2>&1 | \
 		{ grep -v '^clang-tidy\|warnings\? generated' || true; }
 

@@ -13,7 +13,9 @@
  *
  * Shutdown order (evb_broker_stop): close pull0, so the ingest thread's
  * receive returns NNG_ECLOSED once the message in hand is published;
- * join it; close rep0 and join the ctl thread; wake and join the timer;
+ * join it; close the confirm socket and join its thread, dropping the
+ * requests still waiting; close rep0 and join the ctl thread; wake and
+ * join the timer;
  * then mark the broker closed, which ends evb_broker_read waits. pub0
  * stays open until evb_broker_close, so nothing is published into a
  * closed socket.
@@ -210,6 +212,21 @@ open_sockets(evb_broker *b, evb_diag *diag)
 	         b->ctl, NNG_OPT_RECVMAXSZ, BROKER_CTL_REQ_MAX_BYTES)) != 0) {
 		return broker_nng_err(rv, diag, "rep0 receive limit");
 	}
+	if (o->confirm_url != NULL) {
+		if ((rv = nng_rep0_open_raw(&b->confirm)) != 0) {
+			return broker_nng_err(rv, diag, "opening raw rep0");
+		}
+		b->has_confirm = true;
+		if ((rv = nng_socket_set_size(b->confirm, NNG_OPT_RECVMAXSZ,
+		         o->recv_max_bytes * BROKER_RECVMAX_FACTOR)) != 0) {
+			return broker_nng_err(
+			    rv, diag, "confirm receive limit");
+		}
+		if ((rv = open_listen(b->confirm, o->confirm_url, "confirm",
+		         diag)) != EVB_OK) {
+			return rv;
+		}
+	}
 	if ((rv = open_listen(b->pub, o->pub_url, "pub", diag)) != EVB_OK ||
 	    (rv = open_listen(b->pull, o->ingest_url, "ingest", diag)) !=
 	        EVB_OK ||
@@ -226,13 +243,16 @@ open_strings(evb_broker *b, const evb_broker_opts *o)
 	if ((b->pub_url = strdup(o->pub_url)) == NULL ||
 	    (b->ingest_url = strdup(o->ingest_url)) == NULL ||
 	    (b->ctl_url = strdup(o->ctl_url)) == NULL ||
+	    (o->confirm_url != NULL &&
+	        (b->confirm_url = strdup(o->confirm_url)) == NULL) ||
 	    (b->component = strdup(o->component)) == NULL) {
 		return EVB_ENOMEM;
 	}
-	b->opts.pub_url    = b->pub_url;
-	b->opts.ingest_url = b->ingest_url;
-	b->opts.ctl_url    = b->ctl_url;
-	b->opts.component  = b->component;
+	b->opts.pub_url     = b->pub_url;
+	b->opts.ingest_url  = b->ingest_url;
+	b->opts.ctl_url     = b->ctl_url;
+	b->opts.confirm_url = b->confirm_url;
+	b->opts.component   = b->component;
 	return EVB_OK;
 }
 
@@ -268,6 +288,11 @@ evb_broker_open(evb_broker **out, const evb_broker_opts *o, evb_diag *diag)
 	if ((rc = open_sync(b)) != EVB_OK) {
 		goto fail;
 	}
+	if ((rc = pthread_mutex_init(&b->confirm_mtx, NULL)) != 0) {
+		rc = evb_err_errno(rc);
+		goto fail;
+	}
+	b->has_confirm_sync = true;
 	if ((rc = ring_init(&b->ring, o->ring_bytes)) != EVB_OK) {
 		goto fail;
 	}
@@ -314,7 +339,10 @@ evb_broker_start(evb_broker *b)
 	if ((rc = start_thread(&b->ingest_thr, &b->has_ingest_thr, ingest_main,
 	         b)) != EVB_OK ||
 	    (rc = start_thread(&b->ctl_thr, &b->has_ctl_thr, ctl_main, b)) !=
-	        EVB_OK) {
+	        EVB_OK ||
+	    (b->has_confirm &&
+	        (rc = start_thread(&b->confirm_thr, &b->has_confirm_thr,
+	             confirm_main, b)) != EVB_OK)) {
 		evb_broker_stop(b);
 		return rc;
 	}
@@ -366,6 +394,9 @@ evb_broker_stop(evb_broker *b)
 
 	stop_socket(b->pull, &b->has_pull);
 	stop_join(b->ingest_thr, &b->has_ingest_thr);
+	stop_socket(b->confirm, &b->has_confirm);
+	stop_join(b->confirm_thr, &b->has_confirm_thr);
+	confirm_drop_all(b);
 	stop_socket(b->ctl, &b->has_ctl);
 	stop_join(b->ctl_thr, &b->has_ctl_thr);
 	stop_join(b->timer_thr, &b->has_timer_thr);
@@ -385,7 +416,12 @@ evb_broker_close(evb_broker *b)
 	evb_broker_stop(b);
 	stop_socket(b->pull, &b->has_pull);
 	stop_socket(b->ctl, &b->has_ctl);
+	stop_socket(b->confirm, &b->has_confirm);
 	stop_socket(b->pub, &b->has_pub);
+	confirm_drop_all(b);
+	if (b->has_confirm_sync) {
+		(void) pthread_mutex_destroy(&b->confirm_mtx);
+	}
 	if (b->has_sync) {
 		(void) pthread_cond_destroy(&b->timer_cv);
 		(void) pthread_cond_destroy(&b->ring_cv);
@@ -396,6 +432,7 @@ evb_broker_close(evb_broker *b)
 	free(b->pub_url);
 	free(b->ingest_url);
 	free(b->ctl_url);
+	free(b->confirm_url);
 	free(b->component);
 	free(b);
 }
@@ -425,9 +462,12 @@ evb_broker_stats(evb_broker *b, evb_broker_stat *out)
 			    atomic_load(&b->rejected_by_type[t][r]);
 		}
 	}
-	out->bytes_in       = atomic_load(&b->bytes_in);
-	out->repairs_served = atomic_load(&b->repairs_served);
-	out->repair_frames  = atomic_load(&b->repair_frames);
+	out->bytes_in        = atomic_load(&b->bytes_in);
+	out->repairs_served  = atomic_load(&b->repairs_served);
+	out->repair_frames   = atomic_load(&b->repair_frames);
+	out->confirm_msgs    = atomic_load(&b->confirm_msgs);
+	out->confirm_replies = atomic_load(&b->confirm_replies);
+	out->confirm_unsent  = atomic_load(&b->confirm_unsent);
 }
 
 /*

@@ -28,13 +28,23 @@
  * one, so the broker checks the size itself; only a message over twice
  * the limit goes uncounted.)
  *
+ * Confirmed ingest (optional, confirm_url; docs/protocol.md "Confirmed
+ * ingest"): a request (raw rep0, so any number may wait at once) is
+ * published like an ingest message, and its reply, giving each event's
+ * seq or rejection, is held until the caller that stores the log reports
+ * the events durable with evb_broker_durable (lost ones with
+ * evb_broker_lost, duplicates with evb_broker_duplicate). Requests still
+ * waiting at stop get no reply; the requester retries, and the log's
+ * duplicate suppression gives the retry the original seqs.
+ *
  * Every heartbeat_ms the broker publishes its own system_health event
  * (component, status, uptime_s) through the same path, so it is
  * sequenced and stored like any other event.
  *
- * Thread-safety: evb_broker_stats and evb_broker_read may be called
- * from any thread; the other functions from one controlling thread. The broker
- * owns its threads: start creates them, stop joins them.
+ * Thread-safety: evb_broker_stats, evb_broker_read, evb_broker_durable,
+ * evb_broker_lost and evb_broker_duplicate may be called from any thread; the
+ * other functions from one controlling thread. The broker owns its threads:
+ * start creates them, stop joins them.
  */
 #ifndef EVB_BROKER_H
 #define EVB_BROKER_H
@@ -49,21 +59,26 @@ typedef struct evb_broker evb_broker;
 
 /* Options. evb_broker_opts_default fills every field with its default. */
 typedef struct evb_broker_opts {
-	const char *pub_url;    /* pub0 listen URL; "tcp://127.0.0.1:5570". */
-	const char *ingest_url; /* pull0 listen URL; "tcp://127.0.0.1:5571". */
-	const char *ctl_url;    /* rep0 control (repair, stats) listen URL;
-	                           "tcp://127.0.0.1:5573". */
-	size_t recv_max_bytes;  /* Largest ingest message; 4 MiB. */
-	int    pub_sendbuf;     /* pub0 send queue per subscriber, frames;
-	                           8192 (nng's maximum), enough for a
-	                           1000-event batch read promptly. */
-	size_t   ring_bytes;    /* Repair ring capacity, bytes; 256 MiB. */
-	uint64_t heartbeat_ms;  /* system_health heartbeat period; 5000;
-	                           0 disables. */
-	uint64_t stats_log_ms;  /* Statistics log line period; 60000;
-	                           0 disables. */
-	const char *component;  /* Heartbeat component name; "broker". */
-	uint64_t    epoch;      /* 0: wall-clock ns at open (the default). */
+	const char *pub_url;     /* pub0 listen URL; "tcp://127.0.0.1:5570". */
+	const char *ingest_url;  /* pull0 listen URL; "tcp://127.0.0.1:5571". */
+	const char *ctl_url;     /* rep0 control (repair, stats) listen URL;
+	                            "tcp://127.0.0.1:5573". */
+	const char *confirm_url; /* Confirmed ingest listen URL (raw rep0);
+	                            NULL, the default: none. Only useful
+	                            when the caller stores the log and calls
+	                            evb_broker_durable (`evbus run` listens
+	                            on tcp://127.0.0.1:5572). */
+	size_t recv_max_bytes;   /* Largest ingest message; 4 MiB. */
+	int    pub_sendbuf;      /* pub0 send queue per subscriber, frames;
+	                            8192 (nng's maximum), enough for a
+	                            1000-event batch read promptly. */
+	size_t   ring_bytes;     /* Repair ring capacity, bytes; 256 MiB. */
+	uint64_t heartbeat_ms;   /* system_health heartbeat period; 5000;
+	                            0 disables. */
+	uint64_t stats_log_ms;   /* Statistics log line period; 60000;
+	                            0 disables. */
+	const char *component;   /* Heartbeat component name; "broker". */
+	uint64_t    epoch;       /* 0: wall-clock ns at open (the default). */
 } evb_broker_opts;
 
 void evb_broker_opts_default(evb_broker_opts *o);
@@ -93,12 +108,17 @@ typedef struct evb_broker_stat {
 	/* Per type and reason; events whose type could not be read count
 	   in the last slot. */
 	uint64_t rejected_by_type[EVB_BROKER_MAX_TYPES][EVB_BROKER_REASONS];
-	uint64_t bytes_in;       /* Ingest bytes received. */
-	uint64_t ring_first_seq; /* Oldest seq the ring holds (0: empty). */
-	uint64_t ring_bytes;     /* Bytes the ring holds now. */
-	uint64_t ring_evicted;   /* Frames evicted from the ring. */
-	uint64_t repairs_served; /* Repair requests answered. */
-	uint64_t repair_frames;  /* Frames sent in repair replies. */
+	uint64_t bytes_in;        /* Ingest bytes received. */
+	uint64_t ring_first_seq;  /* Oldest seq the ring holds (0: empty). */
+	uint64_t ring_bytes;      /* Bytes the ring holds now. */
+	uint64_t ring_evicted;    /* Frames evicted from the ring. */
+	uint64_t repairs_served;  /* Repair requests answered. */
+	uint64_t repair_frames;   /* Frames sent in repair replies. */
+	uint64_t confirm_msgs;    /* Confirmed ingest requests received. */
+	uint64_t confirm_replies; /* Their replies sent. */
+	uint64_t confirm_unsent;  /* Requests left without a reply (send
+	                             failed, out of memory, or waiting at
+	                             stop). */
 } evb_broker_stat;
 
 /*
@@ -150,5 +170,32 @@ void evb_broker_stats(evb_broker *b, evb_broker_stat *out);
 int evb_broker_read(evb_broker *b, uint64_t from, size_t max_frames,
     size_t max_bytes, uint64_t timeout_ms, evb_buf *out, size_t *n,
     uint64_t *first);
+
+/*
+ * evb_broker_durable reports that every event of epoch up to seq is
+ * stored (or recorded lost through evb_broker_lost): the replies of the
+ * confirmed requests whose events all lie at or below seq are sent. A
+ * different epoch (an old broker's) is ignored. Thread-safe; never
+ * blocks on the network.
+ */
+void evb_broker_durable(evb_broker *b, uint64_t epoch, uint64_t seq);
+
+/*
+ * evb_broker_lost reports that seqs first..last of epoch will never be
+ * stored (the ring evicted them before they were): a waiting confirmed
+ * request's result for one of them becomes an error. Call it before
+ * evb_broker_durable passes last. Thread-safe.
+ */
+void evb_broker_lost(
+    evb_broker *b, uint64_t epoch, uint64_t first, uint64_t last);
+
+/*
+ * evb_broker_duplicate reports that seq of epoch was not stored because
+ * its id was stored before, as orig_seq of orig_epoch: a waiting
+ * confirmed request's result for it gives the original. Call it before
+ * evb_broker_durable passes seq. Thread-safe.
+ */
+void evb_broker_duplicate(evb_broker *b, uint64_t epoch, uint64_t seq,
+    uint64_t orig_epoch, uint64_t orig_seq);
 
 #endif /* EVB_BROKER_H */

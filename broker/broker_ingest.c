@@ -2,7 +2,9 @@
  * broker_ingest.c: the ingest thread. It receives each message from
  * pull0, walks its events with proto's ingest iterator and publishes
  * each valid one (broker_publish); a bad event is rejected alone, its
- * neighbours go on.
+ * neighbours go on. The confirm thread (broker_confirm.c) walks its
+ * requests with the same ingest_message, which then also records each
+ * event's seq or rejection for the reply.
  *
  * Decoding and validation run on this one thread, outside the broker's
  * lock; only the publication of each event takes it. A message arrives
@@ -26,14 +28,6 @@
 #define INGEST_LOG_WINDOW_MS 10000 /* Reject lines: a burst per window. */
 #define INGEST_LOG_BURST 10
 #define INGEST_ADDR_MAX 64 /* "[v6 address]:port" and room to spare. */
-
-/* The state one message's walk needs. */
-typedef struct ingest_ctx {
-	evb_broker    *b;
-	nng_msg       *msg;     /* The message (its pipe names the peer). */
-	evb_ratelimit *rl;      /* The thread's log limiter. */
-	int64_t        arrival; /* Wall-clock ns at receipt (stamped ts). */
-} ingest_ctx;
 
 /* ingest_peer writes the producer's address, or "unknown", into buf. */
 static void
@@ -225,12 +219,14 @@ ingest_reject(const ingest_ctx *c, const evb_proto_ingest *it, size_t off,
 static void
 ingest_refuse(const ingest_ctx *c, const char *detail)
 {
+	if (c->req != NULL) {
+		confirm_note_refused(c->b, c->req, detail);
+	}
 	atomic_fetch_add(&c->b->msgs_refused, 1);
 	ingest_log(c, "EVB-BROKER-REFUSE", "refused an ingest message", detail);
 }
 
-/* ingest_message handles one received message. */
-static void
+void
 ingest_message(const ingest_ctx *c)
 {
 	evb_broker      *b   = c->b;
@@ -264,10 +260,20 @@ ingest_message(const ingest_ctx *c)
 		atomic_fetch_add(&b->events_in, 1);
 		if (rc == EVB_OK) {
 			rc = broker_publish(b, ev, c->arrival);
+			if (rc == EVB_OK && c->req != NULL) {
+				confirm_note_seq(b, c->req,
+				    evb_proto_event_epoch(ev),
+				    evb_proto_event_seq(ev));
+			}
 			evb_proto_event_free(ev);
 		}
 		if (rc != EVB_OK) {
 			ingest_reject(c, &it, off, rc, &diag);
+			if (c->req != NULL) {
+				confirm_note_err(b, c->req,
+				    diag.msg[0] != '\0' ? diag.msg
+				                        : evb_strerror(rc));
+			}
 		}
 	}
 }

@@ -7,14 +7,18 @@
  *   ctl     blocks in nng_recvmsg on rep0 and answers (broker_ctl.c)
  *   timer   heartbeat and statistics line (broker_heartbeat.c); only
  *           started when one of the two periods is non-zero
+ *   confirm blocks in nng_recvmsg on the raw rep0 of confirmed ingest
+ *           (broker_confirm.c); only with opts.confirm_url
  * Closing a socket makes its thread's blocking receive return
  * NNG_ECLOSED; the timer waits on timer_cv and sees is_stopping.
  *
- * Locks: one, evb_broker.mtx. It guards sequencing (the ring, last_seq,
+ * Locks: evb_broker.mtx guards sequencing (the ring, last_seq,
  * the ULID generator, the frame scratch buffer, the pub0 send that keeps
  * frames in seq order) and the stop flags. No nng aio or callback is
  * used, so nothing nng calls back into ever takes it. Counters that only
  * the ingest or ctl thread moves are atomics, read without the lock.
+ * evb_broker.confirm_mtx guards the confirmed requests waiting to be
+ * durable; the two locks are never held together.
  */
 #ifndef EVB_BROKER_INT_H
 #define EVB_BROKER_INT_H
@@ -72,11 +76,47 @@ typedef struct broker_ring {
 	uint64_t     evicted;   /* Frames evicted since open. */
 } broker_ring;
 
+/* One event's outcome in a confirmed request. */
+typedef struct confirm_res {
+	uint64_t epoch;   /* Its epoch (the original's for a duplicate). */
+	uint64_t seq;     /* Its seq (the original's for a duplicate). */
+	char    *err;     /* Owned rejection message, or NULL. */
+	bool     is_lost; /* Published but recorded in a gap, not stored. */
+} confirm_res;
+
+/*
+ * A report (lost range or duplicate) that arrived for seqs the open
+ * request had not noted yet: the collector can store an event between
+ * broker_publish and confirm_note_seq. Applied when the seq is noted.
+ */
+typedef struct confirm_late {
+	uint64_t first;      /* First seq it covers. */
+	uint64_t last;       /* Last seq it covers. */
+	bool     is_lost;    /* Lost (else a duplicate of the original). */
+	uint64_t orig_epoch; /* Duplicate: the original's epoch. */
+	uint64_t orig_seq;   /* Duplicate: the original's seq. */
+} confirm_late;
+
+/* A confirmed request: its results, waiting until they are durable. */
+typedef struct confirm_req {
+	nng_msg *msg;                 /* The request; its header routes the
+	                                 reply (raw rep0). */
+	confirm_res        *res;      /* One per event, in request order. */
+	size_t              n;        /* Results in res. */
+	size_t              cap;      /* Slots allocated in res. */
+	char               *refused;  /* Whole-message refusal, or NULL. */
+	bool                is_nomem; /* A result could not be recorded. */
+	bool                is_open;  /* Still being filled: not sent. */
+	uint64_t            max_seq;  /* Highest seq published; 0: none. */
+	struct confirm_req *next;     /* Queue link; confirm_mtx. */
+} confirm_req;
+
 struct evb_broker {
 	evb_broker_opts opts;    /* Copy of the options; URLs below. */
 	char           *pub_url; /* Owned copies of the URLs. */
 	char           *ingest_url;
 	char           *ctl_url;
+	char           *confirm_url; /* Or NULL: no confirmed ingest. */
 	char           *component;
 	uint64_t        epoch;   /* This broker's epoch, fixed at open. */
 	uint64_t        open_ms; /* Monotonic ms at open (uptime_s). */
@@ -87,6 +127,8 @@ struct evb_broker {
 	bool       has_pub; /* Each socket is open (close it once). */
 	bool       has_pull;
 	bool       has_ctl;
+	nng_socket confirm;     /* Raw rep0 on confirm_url. */
+	bool       has_confirm; /* confirm is open. */
 
 	pthread_mutex_t mtx;      /* The broker's one lock (see top). */
 	pthread_cond_t  ring_cv;  /* evb_broker_read waiters; guarded by mtx. */
@@ -107,6 +149,8 @@ struct evb_broker {
 	pthread_t ingest_thr; /* The threads, while has_*_thr. */
 	pthread_t ctl_thr;
 	pthread_t timer_thr;
+	pthread_t confirm_thr;
+	bool      has_confirm_thr;
 	bool      has_ingest_thr;
 	bool      has_ctl_thr;
 	bool      has_timer_thr;
@@ -121,7 +165,48 @@ struct evb_broker {
 	_Atomic uint64_t bytes_in;       /* Ingest bytes received. */
 	_Atomic uint64_t repairs_served; /* Repair replies sent. */
 	_Atomic uint64_t repair_frames;  /* Frames in those replies. */
+
+	/* Confirmed ingest (broker_confirm.c). */
+	pthread_mutex_t  confirm_mtx;      /* Guards the three below. */
+	bool             has_confirm_sync; /* confirm_mtx initialised. */
+	confirm_req     *confirm_head;     /* Oldest waiting request. */
+	confirm_req     *confirm_tail;     /* Newest waiting request. */
+	uint64_t         confirm_durable;  /* Durable seq of this epoch. */
+	confirm_late    *confirm_late;     /* Reports for the open request. */
+	size_t           confirm_nlate;    /* Entries in confirm_late. */
+	size_t           confirm_late_cap; /* Slots allocated. */
+	_Atomic uint64_t confirm_msgs;     /* Requests received. */
+	_Atomic uint64_t confirm_replies;  /* Replies sent. */
+	_Atomic uint64_t confirm_unsent;   /* Requests left unanswered. */
 };
+
+/*
+ * The state one ingest message's walk needs (broker_ingest.c). With req,
+ * each event's seq or rejection is also recorded there (confirmed
+ * ingest).
+ */
+typedef struct ingest_ctx {
+	evb_broker    *b;
+	nng_msg       *msg;     /* The message (its pipe names the peer). */
+	evb_ratelimit *rl;      /* The thread's log limiter. */
+	int64_t        arrival; /* Wall-clock ns at receipt (stamped ts). */
+	confirm_req   *req;     /* Confirmed ingest's results, or NULL. */
+} ingest_ctx;
+
+/* ingest_message validates and publishes the events of c->msg. */
+void ingest_message(const ingest_ctx *c);
+
+/* ---- broker_confirm.c -----------------------------------------------------
+ */
+
+/* Record an outcome in r (out of memory sets r->is_nomem). */
+void confirm_note_seq(
+    evb_broker *b, confirm_req *r, uint64_t epoch, uint64_t seq);
+void confirm_note_err(evb_broker *b, confirm_req *r, const char *msg);
+void confirm_note_refused(evb_broker *b, confirm_req *r, const char *msg);
+
+/* confirm_drop_all frees the waiting requests, unanswered (stop). */
+void confirm_drop_all(evb_broker *b);
 
 /* ---- broker.c ----------------------------------------------------------- */
 
@@ -154,6 +239,7 @@ void ring_append(broker_ring *r, uint64_t seq, const void *frame, size_t len);
 void *ingest_main(void *arg);    /* broker_ingest.c */
 void *ctl_main(void *arg);       /* broker_ctl.c */
 void *heartbeat_main(void *arg); /* broker_heartbeat.c */
+void *confirm_main(void *arg);   /* broker_confirm.c */
 
 /*
  * heartbeat_event builds the broker's system_health event (broker_

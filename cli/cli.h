@@ -54,6 +54,9 @@ extern const cli_cmd cli_cmd_broker;
 extern const cli_cmd cli_cmd_publish;
 extern const cli_cmd cli_cmd_tail;
 extern const cli_cmd cli_cmd_stats;
+extern const cli_cmd cli_cmd_run;
+extern const cli_cmd cli_cmd_collector;
+extern const cli_cmd cli_cmd_replay;
 
 /* ---- The command table (main.c) ---------------------------------------- */
 
@@ -138,6 +141,17 @@ int cli_parse_u64(const cli_cmd *cmd, const char *name, const char *text,
 int cli_parse_bytes(const cli_cmd *cmd, const char *name, const char *text,
     uint64_t min, uint64_t max, uint64_t *out);
 
+/*
+ * cli_parse_time reads text, the value of option --name, as a time: ISO
+ * 8601 in UTC ("2026-11-25T01:50:35Z", with an optional fraction of a
+ * second) or relative to now_ns ("-15m": N seconds, minutes, hours or
+ * days ago, with s, m, h or d). Returns CLI_CONTINUE with *out set to ns
+ * since the Unix epoch, or CLI_EXIT_USAGE after printing what was wrong.
+ * OUT: *out.
+ */
+int cli_parse_time(const cli_cmd *cmd, const char *name, const char *text,
+    int64_t now_ns, int64_t *out);
+
 /* ---- Signals (cli_sig.c) ------------------------------------------------ */
 
 /*
@@ -152,6 +166,47 @@ int cli_sig_open(const cli_cmd *cmd, int *fd);
 
 /* cli_sig_close restores the default actions and closes the pipe. */
 void cli_sig_close(void);
+
+/* ---- Broker options (cmd_broker.c) --------------------------------------
+ * `evbus broker` and `evbus run` take the same broker options.
+ */
+
+/* The broker options as typed; NULL when not given. */
+typedef struct cli_broker_args {
+	const char *pub;       /* --pub URL */
+	const char *ingest;    /* --ingest URL */
+	const char *ctl;       /* --ctl URL */
+	const char *max_msg;   /* --max-msg BYTES */
+	const char *ring;      /* --ring BYTES */
+	const char *heartbeat; /* --heartbeat MS */
+	const char *stats_log; /* --stats-log MS */
+} cli_broker_args;
+
+struct evb_broker_opts;
+
+/*
+ * cli_broker_opts_fill turns the typed options into broker options (the
+ * defaults for those not given). Returns CLI_CONTINUE, or CLI_EXIT_USAGE
+ * after printing what was wrong, naming cmd. OUT: *o.
+ */
+int cli_broker_opts_fill(
+    const cli_cmd *cmd, const cli_broker_args *a, struct evb_broker_opts *o);
+
+/*
+ * cli_signal_wait sleeps until a signal byte arrives on sig_fd
+ * (cli_sig_open).
+ */
+void cli_signal_wait(int sig_fd);
+
+/*
+ * cli_parse_durability reads "sync", "periodic" or "none" (the value of
+ * --durability) into *mode as an evb_wal_durability. Returns CLI_CONTINUE,
+ * or CLI_EXIT_USAGE after printing what was wrong. OUT: *mode.
+ */
+int cli_parse_durability(const cli_cmd *cmd, const char *text, int *mode);
+
+/* CLI_DATA_DEFAULT is the data directory when --data is not given. */
+#define CLI_DATA_DEFAULT "./evbus-data"
 
 /* ---- Input (cli_io.c) --------------------------------------------------- */
 

@@ -65,24 +65,12 @@ const cli_cmd cli_cmd_broker = {
 	.run = broker_run,
 };
 
-/* The option values as typed; NULL when not given. */
-typedef struct broker_args {
-	const char *pub;
-	const char *ingest;
-	const char *ctl;
-	const char *max_msg;
-	const char *ring;
-	const char *heartbeat;
-	const char *stats_log;
-} broker_args;
-
-/* broker_opts_fill turns the typed options into o. */
-static int
-broker_opts_fill(const broker_args *a, evb_broker_opts *o)
+int
+cli_broker_opts_fill(
+    const cli_cmd *c, const cli_broker_args *a, evb_broker_opts *o)
 {
-	const cli_cmd *c = &cli_cmd_broker;
-	uint64_t       v;
-	int            rc;
+	uint64_t v;
+	int      rc;
 
 	evb_broker_opts_default(o);
 	o->pub_url    = a->pub != NULL ? a->pub : o->pub_url;
@@ -117,9 +105,8 @@ broker_opts_fill(const broker_args *a, evb_broker_opts *o)
 	return CLI_CONTINUE;
 }
 
-/* broker_wait sleeps until a signal byte arrives on sig_fd. */
-static void
-broker_wait(int sig_fd)
+void
+cli_signal_wait(int sig_fd)
 {
 	struct pollfd pfd = { .fd = sig_fd, .events = POLLIN };
 
@@ -143,7 +130,7 @@ broker_serve(evb_broker *b, const evb_broker_opts *o, int sig_fd)
 	evb_log(EVB_LOG_NOTICE, "EVB-BROKER-READY",
 	    "listening: pub %s, ingest %s, ctl %s; epoch %llu", o->pub_url,
 	    o->ingest_url, o->ctl_url, (unsigned long long) st.epoch);
-	broker_wait(sig_fd);
+	cli_signal_wait(sig_fd);
 	evb_log(EVB_LOG_NOTICE, "EVB-BROKER-STOPPING",
 	    "signal received: no more ingest; finishing the message in hand");
 	evb_broker_stop(b);
@@ -160,16 +147,16 @@ broker_serve(evb_broker *b, const evb_broker_opts *o, int sig_fd)
 static int
 broker_run(int argc, char **argv)
 {
-	broker_args   a      = { NULL };
-	const cli_opt opts[] = {
-		{ "pub", 0, NULL, &a.pub },
-		{ "ingest", 0, NULL, &a.ingest },
-		{ "ctl", 0, NULL, &a.ctl },
-		{ "max-msg", 0, NULL, &a.max_msg },
-		{ "ring", 0, NULL, &a.ring },
-		{ "heartbeat", 0, NULL, &a.heartbeat },
-		{ "stats-log", 0, NULL, &a.stats_log },
-		{ NULL, 0, NULL, NULL },
+	cli_broker_args a      = { NULL };
+	const cli_opt   opts[] = {
+		  { "pub", 0, NULL, &a.pub },
+		  { "ingest", 0, NULL, &a.ingest },
+		  { "ctl", 0, NULL, &a.ctl },
+		  { "max-msg", 0, NULL, &a.max_msg },
+		  { "ring", 0, NULL, &a.ring },
+		  { "heartbeat", 0, NULL, &a.heartbeat },
+		  { "stats-log", 0, NULL, &a.stats_log },
+		  { NULL, 0, NULL, NULL },
 	};
 	evb_broker_opts o;
 	evb_broker     *b;
@@ -185,7 +172,8 @@ broker_run(int argc, char **argv)
 	if (argc - first > 0) {
 		return cli_usage_error(&cli_cmd_broker, "too many arguments");
 	}
-	if ((rc = broker_opts_fill(&a, &o)) != CLI_CONTINUE) {
+	if ((rc = cli_broker_opts_fill(&cli_cmd_broker, &a, &o)) !=
+	    CLI_CONTINUE) {
 		return rc;
 	}
 	if ((rc = cli_sig_open(&cli_cmd_broker, &sig_fd)) != CLI_CONTINUE) {

@@ -14,12 +14,22 @@
  * pipe has finished writing the previous message to the kernel, so
  * after the last send, publish polls NNG_OPT_SENDFD for that before it
  * closes; the kernel then delivers the bytes even after the close.
+ *
+ * With --confirm, the socket is req0 (to the confirmed ingest endpoint of
+ * `evbus run`) and each message waits for its reply, which comes once the
+ * events are in the log (docs/protocol.md "Confirmed ingest"); each
+ * event's seq or rejection is printed against its line number. req0
+ * resends a request whose reply is late, and the log's duplicate
+ * suppression makes the resend harmless.
  */
 #include <errno.h>
+#include <msgpack.h>
 #include <nng/nng.h>
 #include <nng/protocol/pipeline0/push.h>
+#include <nng/protocol/reqrep0/req.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -31,7 +41,9 @@
  */
 #define PUBLISH_MSG_MAX_BYTES ((size_t) 1 << 20)
 #define PUBLISH_BATCH_DEFAULT 1000
-#define PUBLISH_TIMEOUT_MS 10000 /* A send or the final flush. */
+#define PUBLISH_TIMEOUT_MS 10000         /* A send or the final flush. */
+#define PUBLISH_CONFIRM_TIMEOUT_MS 30000 /* A confirmed message's reply. */
+#define PUBLISH_RESEND_MS 5000 /* req0 resends an unanswered request. */
 
 static int publish_run(int argc, char **argv);
 
@@ -39,7 +51,8 @@ const cli_cmd cli_cmd_publish = {
 	.name    = "publish",
 	.summary = "Send JSON events to a broker's ingest endpoint.",
 	.help =
-	    "usage: evbus publish [--ingest URL] [--batch N] [FILE]\n"
+	    "usage: evbus publish [--ingest URL] [--batch N] [--confirm]\n"
+	    "                     [FILE]\n"
 	    "\n"
 	    "Read JSON events, one per line, from FILE, or standard input\n"
 	    "when FILE is absent or '-', check each one as 'evbus validate'\n"
@@ -50,30 +63,44 @@ const cli_cmd cli_cmd_publish = {
 	    "output as 'line N: PROBLEM' and not sent; at the end,\n"
 	    "'N sent in M messages, K invalid' is printed on standard error.\n"
 	    "publish does not wait for the broker to accept the events:\n"
-	    "'evbus stats' counts what it rejected.\n"
+	    "'evbus stats' counts what it rejected. With --confirm, it\n"
+	    "sends each message to the confirmed ingest endpoint of 'evbus\n"
+	    "run' (nng req0) and waits for the reply, which comes once the\n"
+	    "events are stored in the log; it prints 'line N: seq S epoch\n"
+	    "E' for each stored event and 'line N: rejected: PROBLEM' for\n"
+	    "each event the broker refused.\n"
 	    "\n"
 	    "Options:\n"
 	    "  --ingest URL  Broker ingest URL (default\n"
-	    "                tcp://127.0.0.1:5571).\n"
+	    "                tcp://127.0.0.1:5571, or tcp://127.0.0.1:5572\n"
+	    "                with --confirm).\n"
 	    "  --batch N     Events per message, 1 to 1000000 (default\n"
 	    "                1000); with 1, each event is sent as a bare map.\n"
+	    "  --confirm     Wait until each event is stored; print its seq.\n"
 	    "  -h, --help    Print this help and exit.\n"
 	    "\n"
 	    "Exit status: 0 every event valid and sent, 1 some lines invalid\n"
-	    "(the valid ones were sent), 2 usage or I/O error, or the broker\n"
-	    "could not be reached or did not take a message within 10 s.\n",
+	    "or, with --confirm, rejected (the others were sent), 2 usage or\n"
+	    "I/O error, or the broker could not be reached, did not take a\n"
+	    "message within 10 s, or (with --confirm) did not reply within\n"
+	    "30 s.\n",
 	.run = publish_run,
 };
 
 /* The events gathered for the next message. */
 typedef struct publish_batch {
-	nng_socket sock;     /* push0, dialled. */
-	size_t     max;      /* N, events per message. */
-	evb_buf    body;     /* Their maps, back to back. */
-	size_t     count;    /* Events in body. */
-	size_t     sent;     /* Events sent so far. */
-	size_t     messages; /* Messages sent so far. */
+	nng_socket sock;       /* push0, dialled. */
+	size_t     max;        /* N, events per message. */
+	evb_buf    body;       /* Their maps, back to back. */
+	size_t     count;      /* Events in body. */
+	size_t     sent;       /* Events sent so far. */
+	size_t     messages;   /* Messages sent so far. */
+	bool       is_confirm; /* req0: wait for each reply. */
+	size_t    *lines;      /* Line number of each event in body. */
+	size_t     rejected;   /* Events the broker rejected (confirm). */
 } publish_batch;
+
+static int publish_confirm(publish_batch *pb);
 
 /* publish_array_header writes the array header for n into hdr. */
 static size_t
@@ -125,6 +152,9 @@ publish_flush(publish_batch *pb)
 		    nng_strerror(rv));
 		return CLI_EXIT_USAGE;
 	}
+	if (pb->is_confirm && (rv = publish_confirm(pb)) != CLI_EXIT_OK) {
+		return rv;
+	}
 	pb->sent += pb->count;
 	pb->messages++;
 	pb->count = 0;
@@ -132,9 +162,116 @@ publish_flush(publish_batch *pb)
 	return CLI_EXIT_OK;
 }
 
+/* publish_result prints one element of a confirm reply's results. */
+static void
+publish_result(publish_batch *pb, size_t i, const msgpack_object *o)
+{
+	const msgpack_object *seq = NULL, *epoch = NULL, *err = NULL;
+
+	for (uint32_t k = 0;
+	     o->type == MSGPACK_OBJECT_MAP && k < o->via.map.size; k++) {
+		const msgpack_object_kv *kv = &o->via.map.ptr[k];
+
+		if (kv->key.type != MSGPACK_OBJECT_STR) {
+			continue;
+		}
+		if (kv->key.via.str.size == 3 &&
+		    memcmp(kv->key.via.str.ptr, "seq", 3) == 0) {
+			seq = &kv->val;
+		} else if (kv->key.via.str.size == 5 &&
+		    memcmp(kv->key.via.str.ptr, "epoch", 5) == 0) {
+			epoch = &kv->val;
+		} else if (kv->key.via.str.size == 5 &&
+		    memcmp(kv->key.via.str.ptr, "error", 5) == 0) {
+			err = &kv->val;
+		}
+	}
+	if (err != NULL && err->type == MSGPACK_OBJECT_STR) {
+		printf("line %zu: rejected: %.*s\n", pb->lines[i],
+		    (int) err->via.str.size, err->via.str.ptr);
+		pb->rejected++;
+	} else if (seq != NULL && epoch != NULL &&
+	    seq->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+	    epoch->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		printf("line %zu: seq %llu epoch %llu\n", pb->lines[i],
+		    (unsigned long long) seq->via.u64,
+		    (unsigned long long) epoch->via.u64);
+	} else {
+		printf("line %zu: rejected: no result in the reply\n",
+		    pb->lines[i]);
+		pb->rejected++;
+	}
+}
+
+/* publish_reply prints a confirm reply for the batch in pb. */
+static int
+publish_reply(publish_batch *pb, const msgpack_object *m)
+{
+	const msgpack_object *res = NULL;
+
+	for (uint32_t k = 0;
+	     m->type == MSGPACK_OBJECT_MAP && k < m->via.map.size; k++) {
+		const msgpack_object_kv *kv = &m->via.map.ptr[k];
+
+		if (kv->key.type == MSGPACK_OBJECT_STR &&
+		    kv->key.via.str.size == 7 &&
+		    memcmp(kv->key.via.str.ptr, "results", 7) == 0) {
+			res = &kv->val;
+		}
+	}
+	if (res == NULL || res->type != MSGPACK_OBJECT_ARRAY) {
+		// A refusal of the whole message: every event is rejected.
+		msgpack_object one = *m;
+
+		for (size_t i = 0; i < pb->count; i++) {
+			publish_result(pb, i, &one);
+		}
+		return CLI_EXIT_OK;
+	}
+	for (size_t i = 0; i < pb->count; i++) {
+		if (i < res->via.array.size) {
+			publish_result(pb, i, &res->via.array.ptr[i]);
+		} else {
+			printf("line %zu: rejected: no result in the reply\n",
+			    pb->lines[i]);
+			pb->rejected++;
+		}
+	}
+	return CLI_EXIT_OK;
+}
+
+/* publish_confirm waits for the reply to the message just sent. */
+static int
+publish_confirm(publish_batch *pb)
+{
+	msgpack_unpacked u;
+	nng_msg         *reply;
+	int              rv;
+
+	if ((rv = nng_recvmsg(pb->sock, &reply, 0)) != 0) {
+		cli_error(&cli_cmd_publish,
+		    "no confirmation for %zu events: %s", pb->count,
+		    nng_strerror(rv));
+		return CLI_EXIT_USAGE;
+	}
+	msgpack_unpacked_init(&u);
+	if (msgpack_unpack_next(&u, nng_msg_body(reply), nng_msg_len(reply),
+	        NULL) != MSGPACK_UNPACK_SUCCESS) {
+		cli_error(
+		    &cli_cmd_publish, "the confirmation is not MessagePack");
+		rv = CLI_EXIT_USAGE;
+	} else {
+		rv = publish_reply(pb, &u.data);
+	}
+	msgpack_unpacked_destroy(&u);
+	nng_msg_free(reply);
+	return rv;
+}
+
 /* publish_add appends one event, sending the batch first if it is due. */
 static int
-publish_add(publish_batch *pb, const evb_event *ev, evb_buf *scratch)
+publish_add(
+    publish_batch *pb, const evb_event *ev, evb_buf *scratch, size_t lineno)
 {
 	int rc;
 
@@ -154,7 +291,7 @@ publish_add(publish_batch *pb, const evb_event *ev, evb_buf *scratch)
 		cli_error(&cli_cmd_publish, "%s", evb_strerror(EVB_ENOMEM));
 		return CLI_EXIT_USAGE;
 	}
-	pb->count++;
+	pb->lines[pb->count++] = lineno;
 	return CLI_EXIT_OK;
 }
 
@@ -177,7 +314,7 @@ publish_lines(FILE *f, publish_batch *pb, size_t *invalid)
 			break;
 		}
 		if (rc == EVB_OK) {
-			exit_code = publish_add(pb, ev, &scratch);
+			exit_code = publish_add(pb, ev, &scratch, r.lineno);
 			evb_proto_event_free(ev);
 			if (exit_code != CLI_EXIT_OK) {
 				break;
@@ -236,17 +373,22 @@ publish_drain(nng_socket sock)
 	}
 }
 
-/* publish_connect opens push0 and dials url. */
+/* publish_connect opens push0 (req0 with confirm) and dials url. */
 static int
-publish_connect(const char *url, nng_socket *sock)
+publish_connect(const char *url, bool confirm, nng_socket *sock)
 {
 	int rv;
 
-	if ((rv = nng_push0_open(sock)) != 0) {
+	if ((rv = confirm ? nng_req0_open(sock) : nng_push0_open(sock)) != 0) {
 		cli_error(&cli_cmd_publish, "%s", nng_strerror(rv));
 		return CLI_EXIT_USAGE;
 	}
-	if ((rv = nng_socket_set_ms(
+	if ((confirm &&
+	        ((rv = nng_socket_set_ms(*sock, NNG_OPT_RECVTIMEO,
+	              PUBLISH_CONFIRM_TIMEOUT_MS)) != 0 ||
+	            (rv = nng_socket_set_ms(*sock, NNG_OPT_REQ_RESENDTIME,
+	                 PUBLISH_RESEND_MS)) != 0)) ||
+	    (rv = nng_socket_set_ms(
 	         *sock, NNG_OPT_SENDTIMEO, PUBLISH_TIMEOUT_MS)) != 0 ||
 	    (rv = nng_dial(*sock, url, NULL, 0)) != 0) {
 		cli_error(&cli_cmd_publish, "cannot connect to %s: %s", url,
@@ -260,12 +402,14 @@ publish_connect(const char *url, nng_socket *sock)
 static int
 publish_run(int argc, char **argv)
 {
-	const char   *url    = "tcp://127.0.0.1:5571";
-	const char   *batch  = NULL;
-	const cli_opt opts[] = {
-		{ "ingest", 0, NULL, &url },
-		{ "batch", 0, NULL, &batch },
-		{ NULL, 0, NULL, NULL },
+	const char   *url     = NULL;
+	const char   *batch   = NULL;
+	bool          confirm = false;
+	const cli_opt opts[]  = {
+		 { "ingest", 0, NULL, &url },
+		 { "batch", 0, NULL, &batch },
+		 { "confirm", 0, &confirm, NULL },
+		 { NULL, 0, NULL, NULL },
 	};
 	publish_batch pb      = { .max = PUBLISH_BATCH_DEFAULT };
 	size_t        invalid = 0;
@@ -288,24 +432,42 @@ publish_run(int argc, char **argv)
 		}
 		pb.max = (size_t) n;
 	}
+	if (url == NULL) {
+		url = confirm ? "tcp://127.0.0.1:5572" : "tcp://127.0.0.1:5571";
+	}
+	pb.is_confirm = confirm;
+	if ((pb.lines = calloc(pb.max, sizeof(*pb.lines))) == NULL) {
+		cli_error(&cli_cmd_publish, "%s", evb_strerror(EVB_ENOMEM));
+		return CLI_EXIT_USAGE;
+	}
 	if ((rc = cli_input_open(&cli_cmd_publish, argv[first], &f)) !=
 	    CLI_EXIT_OK) {
+		free(pb.lines);
 		return rc;
 	}
-	if ((rc = publish_connect(url, &pb.sock)) == CLI_EXIT_OK) {
+	if ((rc = publish_connect(url, confirm, &pb.sock)) == CLI_EXIT_OK) {
 		evb_buf_init(&pb.body);
 		rc = publish_lines(f, &pb, &invalid);
-		if (rc == CLI_EXIT_OK && pb.messages > 0) {
+		if (rc == CLI_EXIT_OK && pb.messages > 0 && !confirm) {
 			rc = publish_drain(pb.sock);
 		}
 		(void) nng_close(pb.sock);
 		evb_buf_fini(&pb.body);
-		fprintf(stderr, "%zu sent in %zu messages, %zu invalid\n",
-		    pb.sent, pb.messages, invalid);
-		if (rc == CLI_EXIT_OK && invalid > 0) {
+		if (confirm) {
+			fprintf(stderr,
+			    "%zu sent in %zu messages, %zu invalid, %zu "
+			    "rejected\n",
+			    pb.sent, pb.messages, invalid, pb.rejected);
+		} else {
+			fprintf(stderr,
+			    "%zu sent in %zu messages, %zu invalid\n", pb.sent,
+			    pb.messages, invalid);
+		}
+		if (rc == CLI_EXIT_OK && invalid + pb.rejected > 0) {
 			rc = CLI_EXIT_DATA;
 		}
 	}
+	free(pb.lines);
 	cli_input_close(f);
 	return cli_output_finish(&cli_cmd_publish, rc);
 }

@@ -19,8 +19,11 @@ static const cli_cmd *const cli_cmds[] = {
 	&cli_cmd_decode,
 	&cli_cmd_wal,
 	&cli_cmd_broker,
+	&cli_cmd_run,
+	&cli_cmd_collector,
 	&cli_cmd_publish,
 	&cli_cmd_tail,
+	&cli_cmd_replay,
 	&cli_cmd_stats,
 	&cli_cmd_version,
 };

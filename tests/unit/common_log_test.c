@@ -217,9 +217,8 @@ Test(common_ratelimit, full_burst_again_after_rollover,
 
 	for (uint64_t w = 0; w < 3; w++) {
 		allowed = 0;
-		for (int i = 0; i < 10; i++) {
-			if (evb_ratelimit_allow(
-			        &rl, w * 100 + (uint64_t) i, NULL)) {
+		for (uint64_t i = 0; i < 10; i++) {
+			if (evb_ratelimit_allow(&rl, w * 100 + i, NULL)) {
 				allowed++;
 			}
 		}

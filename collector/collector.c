@@ -1,0 +1,671 @@
+/*
+ * collector.c: the collector handle, its batch and the in-process loop.
+ *
+ * The collector thread is the WAL's only writer: it owns the batch (an
+ * arena of payload and id bytes plus one coll_pending per record) and the
+ * continuity state (epoch, next seq). Frames are decoded and checked
+ * (coll_accept), queued, and appended with one evb_wal_append per batch
+ * (coll_flush). A missing range that cannot be had any more becomes one
+ * gap record (coll_gap); its payload is a small MessagePack map described
+ * in docs/wal-format.md "Gap records" (evb_collector_gap_decode is the
+ * decoder; change both together, with the doc).
+ *
+ * Invariant: the records appended by this handle have, within an epoch,
+ * strictly increasing seqs with no hole that a gap record does not cover.
+ *
+ * One lock, mtx, guards only the counters, so evb_collector_stats can
+ * read them from any thread.
+ */
+#include <errno.h>
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "collector/collector_int.h"
+
+#define COLL_BATCH_DEFAULT 8192  /* Records per append. */
+#define COLL_IDLE_MS_DEFAULT 500 /* See evb_collector_opts.idle_ms. */
+#define COLL_RETRY_NS 100000000L /* Pause before retrying an append. */
+#define COLL_BATCH_LIMIT 1000000 /* A sanity bound on batch_max. */
+
+void
+evb_collector_opts_default(evb_collector_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->durability = EVB_WAL_SYNC;
+	o->sub_url    = "tcp://127.0.0.1:5570";
+	o->ctl_url    = "tcp://127.0.0.1:5573";
+	o->batch_max  = COLL_BATCH_DEFAULT;
+	o->idle_ms    = COLL_IDLE_MS_DEFAULT;
+}
+
+void
+coll_bump(evb_collector *c, uint64_t *field, uint64_t v)
+{
+	pthread_mutex_lock(&c->mtx);
+	*field += v;
+	pthread_mutex_unlock(&c->mtx);
+}
+
+void
+evb_collector_stats(evb_collector *c, evb_collector_stat *out)
+{
+	pthread_mutex_lock(&c->mtx);
+	*out = c->st;
+	pthread_mutex_unlock(&c->mtx);
+}
+
+/* ---- Batch ---------------------------------------------------------- */
+
+/* pend_new returns a fresh pending record whose bytes are appended to
+ * the arena, or NULL when out of memory. The caller checks for room. */
+static coll_pending *
+pend_new(evb_collector *c, const void *pay, size_t pay_len, const void *id,
+    size_t id_len)
+{
+	coll_pending *p  = &c->pend[c->npend];
+	size_t        at = c->arena.len;
+
+	if (evb_buf_append(&c->arena, pay, pay_len) != EVB_OK ||
+	    evb_buf_append(&c->arena, id, id_len) != EVB_OK) {
+		c->arena.len = at;
+		return NULL;
+	}
+	memset(p, 0, sizeof(*p));
+	p->pay_off = at;
+	p->pay_len = pay_len;
+	p->id_off  = at + pay_len;
+	p->id_len  = id_len;
+	c->npend++;
+	return p;
+}
+
+/* pend_room flushes when the batch is full. */
+static int
+pend_room(evb_collector *c)
+{
+	return c->npend < c->batch_max ? EVB_OK : coll_flush(c);
+}
+
+void
+coll_epoch_switch(evb_collector *c, uint64_t e)
+{
+	if (c->epoch != 0) {
+		evb_log(EVB_LOG_NOTICE, "EVB-COLL-EPOCH",
+		    "broker epoch changed from %llu to %llu (broker "
+		    "restarted): continuing from seq 1 of the new epoch; "
+		    "seqs of the old epoch after %llu were not stored",
+		    (unsigned long long) c->epoch, (unsigned long long) e,
+		    (unsigned long long) (c->next - 1));
+		coll_bump(c, &c->st.epochs, 1);
+	}
+	c->epoch = e;
+	c->next  = 1;
+}
+
+/* frame_queue queues a decoded event whose envelope is pay. */
+static coll_take
+frame_queue(
+    evb_collector *c, const evb_event *ev, const uint8_t *pay, size_t pay_len)
+{
+	evb_str       id = evb_proto_event_id(ev);
+	coll_pending *p;
+
+	if (pend_room(c) != EVB_OK ||
+	    (p = pend_new(c, pay, pay_len, id.ptr, id.len)) == NULL) {
+		coll_bump(c, &c->st.bad_frames, 1);
+		evb_log(EVB_LOG_ERR, "EVB-COLL-LOST",
+		    "cannot queue seq %llu (out of memory or storage "
+		    "failing at stop): it will be recorded as a gap",
+		    (unsigned long long) c->next);
+		return COLL_BAD;
+	}
+	p->type  = (uint16_t) evb_proto_event_type(ev);
+	p->epoch = c->epoch;
+	p->seq   = c->next;
+	p->ts_ns = evb_proto_event_ts(ev);
+	c->next++;
+	return COLL_QUEUED;
+}
+
+coll_take
+coll_accept(evb_collector *c, const void *frame, size_t len, uint64_t *seq)
+{
+	const uint8_t *nul = memchr(frame, 0, len);
+	evb_event     *ev;
+	evb_diag       diag = { "" };
+	coll_take      t;
+	uint64_t       s;
+	int            rc;
+
+	if ((rc = evb_proto_frame_decode(&ev, frame, len, &diag)) != EVB_OK ||
+	    nul == NULL) {
+		coll_bump(c, &c->st.bad_frames, 1);
+		evb_log(EVB_LOG_WARNING, "EVB-COLL-FRAME",
+		    "skipping a frame that does not decode: %s",
+		    diag.msg[0] != '\0' ? diag.msg : evb_strerror(rc));
+		return COLL_BAD;
+	}
+	if (evb_proto_event_epoch(ev) != c->epoch) {
+		coll_epoch_switch(c, evb_proto_event_epoch(ev));
+	}
+	s = evb_proto_event_seq(ev);
+	if (s < c->next) {
+		coll_bump(c, &c->st.stale, 1);
+		t = COLL_STALE;
+	} else if (s > c->next) {
+		*seq = s;
+		t    = COLL_AHEAD;
+	} else {
+		const uint8_t *pay = nul + 1;
+
+		t = frame_queue(
+		    c, ev, pay, len - (size_t) (pay - (const uint8_t *) frame));
+	}
+	evb_proto_event_free(ev);
+	return t;
+}
+
+/* gap_encode writes {"gap": {"epoch": E, "first": F, "last": L}}. */
+static int
+gap_encode(msgpack_sbuffer *sb, uint64_t e, uint64_t f, uint64_t l)
+{
+	msgpack_packer pk;
+	int            err = 0;
+
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	err |= msgpack_pack_map(&pk, 1);
+	err |= msgpack_pack_str_with_body(&pk, "gap", 3);
+	err |= msgpack_pack_map(&pk, 3);
+	err |= msgpack_pack_str_with_body(&pk, "epoch", 5);
+	err |= msgpack_pack_uint64(&pk, e);
+	err |= msgpack_pack_str_with_body(&pk, "first", 5);
+	err |= msgpack_pack_uint64(&pk, f);
+	err |= msgpack_pack_str_with_body(&pk, "last", 4);
+	err |= msgpack_pack_uint64(&pk, l);
+	return err != 0 ? EVB_ENOMEM : EVB_OK;
+}
+
+int
+coll_gap(evb_collector *c, uint64_t last)
+{
+	msgpack_sbuffer sb;
+	coll_pending   *p;
+	uint64_t        first = c->next;
+	int             rc;
+
+	evb_assert(last >= first);
+	msgpack_sbuffer_init(&sb);
+	if ((rc = pend_room(c)) != EVB_OK ||
+	    (rc = gap_encode(&sb, c->epoch, first, last)) != EVB_OK) {
+		goto done;
+	}
+	if ((p = pend_new(c, sb.data, sb.size, NULL, 0)) == NULL) {
+		rc = EVB_ENOMEM;
+		goto done;
+	}
+	p->type  = EVB_COLLECTOR_GAP_TYPE;
+	p->epoch = c->epoch;
+	p->seq   = last;
+	p->ts_ns = evb_clock_real_ns();
+	p->gap_n = last - first + 1;
+	evb_log(EVB_LOG_WARNING, "EVB-COLL-GAP",
+	    "epoch %llu seqs %llu..%llu are no longer in the broker's ring: "
+	    "recorded as a gap (raise the broker's --ring if this recurs)",
+	    (unsigned long long) c->epoch, (unsigned long long) first,
+	    (unsigned long long) last);
+done:
+	msgpack_sbuffer_destroy(&sb);
+	// Even when the record cannot be queued, continuity moves on: the
+	// seqs are gone either way, and the log line above or EVB-COLL-LOST
+	// from the flush says so.
+	c->next = last + 1;
+	return rc;
+}
+
+/* flush_orig reads the epoch and seq of the record at off. */
+static bool
+flush_orig(evb_collector *c, uint64_t off, uint64_t *epoch, uint64_t *seq)
+{
+	evb_wal_iter *it;
+	evb_wal_entry e;
+	bool          ok = false;
+
+	if (evb_wal_iter_open(c->wal, off, &it) != EVB_OK) {
+		return false;
+	}
+	if (evb_wal_iter_next(it, &e) == EVB_OK && e.off == off) {
+		*epoch = e.epoch;
+		*seq   = e.seq;
+		ok     = true;
+	}
+	evb_wal_iter_close(it);
+	return ok;
+}
+
+/* flush_report tells the callbacks about the gaps and duplicates. */
+static void
+flush_report(evb_collector *c)
+{
+	for (size_t i = 0; i < c->npend; i++) {
+		const coll_pending *p = &c->pend[i];
+		uint64_t            oe, os;
+
+		if (p->gap_n > 0 && c->on_gap != NULL) {
+			c->on_gap(c->durable_arg, p->epoch,
+			    p->seq - p->gap_n + 1, p->seq);
+		}
+		if (c->res[i].status != EVB_EEXIST || c->on_duplicate == NULL) {
+			continue;
+		}
+		if (flush_orig(c, c->res[i].off, &oe, &os)) {
+			c->on_duplicate(
+			    c->durable_arg, p->epoch, p->seq, oe, os);
+		} else {
+			// Retention removed the original meanwhile, or it
+			// cannot be read: the requester is told the seq of
+			// the copy, which the log does not hold. Logged.
+			evb_log(EVB_LOG_WARNING, "EVB-COLL-DUP",
+			    "the original of duplicate seq %llu (offset "
+			    "%llu) cannot be read back",
+			    (unsigned long long) p->seq,
+			    (unsigned long long) c->res[i].off);
+		}
+	}
+}
+
+/* flush_done counts a stored batch and reports the durable position. */
+static void
+flush_done(evb_collector *c, uint64_t took_us)
+{
+	const coll_pending *last = &c->pend[c->npend - 1];
+	uint64_t            ok = 0, dup = 0, gaps = 0, gap_n = 0;
+
+	for (size_t i = 0; i < c->npend; i++) {
+		if (c->res[i].status == EVB_EEXIST) {
+			dup++;
+		} else if (c->pend[i].type == EVB_COLLECTOR_GAP_TYPE) {
+			gaps++;
+			gap_n += c->pend[i].gap_n;
+		} else {
+			ok++;
+		}
+	}
+	pthread_mutex_lock(&c->mtx);
+	c->st.appended += ok;
+	c->st.duplicates += dup;
+	c->st.gaps += gaps;
+	c->st.gap_events += gap_n;
+	c->st.batches++;
+	c->st.last_epoch     = last->epoch;
+	c->st.last_seq       = last->seq;
+	c->st.commit_last_us = took_us;
+	if (took_us > c->st.commit_max_us) {
+		c->st.commit_max_us = took_us;
+	}
+	pthread_mutex_unlock(&c->mtx);
+	flush_report(c);
+	if (c->on_durable != NULL) {
+		c->on_durable(c->durable_arg, last->epoch, last->seq);
+	}
+}
+
+static void
+flush_pause(void)
+{
+	struct timespec ts = { 0, COLL_RETRY_NS };
+
+	// Backs off a failing append (full disk) instead of spinning.
+	(void) nanosleep(&ts, NULL);
+}
+
+int
+coll_flush(evb_collector *c)
+{
+	evb_diag diag = { "" };
+	uint64_t t0;
+	int      rc;
+
+	if (c->npend == 0) {
+		return EVB_OK;
+	}
+	for (size_t i = 0; i < c->npend; i++) {
+		const coll_pending *p = &c->pend[i];
+
+		c->recs[i] = (evb_wal_rec) { .type = p->type,
+			.epoch                     = p->epoch,
+			.seq                       = p->seq,
+			.ts_ns                     = p->ts_ns,
+			.payload                   = c->arena.data + p->pay_off,
+			.len                       = p->pay_len,
+			.id = p->id_len > 0 ? c->arena.data + p->id_off : NULL,
+			.id_len = p->id_len };
+	}
+	for (;;) {
+		t0 = evb_clock_mono_ns();
+		rc = evb_wal_append(c->wal, c->recs, c->npend, c->res, &diag);
+		if (rc == EVB_OK) {
+			flush_done(c, (evb_clock_mono_ns() - t0) / 1000);
+			break;
+		}
+		coll_bump(c, &c->st.append_errors, 1);
+		if (atomic_load(&c->stopping)) {
+			evb_log(EVB_LOG_ERR, "EVB-COLL-LOST",
+			    "giving up a batch of %zu records at stop, seqs "
+			    "up to %llu of epoch %llu: %s",
+			    c->npend,
+			    (unsigned long long) c->pend[c->npend - 1].seq,
+			    (unsigned long long) c->epoch,
+			    diag.msg[0] != '\0' ? diag.msg : evb_strerror(rc));
+			break;
+		}
+		evb_log(EVB_LOG_ERR, "EVB-COLL-APPEND",
+		    "cannot append a batch of %zu records (%s); retrying: "
+		    "free disk space or raise the map limit",
+		    c->npend,
+		    diag.msg[0] != '\0' ? diag.msg : evb_strerror(rc));
+		flush_pause();
+	}
+	c->npend = 0;
+	evb_buf_reset(&c->arena);
+	return rc;
+}
+
+/* ---- In-process source ------------------------------------------------ */
+
+/* local_frames takes the frames of one read, as 4-byte length + bytes. */
+static void
+local_frames(evb_collector *c, const evb_buf *b, size_t n)
+{
+	size_t   at = 0;
+	uint64_t s;
+
+	for (size_t i = 0; i < n && at + 4 <= b->len; i++) {
+		size_t flen = evb_get_be32(b->data + at);
+
+		at += 4;
+		if (flen > b->len - at) {
+			break;
+		}
+		if (coll_accept(c, b->data + at, flen, &s) == COLL_AHEAD) {
+			// The source returns seqs from next on, so this
+			// cannot happen unless it breaks its contract.
+			(void) coll_gap(c, s - 1);
+			(void) coll_accept(c, b->data + at, flen, &s);
+		}
+		at += flen;
+	}
+}
+
+static void
+local_run(evb_collector *c)
+{
+	evb_buf  b;
+	size_t   n;
+	uint64_t first;
+	int      rc;
+
+	evb_buf_init(&b);
+	for (;;) {
+		evb_buf_reset(&b);
+		rc = c->read_fn(c->read_arg, c->next, c->batch_max,
+		    COLL_READ_MAX_BYTES, c->idle_ms, &b, &n, &first);
+		if (rc == EVB_OK) {
+			local_frames(c, &b, n);
+		} else if (rc == EVB_ENOTFOUND && first > c->next) {
+			(void) coll_gap(c, first - 1);
+		} else if (rc == EVB_ECLOSED ||
+		    (rc == EVB_ETIMEDOUT && atomic_load(&c->stopping))) {
+			break;
+		} else if (rc != EVB_ETIMEDOUT) {
+			evb_log(EVB_LOG_ERR, "EVB-COLL-READ",
+			    "reading the broker's ring failed: %s; retrying",
+			    evb_strerror(rc));
+			flush_pause();
+		}
+		(void) coll_flush(c);
+	}
+	(void) coll_flush(c);
+	evb_buf_fini(&b);
+}
+
+/* ---- Handle ------------------------------------------------------------ */
+
+static void *
+coll_main(void *arg)
+{
+	evb_collector *c = arg;
+
+	if (c->read_fn != NULL) {
+		local_run(c);
+	} else {
+		coll_remote_run(c);
+	}
+	return NULL;
+}
+
+/* coll_resume reads the WAL's last record: where to continue. */
+static int
+coll_resume(evb_collector *c, evb_diag *diag)
+{
+	evb_wal_iter *it;
+	evb_wal_entry e;
+	uint64_t      off;
+	int           rc;
+
+	if ((rc = evb_wal_last(c->wal, &off)) != EVB_OK || off == 0) {
+		return rc;
+	}
+	if ((rc = evb_wal_iter_open(c->wal, off, &it)) != EVB_OK) {
+		return rc;
+	}
+	if ((rc = evb_wal_iter_next(it, &e)) == EVB_OK) {
+		c->epoch         = e.epoch;
+		c->next          = e.seq + 1;
+		c->st.last_epoch = e.epoch;
+		c->st.last_seq   = e.seq;
+	} else {
+		evb_diag_set(diag,
+		    "the WAL's last record (offset %llu) cannot be read: %s; "
+		    "run 'evbus wal verify'",
+		    (unsigned long long) off, evb_strerror(rc));
+	}
+	evb_wal_iter_close(it);
+	return rc;
+}
+
+/* coll_alloc allocates the batch arrays. */
+static int
+coll_alloc(evb_collector *c, size_t batch_max)
+{
+	c->batch_max = batch_max;
+	c->pend      = calloc(batch_max, sizeof(*c->pend));
+	c->recs      = calloc(batch_max, sizeof(*c->recs));
+	c->res       = calloc(batch_max, sizeof(*c->res));
+	return c->pend == NULL || c->recs == NULL || c->res == NULL ? EVB_ENOMEM
+	                                                            : EVB_OK;
+}
+
+static int
+coll_opts_check(const evb_collector_opts *o, evb_diag *diag)
+{
+	if (o->data_dir == NULL || o->data_dir[0] == '\0') {
+		evb_diag_set(diag, "data_dir: expected a directory");
+		return EVB_EINVAL;
+	}
+	if (o->batch_max == 0 || o->batch_max > COLL_BATCH_LIMIT) {
+		evb_diag_set(
+		    diag, "batch_max: expected 1..%d", COLL_BATCH_LIMIT);
+		return EVB_EINVAL;
+	}
+	if (o->idle_ms == 0) {
+		evb_diag_set(diag, "idle_ms: expected at least 1");
+		return EVB_EINVAL;
+	}
+	if (o->read_fn != NULL && o->read_epoch == 0) {
+		evb_diag_set(diag, "read_epoch: required with read_fn");
+		return EVB_EINVAL;
+	}
+	if (o->read_fn == NULL && (o->sub_url == NULL || o->ctl_url == NULL)) {
+		evb_diag_set(
+		    diag, "sub_url, ctl_url: required without read_fn");
+		return EVB_EINVAL;
+	}
+	return EVB_OK;
+}
+
+int
+evb_collector_open(
+    evb_collector **out, const evb_collector_opts *o, evb_diag *diag)
+{
+	evb_wal_opts   wo;
+	evb_collector *c;
+	int            rc;
+
+	if ((rc = coll_opts_check(o, diag)) != EVB_OK) {
+		return rc;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		return EVB_ENOMEM;
+	}
+	pthread_mutex_init(&c->mtx, NULL);
+	atomic_init(&c->stopping, false);
+	evb_buf_init(&c->arena);
+	c->read_fn      = o->read_fn;
+	c->read_arg     = o->read_arg;
+	c->idle_ms      = o->idle_ms;
+	c->on_durable   = o->on_durable;
+	c->on_gap       = o->on_gap;
+	c->on_duplicate = o->on_duplicate;
+	c->durable_arg  = o->durable_arg;
+	c->next         = 1;
+	evb_wal_opts_default(&wo);
+	wo.durability = o->durability;
+	if ((rc = coll_alloc(c, o->batch_max)) != EVB_OK ||
+	    (rc = evb_wal_open(&c->wal, o->data_dir, &wo, diag)) != EVB_OK ||
+	    (rc = coll_resume(c, diag)) != EVB_OK) {
+		goto fail;
+	}
+	if (o->read_fn != NULL && o->read_epoch != c->epoch) {
+		coll_epoch_switch(c, o->read_epoch);
+	}
+	if (o->read_fn == NULL &&
+	    (rc = coll_remote_open(c, o, diag)) != EVB_OK) {
+		goto fail;
+	}
+	*out = c;
+	return EVB_OK;
+fail:
+	evb_collector_close(c);
+	return rc;
+}
+
+int
+evb_collector_start(evb_collector *c)
+{
+	int rv;
+
+	if (c->is_started || c->is_stopped) {
+		return EVB_EINVAL;
+	}
+	if ((rv = pthread_create(&c->thread, NULL, coll_main, c)) != 0) {
+		c->is_stopped = true;
+		return evb_err_errno(rv);
+	}
+	c->is_started = true;
+	return EVB_OK;
+}
+
+void
+evb_collector_stop(evb_collector *c)
+{
+	if (c == NULL || c->is_stopped) {
+		return;
+	}
+	atomic_store(&c->stopping, true);
+	if (c->is_started) {
+		(void) pthread_join(c->thread, NULL);
+	}
+	c->is_stopped = true;
+}
+
+void
+evb_collector_close(evb_collector *c)
+{
+	if (c == NULL) {
+		return;
+	}
+	evb_collector_stop(c);
+	coll_remote_close(c);
+	evb_wal_close(c->wal);
+	evb_buf_fini(&c->arena);
+	free(c->pend);
+	free(c->recs);
+	free(c->res);
+	pthread_mutex_destroy(&c->mtx);
+	free(c);
+}
+
+/* ---- Gap records --------------------------------------------------------- */
+
+const msgpack_object *
+coll_map_get(const msgpack_object *m, const char *k)
+{
+	size_t kl = strlen(k);
+
+	if (m->type != MSGPACK_OBJECT_MAP) {
+		return NULL;
+	}
+	for (uint32_t i = 0; i < m->via.map.size; i++) {
+		const msgpack_object *key = &m->via.map.ptr[i].key;
+
+		if (key->type == MSGPACK_OBJECT_STR &&
+		    key->via.str.size == kl &&
+		    memcmp(key->via.str.ptr, k, kl) == 0) {
+			return &m->via.map.ptr[i].val;
+		}
+	}
+	return NULL;
+}
+
+bool
+coll_map_u64(const msgpack_object *m, const char *k, uint64_t *v)
+{
+	const msgpack_object *o = coll_map_get(m, k);
+
+	if (o == NULL || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		return false;
+	}
+	*v = o->via.u64;
+	return true;
+}
+
+int
+evb_collector_gap_decode(const void *payload, size_t len, uint64_t *epoch,
+    uint64_t *first, uint64_t *last)
+{
+	msgpack_unpacked u;
+	size_t           off = 0;
+	uint64_t         e, f, l;
+	int              rc = EVB_EMALFORMED;
+
+	msgpack_unpacked_init(&u);
+	if (msgpack_unpack_next(&u, payload, len, &off) ==
+	        MSGPACK_UNPACK_SUCCESS &&
+	    off == len && u.data.type == MSGPACK_OBJECT_MAP &&
+	    u.data.via.map.size == 1) {
+		const msgpack_object *g = coll_map_get(&u.data, "gap");
+
+		if (g != NULL && coll_map_u64(g, "epoch", &e) &&
+		    coll_map_u64(g, "first", &f) &&
+		    coll_map_u64(g, "last", &l) && f <= l) {
+			*epoch = e;
+			*first = f;
+			*last  = l;
+			rc     = EVB_OK;
+		}
+	}
+	msgpack_unpacked_destroy(&u);
+	return rc;
+}

@@ -1,0 +1,830 @@
+/*
+ * pipeline_test.c: the live pipeline end to end with the real binary:
+ * `evbus run` (broker and in-process collector), `evbus broker` with a
+ * separate `evbus collector`, fed by `evbus publish` and checked with
+ * `evbus replay` on the log (issue #4).
+ *
+ * Synchronisation is by condition against a deadline, never by a sleep:
+ * a server is ready when its stderr holds its ready line; events are
+ * stored once `evbus replay` prints them. Every process a test starts is
+ * killed by PID in .fini, even when the test failed. Ports are picked
+ * free on 127.0.0.1 (never 5570-5572); a start that loses its port to
+ * another process is retried on new ones.
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tests/support/support.h"
+
+#define PT_TEST_TIMEOUT_S 120 /* criterion's limit, every test. */
+#define PT_WAIT_MS 20000      /* Any one wait; scaled by the env. */
+#define PT_POLL_NS 20000000L  /* Pause between two looks: 20 ms. */
+#define PT_MAX_PIDS 32        /* Processes one test may start. */
+#define PT_MAX_ARGS 24        /* Arguments of one evbus run. */
+#define PT_ATTEMPTS 8         /* Port picks before giving up. */
+
+/* One server (run or broker) started by a test, and its URLs. */
+typedef struct pt_server {
+	pid_t *pid;
+	char   pub[64];
+	char   ingest[64];
+	char   ctl[64];
+	char   confirm[64]; /* run only: its confirmed ingest. */
+	char  *err_path;
+} pt_server;
+
+static char *pt_dir;
+static pid_t pt_pids[PT_MAX_PIDS];
+static int   pt_npids;
+
+static void
+pt_setup(void)
+{
+	cr_assert_eq(evb_ts_tmpdir_make(&pt_dir), EVB_OK);
+	cr_assert_not_null(evb_test_bin(), "EVB_BIN is not set");
+	cr_assert_not_null(evb_test_source_dir(), "EVB_SOURCE_DIR is not set");
+}
+
+static void
+pt_teardown(void)
+{
+	for (int i = 0; i < pt_npids; i++) {
+		(void) evb_ts_kill(&pt_pids[i]);
+	}
+	pt_npids = 0;
+	(void) evb_ts_tmpdir_remove(pt_dir);
+	pt_dir = NULL;
+}
+
+TestSuite(pipeline, .init = pt_setup, .fini = pt_teardown,
+    .timeout = PT_TEST_TIMEOUT_S);
+
+/* ---- Helpers ------------------------------------------------------------- */
+
+#define ARGS(...) ((const char *const[]) { __VA_ARGS__, NULL })
+
+static char *
+pt_path(const char *name)
+{
+	char *p = evb_ts_path(pt_dir, name);
+
+	cr_assert_not_null(p);
+	return p;
+}
+
+static void
+pt_pause(void)
+{
+	struct timespec ts = { 0, PT_POLL_NS };
+
+	// Paces a poll loop; every wait is bounded by a deadline.
+	(void) nanosleep(&ts, NULL);
+}
+
+static pid_t *
+pt_slot(void)
+{
+	cr_assert_lt(pt_npids, PT_MAX_PIDS);
+	return &pt_pids[pt_npids++];
+}
+
+/* pt_argv builds "evbus ARGS..." into argv. */
+static void
+pt_argv(char *argv[PT_MAX_ARGS + 2], const char *const *args)
+{
+	int argc = 0;
+
+	argv[argc++] = (char *) evb_test_bin();
+	for (; *args != NULL; args++) {
+		cr_assert_lt(argc, PT_MAX_ARGS + 1);
+		argv[argc++] = (char *) *args;
+	}
+	argv[argc] = NULL;
+}
+
+/* pt_has reports whether the file holds needle. */
+static bool
+pt_has(const char *path, const char *needle)
+{
+	char  *data;
+	size_t len;
+	bool   found;
+
+	if (evb_ts_file_read(path, &data, &len) != EVB_OK) {
+		return false;
+	}
+	found = strstr(data, needle) != NULL;
+	free(data);
+	return found;
+}
+
+/* pt_run runs evbus ARGS to its end; returns its exit code and stdout. */
+static int
+pt_run(const char *const *args, char **out)
+{
+	static int n;
+	char       name[32];
+	char      *argv[PT_MAX_ARGS + 2];
+	evb_ts_io  io = { NULL, NULL, NULL };
+	size_t     len;
+	int        code;
+
+	pt_argv(argv, args);
+	pid_t *pid = pt_slot();
+
+	(void) snprintf(name, sizeof(name), "cmd%d.out", n);
+	io.stdout_path = pt_path(name);
+	(void) snprintf(name, sizeof(name), "cmd%d.err", n++);
+	io.stderr_path = pt_path(name);
+	cr_assert_eq(
+	    evb_ts_run(pid, argv, &io, evb_ts_timeout_ms(PT_WAIT_MS), &code),
+	    EVB_OK, "evbus %s did not finish", args[0]);
+	// It was reaped (*pid is 0): give the slot back.
+	pt_npids--;
+	if (out != NULL) {
+		cr_assert_eq(
+		    evb_ts_file_read(io.stdout_path, out, &len), EVB_OK);
+	}
+	return code;
+}
+
+/* pt_start starts evbus ARGS and waits for ready in its stderr. */
+static pid_t *
+pt_start(const char *const *args, const char *err_path, const char *ready)
+{
+	char     *argv[PT_MAX_ARGS + 2];
+	evb_ts_io io  = { NULL, NULL, err_path };
+	pid_t    *pid = pt_slot();
+	uint64_t  end = evb_clock_mono_ms() + evb_ts_timeout_ms(PT_WAIT_MS);
+	int       status;
+
+	pt_argv(argv, args);
+	cr_assert_eq(evb_ts_spawn(pid, argv, &io), EVB_OK);
+	while (!pt_has(err_path, ready)) {
+		if (evb_ts_wait(pid, 0, &status) == EVB_OK) {
+			// It exited: a port was taken between pick and bind.
+			cr_assert(pt_has(err_path, "in use"),
+			    "evbus %s exited with %d", args[0],
+			    evb_ts_exit_code(status));
+			return NULL;
+		}
+		cr_assert_lt(evb_clock_mono_ms(), end, "no %s", ready);
+		pt_pause();
+	}
+	return pid;
+}
+
+/* pt_urls picks three free ports for s. */
+static void
+pt_urls(pt_server *s)
+{
+	char *urls[4] = { s->pub, s->ingest, s->ctl, s->confirm };
+
+	for (int i = 0; i < 4; i++) {
+		uint16_t port;
+
+		cr_assert_eq(evb_ts_port_pick(&port), EVB_OK);
+		(void) snprintf(urls[i], sizeof(s->pub), "tcp://127.0.0.1:%u",
+		    (unsigned) port);
+	}
+}
+
+/*
+ * pt_serve starts `evbus CMD --pub .. --ingest .. --ctl .. EXTRA...`
+ * (cmd "run" or "broker") on fresh ports, or on s's ports if keep_ports.
+ */
+static void
+pt_serve(pt_server *s, const char *cmd, const char *const *extra,
+    bool keep_ports, const char *err_name)
+{
+	const char *ready =
+	    strcmp(cmd, "run") == 0 ? "EVB-RUN-READY" : "EVB-BROKER-READY";
+
+	s->err_path = pt_path(err_name);
+	for (int i = 0; i < PT_ATTEMPTS; i++) {
+		const char *args[PT_MAX_ARGS + 1] = { cmd, "--pub", s->pub,
+			"--ingest", s->ingest, "--ctl", s->ctl, "--stats-log",
+			"0", "--heartbeat", "0" };
+		int         argc                  = 11;
+
+		if (!keep_ports) {
+			pt_urls(s);
+		}
+		if (strcmp(cmd, "run") == 0) {
+			args[argc++] = "--confirm";
+			args[argc++] = s->confirm;
+		}
+		for (const char *const *e = extra; *e != NULL; e++) {
+			cr_assert_lt(argc, PT_MAX_ARGS);
+			args[argc++] = *e;
+		}
+		args[argc] = NULL;
+		if ((s->pid = pt_start(args, s->err_path, ready)) != NULL) {
+			return;
+		}
+		cr_assert(!keep_ports, "the ports were taken meanwhile");
+	}
+	cr_assert_fail("no free ports after %d attempts", PT_ATTEMPTS);
+}
+
+/* pt_stop sends SIGTERM to *pid and expects exit status 0. */
+static void
+pt_stop(pid_t *pid)
+{
+	int status;
+
+	cr_assert_eq(kill(*pid, SIGTERM), 0);
+	cr_assert_eq(evb_ts_wait(pid, evb_ts_timeout_ms(PT_WAIT_MS), &status),
+	    EVB_OK, "did not stop on SIGTERM");
+	cr_assert_eq(evb_ts_exit_code(status), 0);
+}
+
+/* pt_events writes n market_data events with ids <tag>-<i> to a file. */
+static char *
+pt_events(const char *tag, int from, int n)
+{
+	char  name[64];
+	char *path;
+	FILE *f;
+
+	(void) snprintf(name, sizeof(name), "%s-%d.jsonl", tag, from);
+	path = pt_path(name);
+	cr_assert_not_null(f = fopen(path, "w"));
+	for (int i = from; i < from + n; i++) {
+		fprintf(f,
+		    "{\"type\":\"market_data\",\"id\":\"%s-%d\",\"source\":"
+		    "\"pt\",\"data\":{\"symbol\":\"EURUSD\",\"bid\":1.5,"
+		    "\"ask\":1.75,\"volume\":%d}}\n",
+		    tag, i, i);
+	}
+	cr_assert_eq(fclose(f), 0);
+	return path;
+}
+
+/* pt_publish sends the file's events fire and forget. */
+static void
+pt_publish(const pt_server *s, const char *path)
+{
+	cr_assert_eq(
+	    pt_run(ARGS("publish", "--ingest", s->ingest, path), NULL), 0);
+}
+
+/* The parsed output of `evbus replay`. */
+typedef struct pt_log {
+	json_t *lines; /* Array of objects, in log order. */
+	size_t  gaps;  /* Gap records among them. */
+} pt_log;
+
+/* pt_replay runs `evbus replay --data dir` and parses its lines. */
+static pt_log
+pt_replay(const char *dir)
+{
+	pt_log l = { json_array(), 0 };
+	char  *out;
+	char  *line;
+	char  *save = NULL;
+
+	cr_assert_eq(pt_run(ARGS("replay", "--data", dir), &out), 0);
+	for (line = strtok_r(out, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		json_error_t jerr;
+		json_t      *j = json_loads(line, 0, &jerr);
+
+		cr_assert_not_null(j, "replay printed bad JSON: %s", line);
+		l.gaps += json_object_get(j, "gap") != NULL;
+		json_array_append_new(l.lines, j);
+	}
+	free(out);
+	return l;
+}
+
+/* pt_wait_stored waits until replay shows at least n records. */
+static pt_log
+pt_wait_stored(const char *dir, size_t n)
+{
+	uint64_t end = evb_clock_mono_ms() + evb_ts_timeout_ms(PT_WAIT_MS);
+
+	for (;;) {
+		pt_log l = pt_replay(dir);
+
+		if (json_array_size(l.lines) >= n) {
+			return l;
+		}
+		cr_assert_lt(evb_clock_mono_ms(), end,
+		    "the log never held %zu records (it has %zu)", n,
+		    json_array_size(l.lines));
+		json_decref(l.lines);
+		pt_pause();
+	}
+}
+
+/* pt_count_id counts the events with this id in the log. */
+static int
+pt_count_id(const pt_log *l, const char *id)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < json_array_size(l->lines); i++) {
+		json_t *j = json_object_get(json_array_get(l->lines, i), "id");
+
+		n += j != NULL && strcmp(json_string_value(j), id) == 0;
+	}
+	return n;
+}
+
+/* pt_check_once asserts that ids <tag>-<from..from+n-1> each appear once. */
+static void
+pt_check_once(const pt_log *l, const char *tag, int from, int n)
+{
+	char id[64];
+
+	for (int i = from; i < from + n; i++) {
+		(void) snprintf(id, sizeof(id), "%s-%d", tag, i);
+		cr_assert_eq(pt_count_id(l, id), 1, "%s is in the log %d times",
+		    id, pt_count_id(l, id));
+	}
+}
+
+/* pt_check_order asserts seqs grow by one within each epoch. */
+static void
+pt_check_order(const pt_log *l)
+{
+	json_int_t epoch = -1;
+	json_int_t seq   = 0;
+
+	for (size_t i = 0; i < json_array_size(l->lines); i++) {
+		json_t    *j = json_array_get(l->lines, i);
+		json_t    *g = json_object_get(j, "gap");
+		json_int_t e, s;
+
+		if (g != NULL) {
+			e = json_integer_value(json_object_get(g, "epoch"));
+			cr_assert_eq(e, epoch);
+			cr_assert_eq(
+			    json_integer_value(json_object_get(g, "first")),
+			    seq + 1);
+			seq = json_integer_value(json_object_get(g, "last"));
+			continue;
+		}
+		e = json_integer_value(json_object_get(j, "epoch"));
+		s = json_integer_value(json_object_get(j, "seq"));
+		if (e != epoch) {
+			epoch = e;
+			seq   = 0;
+		}
+		cr_assert_eq(s, seq + 1, "seq %lld follows %lld in epoch %lld",
+		    (long long) s, (long long) seq, (long long) e);
+		seq = s;
+	}
+}
+
+/* ---- Tests ----------------------------------------------------------------
+ */
+
+Test(pipeline, run_stores_every_type_field_for_field)
+{
+	pt_server s;
+	char     *data = pt_path("data");
+	char *src = evb_ts_path(evb_test_source_dir(), "examples/events.jsonl");
+	char *in;
+	size_t len;
+	pt_log l;
+	size_t i = 0;
+	char  *line;
+	char  *save = NULL;
+
+	cr_assert_not_null(src);
+	pt_serve(&s, "run", ARGS("--data", data), false, "run.err");
+	pt_publish(&s, src);
+	cr_assert_eq(evb_ts_file_read(src, &in, &len), EVB_OK);
+	for (line = strtok_r(in, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		i++;
+	}
+	l = pt_wait_stored(data, i);
+	cr_assert_eq(json_array_size(l.lines), i);
+	cr_assert_eq(evb_ts_file_read(src, &in, &len), EVB_OK);
+	save = NULL;
+	i    = 0;
+	for (line = strtok_r(in, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save), i++) {
+		json_t *want = json_loads(line, 0, NULL);
+		json_t *got  = json_array_get(l.lines, i);
+
+		cr_assert_not_null(want);
+		cr_assert_eq(json_integer_value(json_object_get(got, "seq")),
+		    (json_int_t) i + 1);
+		cr_assert(json_is_integer(json_object_get(got, "epoch")));
+		cr_assert_eq(json_object_del(got, "seq"), 0);
+		cr_assert_eq(json_object_del(got, "epoch"), 0);
+		cr_assert(
+		    json_equal(want, got), "line %zu differs: %s", i + 1, line);
+		json_decref(want);
+	}
+	pt_stop(s.pid);
+	free(src);
+}
+
+Test(pipeline, run_sigterm_keeps_everything_and_restart_continues)
+{
+	pt_server s;
+	char     *data = pt_path("data");
+	pt_log    l;
+
+	pt_serve(&s, "run", ARGS("--data", data), false, "run1.err");
+	pt_publish(&s, pt_events("a", 0, 500));
+	// SIGTERM right after publish: run drains the ring before exiting.
+	pt_stop(s.pid);
+	l = pt_replay(data);
+	cr_assert_eq(json_array_size(l.lines), 500);
+	pt_check_once(&l, "a", 0, 500);
+	json_decref(l.lines);
+
+	pt_serve(&s, "run", ARGS("--data", data), true, "run2.err");
+	pt_publish(&s, pt_events("b", 0, 300));
+	l = pt_wait_stored(data, 800);
+	pt_check_once(&l, "a", 0, 500);
+	pt_check_once(&l, "b", 0, 300);
+	pt_check_order(&l);
+	cr_assert_neq(json_integer_value(
+	                  json_object_get(json_array_get(l.lines, 0), "epoch")),
+	    json_integer_value(
+	        json_object_get(json_array_get(l.lines, 799), "epoch")));
+	cr_assert_eq(l.gaps, 0);
+	pt_stop(s.pid);
+}
+
+/* pt_wait_published waits until the broker has published n events. */
+static void
+pt_wait_published(const pt_server *s, json_int_t n)
+{
+	uint64_t end = evb_clock_mono_ms() + evb_ts_timeout_ms(PT_WAIT_MS);
+
+	for (;;) {
+		char      *out;
+		json_t    *j;
+		json_int_t v;
+
+		cr_assert_eq(
+		    pt_run(ARGS("stats", "--ctl", s->ctl, "--json"), &out), 0);
+		cr_assert_not_null(j = json_loads(out, 0, NULL), "%s", out);
+		v = json_integer_value(json_object_get(j, "published"));
+		json_decref(j);
+		free(out);
+		if (v >= n) {
+			return;
+		}
+		cr_assert_lt(evb_clock_mono_ms(), end,
+		    "the broker never published %lld events", (long long) n);
+		pt_pause();
+	}
+}
+
+/* pt_collector starts `evbus collector` against broker s. */
+static pid_t *
+pt_collector(const pt_server *s, const char *data, const char *err_name)
+{
+	pid_t *pid = pt_start(ARGS("collector", "--data", data, "--connect",
+	                          s->pub, "--ctl", s->ctl),
+	    pt_path(err_name), "EVB-COLLECTOR-READY");
+
+	cr_assert_not_null(pid);
+	return pid;
+}
+
+Test(pipeline, collector_killed_and_restarted_repairs_from_the_ring)
+{
+	pt_server s;
+	char     *data = pt_path("data");
+	pid_t    *c;
+	pt_log    l;
+
+	pt_serve(&s, "broker", ARGS("--ring", "16M"), false, "broker.err");
+	c = pt_collector(&s, data, "c1.err");
+	pt_publish(&s, pt_events("a", 0, 2000));
+	(void) evb_ts_kill(c);
+	pt_publish(&s, pt_events("a", 2000, 3000));
+	c = pt_collector(&s, data, "c2.err");
+	pt_publish(&s, pt_events("a", 5000, 1000));
+	l = pt_wait_stored(data, 6000);
+	cr_assert_eq(json_array_size(l.lines), 6000);
+	pt_check_once(&l, "a", 0, 6000);
+	pt_check_order(&l);
+	cr_assert_eq(l.gaps, 0);
+	pt_stop(c);
+	pt_stop(s.pid);
+}
+
+Test(pipeline, outage_longer_than_the_ring_gives_a_gap_record)
+{
+	pt_server s;
+	char     *data = pt_path("data");
+	pid_t    *c;
+	pt_log    l;
+	json_t   *gap;
+
+	pt_serve(&s, "broker", ARGS("--ring", "128K"), false, "broker.err");
+	c = pt_collector(&s, data, "c1.err");
+	pt_publish(&s, pt_events("a", 0, 10));
+	l = pt_wait_stored(data, 10);
+	json_decref(l.lines);
+	(void) evb_ts_kill(c);
+	// About 150 bytes a frame: 3000 frames overflow a 128 KiB ring.
+	pt_publish(&s, pt_events("b", 0, 3000));
+	// Fire and forget: wait until the broker has them all, so that the
+	// ring has evicted the first ones when the collector comes back.
+	pt_wait_published(&s, 3010);
+	c = pt_collector(&s, data, "c2.err");
+	pt_publish(&s, pt_events("c", 0, 5));
+	l = pt_wait_stored(data, 10);
+	for (;;) {
+		if (pt_count_id(&l, "c-4") == 1) {
+			break;
+		}
+		json_decref(l.lines);
+		pt_pause();
+		l = pt_replay(data);
+	}
+	cr_assert_eq(l.gaps, 1);
+	pt_check_once(&l, "a", 0, 10);
+	pt_check_once(&l, "c", 0, 5);
+	pt_check_order(&l);
+	gap = json_object_get(json_array_get(l.lines, 10), "gap");
+	cr_assert_not_null(gap, "record 11 is not the gap");
+	cr_assert_eq(json_integer_value(json_object_get(gap, "first")), 11);
+	cr_assert(pt_has(pt_path("c2.err"), "EVB-COLL-GAP"));
+	pt_stop(c);
+	pt_stop(s.pid);
+}
+
+Test(pipeline, broker_restart_gives_a_new_epoch_and_the_collector_goes_on)
+{
+	pt_server s;
+	char     *data = pt_path("data");
+	pid_t    *c;
+	pt_log    l;
+	char     *err = pt_path("c1.err");
+
+	pt_serve(&s, "broker", ARGS("--ring", "16M"), false, "broker1.err");
+	c = pt_collector(&s, data, "c1.err");
+	pt_publish(&s, pt_events("a", 0, 100));
+	l = pt_wait_stored(data, 100);
+	json_decref(l.lines);
+	pt_stop(s.pid);
+	pt_serve(&s, "broker", ARGS("--ring", "16M"), true, "broker2.err");
+	pt_publish(&s, pt_events("b", 0, 100));
+	l = pt_wait_stored(data, 200);
+	cr_assert_eq(json_array_size(l.lines), 200);
+	pt_check_once(&l, "a", 0, 100);
+	pt_check_once(&l, "b", 0, 100);
+	pt_check_order(&l);
+	cr_assert_eq(json_integer_value(
+	                 json_object_get(json_array_get(l.lines, 100), "seq")),
+	    1);
+	cr_assert(pt_has(err, "EVB-COLL-EPOCH"));
+	pt_stop(c);
+	pt_stop(s.pid);
+}
+
+Test(pipeline, replay_filters_by_type_symbol_and_offset)
+{
+	pt_server s;
+	char     *data = pt_path("data");
+	char *src = evb_ts_path(evb_test_source_dir(), "examples/events.jsonl");
+	char *out;
+
+	cr_assert_not_null(src);
+	pt_serve(&s, "run", ARGS("--data", data), false, "run.err");
+	pt_publish(&s, src);
+	json_decref(pt_wait_stored(data, 8).lines);
+	cr_assert_eq(
+	    pt_run(
+	        ARGS("replay", "--data", data, "--type", "market_data"), &out),
+	    0);
+	cr_assert(strstr(out, "\"type\":\"market_data\"") != NULL);
+	cr_assert(strstr(out, "\"type\":\"fire_command\"") == NULL);
+	free(out);
+	cr_assert_eq(
+	    pt_run(ARGS("replay", "--data", data, "--symbol", "GBPUSD"), &out),
+	    0);
+	cr_assert(strstr(out, "pattern_detected") != NULL);
+	cr_assert(strstr(out, "EURUSD") == NULL);
+	free(out);
+	cr_assert_eq(
+	    pt_run(ARGS("replay", "--data", data, "--from-offset", "8"), &out),
+	    0);
+	cr_assert(strstr(out, "\"seq\":8,") != NULL);
+	cr_assert(strstr(out, "\"seq\":7,") == NULL);
+	free(out);
+	cr_assert_eq(
+	    pt_run(ARGS("replay", "--data", data, "--type", "nope"), NULL), 2);
+	pt_stop(s.pid);
+	free(src);
+}
+
+/* pt_acked parses `publish --confirm` output: for each "line N: seq S
+ * epoch E", sets seqs[N-1] = S and epochs[N-1] = E. Returns how many. */
+static size_t
+pt_acked(const char *out, uint64_t *seqs, uint64_t *epochs, size_t n)
+{
+	size_t      k = 0;
+	const char *p = out;
+
+	while (p != NULL && *p != '\0') {
+		unsigned long long line, s, e;
+
+		// A publisher killed mid-write leaves a partial last line.
+		if (strchr(p, '\n') != NULL &&
+		    sscanf(p, "line %llu: seq %llu epoch %llu", &line, &s,
+		        &e) == 3 &&
+		    line >= 1 && line <= n) {
+			seqs[line - 1]   = s;
+			epochs[line - 1] = e;
+			k++;
+		}
+		p = strchr(p, '\n');
+		p = p != NULL ? p + 1 : NULL;
+	}
+	return k;
+}
+
+/* pt_find returns the log's record with this id, or NULL. */
+static json_t *
+pt_find(const pt_log *l, const char *id)
+{
+	for (size_t i = 0; i < json_array_size(l->lines); i++) {
+		json_t *j = json_array_get(l->lines, i);
+		json_t *v = json_object_get(j, "id");
+
+		if (v != NULL && strcmp(json_string_value(v), id) == 0) {
+			return j;
+		}
+	}
+	return NULL;
+}
+
+/* pt_check_acked asserts every acknowledged event is in the log once,
+ * with the seq and epoch it was acknowledged with. */
+static void
+pt_check_acked(const pt_log *l, const char *tag, const uint64_t *seqs,
+    const uint64_t *epochs, int n)
+{
+	char id[64];
+
+	for (int i = 0; i < n; i++) {
+		json_t *j;
+
+		if (seqs[i] == 0) {
+			continue;
+		}
+		(void) snprintf(id, sizeof(id), "%s-%d", tag, i);
+		cr_assert_eq(pt_count_id(l, id), 1,
+		    "acknowledged %s is in the log %d times", id,
+		    pt_count_id(l, id));
+		j = pt_find(l, id);
+		cr_assert_eq(json_integer_value(json_object_get(j, "seq")),
+		    (json_int_t) seqs[i], "%s: acknowledged as seq %llu", id,
+		    (unsigned long long) seqs[i]);
+		cr_assert_eq(json_integer_value(json_object_get(j, "epoch")),
+		    (json_int_t) epochs[i],
+		    "%s: acknowledged in epoch %llu, seq %llu, stored in %lld",
+		    id, (unsigned long long) epochs[i],
+		    (unsigned long long) seqs[i],
+		    (long long) json_integer_value(
+		        json_object_get(j, "epoch")));
+	}
+}
+
+Test(pipeline, confirmed_publish_replies_once_events_are_stored)
+{
+	pt_server   s;
+	char       *data = pt_path("data");
+	char       *in   = pt_events("a", 0, 300);
+	char       *out;
+	uint64_t    seqs[300]   = { 0 };
+	uint64_t    epochs[300] = { 0 };
+	uint64_t    again[300]  = { 0 };
+	const char *confirm     = s.confirm;
+	pt_log      l;
+
+	pt_serve(&s, "run", ARGS("--data", data), false, "run.err");
+	cr_assert_eq(pt_run(ARGS("publish", "--confirm", "--ingest", confirm,
+	                        "--batch", "64", in),
+	                 &out),
+	    0);
+	cr_assert_eq(pt_acked(out, seqs, epochs, 300), 300, "%s", out);
+	free(out);
+	// Right after the replies, without waiting: the events are stored.
+	l = pt_replay(data);
+	cr_assert_eq(json_array_size(l.lines), 300);
+	pt_check_acked(&l, "a", seqs, epochs, 300);
+	json_decref(l.lines);
+
+	// A retry (same ids) is not stored again and gets the same seqs.
+	cr_assert_eq(pt_run(ARGS("publish", "--confirm", "--ingest", confirm,
+	                        "--batch", "100", in),
+	                 &out),
+	    0);
+	cr_assert_eq(pt_acked(out, again, epochs, 300), 300);
+	free(out);
+	cr_assert_arr_eq(seqs, again, sizeof(seqs));
+	l = pt_replay(data);
+	cr_assert_eq(json_array_size(l.lines), 300);
+	json_decref(l.lines);
+	pt_stop(s.pid);
+}
+
+Test(pipeline, confirmed_publish_prints_a_refusal_and_exits_1)
+{
+	pt_server   s;
+	char       *data = pt_path("data");
+	char       *out;
+	const char *confirm = s.confirm;
+
+	pt_serve(&s, "run", ARGS("--data", data, "--max-msg", "600"), false,
+	    "run.err");
+	cr_assert_eq(pt_run(ARGS("publish", "--confirm", "--ingest", confirm,
+	                        "--batch", "10", pt_events("a", 0, 10)),
+	                 &out),
+	    1);
+	cr_assert(
+	    strstr(out, "line 1: rejected: message of") != NULL, "%s", out);
+	cr_assert(strstr(out, "line 10: rejected:") != NULL, "%s", out);
+	free(out);
+	pt_stop(s.pid);
+}
+
+/* Crash loop: confirmed publish while kill -9 hits `evbus run`. */
+#define PT_CRASH_ROUNDS 5
+#define PT_CRASH_EVENTS 2000
+#define PT_CRASH_MAX_DELAY_MS 400
+
+Test(pipeline, confirmed_events_survive_kill_9_of_run, .timeout = 300)
+{
+	char       *data = pt_path("data");
+	const char *env  = getenv("EVB_TEST_SEED");
+	unsigned    seed = env != NULL ? (unsigned) strtoul(env, NULL, 10)
+	                               : (unsigned) evb_clock_mono_ns();
+	uint64_t    seqs[PT_CRASH_ROUNDS][PT_CRASH_EVENTS]   = { { 0 } };
+	uint64_t    epochs[PT_CRASH_ROUNDS][PT_CRASH_EVENTS] = { { 0 } };
+
+	cr_log_info("crash seed %u", seed);
+	fprintf(stderr, "pipeline crash test: seed %u\n", seed);
+	srand(seed);
+	for (int round = 0; round < PT_CRASH_ROUNDS; round++) {
+		pt_server       s;
+		char            tag[16], name[32];
+		char           *argv[PT_MAX_ARGS + 2];
+		evb_ts_io       io = { NULL, NULL, NULL };
+		pid_t          *pub;
+		char           *out;
+		size_t          len;
+		struct timespec ts;
+		long            delay = rand() % PT_CRASH_MAX_DELAY_MS;
+		pt_log          l;
+
+		(void) snprintf(tag, sizeof(tag), "r%d", round);
+		(void) snprintf(name, sizeof(name), "run%d.err", round);
+		pt_serve(&s, "run",
+		    ARGS("--data", data, "--durability", "none"), false, name);
+		(void) snprintf(name, sizeof(name), "pub%d.out", round);
+		io.stdout_path = pt_path(name);
+		pt_argv(argv,
+		    ARGS("publish", "--confirm", "--ingest", s.confirm,
+		        "--batch", "20", pt_events(tag, 0, PT_CRASH_EVENTS)));
+		pub = pt_slot();
+		cr_assert_eq(evb_ts_spawn(pub, argv, &io), EVB_OK);
+		ts.tv_sec  = delay / 1000;
+		ts.tv_nsec = (delay % 1000) * 1000000L;
+		// The random moment of the crash is the point of the test.
+		(void) nanosleep(&ts, NULL);
+		cr_assert_eq(evb_ts_kill(s.pid), EVB_OK);
+		(void) evb_ts_kill(pub);
+		cr_assert_eq(
+		    evb_ts_file_read(io.stdout_path, &out, &len), EVB_OK);
+		(void) pt_acked(
+		    out, seqs[round], epochs[round], PT_CRASH_EVENTS);
+		free(out);
+
+		// Restart on the same log: every acknowledged event of every
+		// round so far is there once, with its seq; seqs are in order.
+		(void) snprintf(name, sizeof(name), "restart%d.err", round);
+		pt_serve(&s, "run", ARGS("--data", data), false, name);
+		l = pt_replay(data);
+		for (int r = 0; r <= round; r++) {
+			(void) snprintf(tag, sizeof(tag), "r%d", r);
+			pt_check_acked(
+			    &l, tag, seqs[r], epochs[r], PT_CRASH_EVENTS);
+		}
+		pt_check_order(&l);
+		json_decref(l.lines);
+		cr_assert_eq(
+		    pt_run(ARGS("wal", "verify", "--data", data), NULL), 0);
+		pt_stop(s.pid);
+	}
+}

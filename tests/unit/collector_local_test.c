@@ -1,0 +1,365 @@
+/*
+ * collector_local_test.c: the collector with an in-process source written
+ * here (collector.h's read callback), so every case is exact: frames in
+ * order, an evicted range, a restart in the same and in a new epoch, the
+ * durable callback, bad options and gap payloads.
+ *
+ * The fake source serves seqs first_held..last of one epoch and then says
+ * EVB_ECLOSED, so evb_collector_stop drains it completely.
+ */
+#include <criterion/criterion.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "collector/collector.h"
+#include "tests/support/support.h"
+
+#define CT_EPOCH 7 /* The fake broker's epoch. */
+
+static char *tmp;
+
+static void
+setup(void)
+{
+	cr_assert_eq(evb_ts_tmpdir_make(&tmp), EVB_OK);
+}
+
+static void
+teardown(void)
+{
+	(void) evb_ts_tmpdir_remove(tmp);
+	tmp = NULL;
+}
+
+TestSuite(collector, .init = setup, .fini = teardown, .timeout = 60);
+
+/* The fake source. */
+typedef struct ct_source {
+	uint64_t first_held; /* Oldest seq held; older ones are evicted. */
+	uint64_t last;       /* Newest seq published. */
+	uint64_t epoch;      /* Its epoch. */
+} ct_source;
+
+/* What the callbacks were told. */
+typedef struct ct_durable {
+	int      calls;     /* on_durable calls. */
+	uint64_t epoch;     /* Its last epoch. */
+	uint64_t seq;       /* Its last seq. */
+	int      gaps;      /* on_gap calls. */
+	uint64_t gap_first; /* The last gap's range. */
+	uint64_t gap_last;
+	int      dups;    /* on_duplicate calls. */
+	uint64_t dup_seq; /* The last duplicate's seq and original. */
+	uint64_t orig_epoch;
+	uint64_t orig_seq;
+} ct_durable;
+
+static void
+ct_frame(const ct_source *s, uint64_t seq, evb_buf *out)
+{
+	char       json[256];
+	evb_event *ev;
+	evb_buf    f;
+	uint8_t    len[4];
+
+	(void) snprintf(json, sizeof(json),
+	    "{\"type\":\"market_data\",\"id\":\"e-%llu\",\"ts\":5,\"data\":"
+	    "{\"symbol\":\"EURUSD\",\"bid\":1.5,\"ask\":1.75}}",
+	    (unsigned long long) seq);
+	cr_assert_eq(
+	    evb_proto_event_from_json(&ev, json, strlen(json), NULL), EVB_OK);
+	evb_proto_event_set_seq(ev, seq, s->epoch);
+	evb_buf_init(&f);
+	cr_assert_eq(evb_proto_frame_encode(ev, &f), EVB_OK);
+	evb_put_be32(len, (uint32_t) f.len);
+	cr_assert_eq(evb_buf_append(out, len, 4), EVB_OK);
+	cr_assert_eq(evb_buf_append(out, f.data, f.len), EVB_OK);
+	evb_buf_fini(&f);
+	evb_proto_event_free(ev);
+}
+
+static int
+ct_read(void *arg, uint64_t from, size_t max_frames, size_t max_bytes,
+    uint64_t timeout_ms, evb_buf *out, size_t *n, uint64_t *first)
+{
+	const ct_source *s = arg;
+
+	(void) max_bytes;
+	(void) timeout_ms;
+	if (from < s->first_held) {
+		*n     = 0;
+		*first = s->first_held;
+		return EVB_ENOTFOUND;
+	}
+	if (from > s->last) {
+		return EVB_ECLOSED;
+	}
+	*n     = 0;
+	*first = from;
+	for (uint64_t q = from; q <= s->last && *n < max_frames; q++) {
+		ct_frame(s, q, out);
+		(*n)++;
+	}
+	return EVB_OK;
+}
+
+static void
+ct_on_durable(void *arg, uint64_t epoch, uint64_t seq)
+{
+	ct_durable *d = arg;
+
+	d->calls++;
+	d->epoch = epoch;
+	d->seq   = seq;
+}
+
+static void
+ct_on_gap(void *arg, uint64_t epoch, uint64_t first, uint64_t last)
+{
+	ct_durable *d = arg;
+
+	cr_assert_eq(d->calls, 0, "on_gap came after on_durable");
+	(void) epoch;
+	d->gaps++;
+	d->gap_first = first;
+	d->gap_last  = last;
+}
+
+static void
+ct_on_dup(void *arg, uint64_t epoch, uint64_t seq, uint64_t orig_epoch,
+    uint64_t orig_seq)
+{
+	ct_durable *d = arg;
+
+	(void) epoch;
+	d->dups++;
+	d->dup_seq    = seq;
+	d->orig_epoch = orig_epoch;
+	d->orig_seq   = orig_seq;
+}
+
+/* ct_run opens a collector on s, lets it drain s, and returns its stats. */
+static evb_collector_stat
+ct_run(ct_source *s, ct_durable *d, size_t batch_max)
+{
+	evb_collector_opts o;
+	evb_collector     *c;
+	evb_collector_stat st;
+	evb_diag           diag = { "" };
+
+	evb_collector_opts_default(&o);
+	o.data_dir     = tmp;
+	o.durability   = EVB_WAL_NONE;
+	o.read_fn      = ct_read;
+	o.read_arg     = s;
+	o.read_epoch   = s->epoch;
+	o.batch_max    = batch_max;
+	o.on_durable   = ct_on_durable;
+	o.on_gap       = ct_on_gap;
+	o.on_duplicate = ct_on_dup;
+	o.durable_arg  = d;
+	cr_assert_eq(evb_collector_open(&c, &o, &diag), EVB_OK, "%s", diag.msg);
+	cr_assert_eq(evb_collector_start(c), EVB_OK);
+	cr_assert_eq(evb_collector_start(c), EVB_EINVAL);
+	evb_collector_stop(c);
+	evb_collector_stop(c);
+	evb_collector_stats(c, &st);
+	evb_collector_close(c);
+	return st;
+}
+
+/* ct_log reads the whole log: n entries' (type, epoch, seq). */
+static size_t
+ct_log(evb_wal_entry *out, size_t cap, char *gap_payload, size_t *gap_len)
+{
+	evb_wal_opts  o;
+	evb_wal      *w;
+	evb_wal_iter *it;
+	evb_wal_entry e;
+	size_t        n = 0;
+
+	evb_wal_opts_default(&o);
+	o.read_only = true;
+	cr_assert_eq(evb_wal_open(&w, tmp, &o, NULL), EVB_OK);
+	cr_assert_eq(evb_wal_iter_open(w, 1, &it), EVB_OK);
+	while (evb_wal_iter_next(it, &e) == EVB_OK) {
+		cr_assert_lt(n, cap);
+		if (e.type == EVB_COLLECTOR_GAP_TYPE && gap_payload != NULL) {
+			memcpy(gap_payload, e.payload, e.len);
+			*gap_len = e.len;
+		}
+		e.payload = NULL;
+		out[n++]  = e;
+	}
+	evb_wal_iter_close(it);
+	evb_wal_close(w);
+	return n;
+}
+
+Test(collector, stores_every_frame_in_seq_order_in_batches)
+{
+	ct_source          s = { 1, 100, CT_EPOCH };
+	ct_durable         d = { 0 };
+	evb_collector_stat st;
+	evb_wal_entry      log[128];
+	int                md;
+
+	cr_assert_eq(evb_proto_type_find("market_data", 11, &md), EVB_OK);
+	st = ct_run(&s, &d, 30);
+	cr_assert_eq(st.appended, 100);
+	cr_assert_eq(st.batches, 4);
+	cr_assert_eq(st.gaps, 0);
+	cr_assert_eq(st.last_epoch, CT_EPOCH);
+	cr_assert_eq(st.last_seq, 100);
+	cr_assert_eq(d.calls, 4);
+	cr_assert_eq(d.epoch, CT_EPOCH);
+	cr_assert_eq(d.seq, 100);
+	cr_assert_eq(ct_log(log, 128, NULL, NULL), 100);
+	for (size_t i = 0; i < 100; i++) {
+		cr_assert_eq(log[i].seq, i + 1);
+		cr_assert_eq(log[i].epoch, CT_EPOCH);
+		cr_assert_eq(log[i].type, md);
+		cr_assert_eq(log[i].ts_ns, 5);
+	}
+}
+
+Test(collector, an_evicted_range_becomes_one_gap_record)
+{
+	ct_source          s = { 51, 60, CT_EPOCH };
+	ct_durable         d = { 0 };
+	evb_collector_stat st;
+	evb_wal_entry      log[16];
+	char               gap[64];
+	size_t             gap_len = 0;
+	uint64_t           e, f, l;
+
+	st = ct_run(&s, &d, 8192);
+	cr_assert_eq(st.gaps, 1);
+	cr_assert_eq(st.gap_events, 50);
+	cr_assert_eq(st.appended, 10);
+	cr_assert_eq(ct_log(log, 16, gap, &gap_len), 11);
+	cr_assert_eq(log[0].type, EVB_COLLECTOR_GAP_TYPE);
+	cr_assert_eq(log[0].epoch, CT_EPOCH);
+	cr_assert_eq(log[0].seq, 50);
+	cr_assert_eq(
+	    evb_collector_gap_decode(gap, gap_len, &e, &f, &l), EVB_OK);
+	cr_assert_eq(e, CT_EPOCH);
+	cr_assert_eq(f, 1);
+	cr_assert_eq(l, 50);
+	cr_assert_eq(d.gaps, 1);
+	cr_assert_eq(d.gap_first, 1);
+	cr_assert_eq(d.gap_last, 50);
+	cr_assert_eq(log[1].seq, 51);
+	cr_assert_eq(log[10].seq, 60);
+}
+
+Test(collector, reopen_resumes_after_the_last_record_of_the_same_epoch)
+{
+	ct_source          s = { 1, 10, CT_EPOCH };
+	ct_durable         d = { 0 };
+	evb_collector_stat st;
+	evb_wal_entry      log[32];
+
+	(void) ct_run(&s, &d, 8192);
+	s.last = 25;
+	st     = ct_run(&s, &d, 8192);
+	cr_assert_eq(st.appended, 15);
+	cr_assert_eq(st.duplicates, 0);
+	cr_assert_eq(st.epochs, 0);
+	cr_assert_eq(ct_log(log, 32, NULL, NULL), 25);
+	for (size_t i = 0; i < 25; i++) {
+		cr_assert_eq(log[i].seq, i + 1);
+	}
+}
+
+Test(collector, a_new_epoch_starts_again_from_seq_one)
+{
+	ct_source          s = { 1, 10, CT_EPOCH };
+	ct_durable         d = { 0 };
+	evb_collector_stat st;
+	evb_wal_entry      log[32];
+
+	(void) ct_run(&s, &d, 8192);
+	s.epoch = CT_EPOCH + 1;
+	s.last  = 5;
+	st      = ct_run(&s, &d, 8192);
+	cr_assert_eq(st.epochs, 1);
+	// The ids e-1..e-5 were stored in the old epoch: the WAL refuses
+	// them as duplicates, and says so per record.
+	cr_assert_eq(st.duplicates, 5);
+	cr_assert_eq(st.appended, 0);
+	cr_assert_eq(ct_log(log, 32, NULL, NULL), 10);
+	cr_assert_eq(d.epoch, CT_EPOCH + 1);
+	cr_assert_eq(d.seq, 5);
+	cr_assert_eq(d.dups, 5);
+	cr_assert_eq(d.dup_seq, 5);
+	cr_assert_eq(d.orig_epoch, CT_EPOCH);
+	cr_assert_eq(d.orig_seq, 5);
+}
+
+Test(collector, open_refuses_bad_options)
+{
+	ct_source          s = { 1, 1, CT_EPOCH };
+	evb_collector_opts o;
+	evb_collector     *c = NULL;
+	evb_diag           diag;
+
+	evb_collector_opts_default(&o);
+	cr_assert_eq(evb_collector_open(&c, &o, &diag), EVB_EINVAL);
+	cr_assert(strstr(diag.msg, "data_dir") != NULL);
+	o.data_dir  = tmp;
+	o.batch_max = 0;
+	cr_assert_eq(evb_collector_open(&c, &o, &diag), EVB_EINVAL);
+	o.batch_max = 10;
+	o.read_fn   = ct_read;
+	o.read_arg  = &s;
+	cr_assert_eq(evb_collector_open(&c, &o, &diag), EVB_EINVAL);
+	cr_assert(strstr(diag.msg, "read_epoch") != NULL);
+	cr_assert_null(c);
+	evb_collector_close(NULL);
+}
+
+/* ct_pack packs {"gap": {"epoch": e, "first": f, "last": l}} (n keys). */
+static void
+ct_pack(msgpack_sbuffer *sb, const char *outer, uint64_t f, uint64_t l)
+{
+	msgpack_packer pk;
+
+	msgpack_sbuffer_init(sb);
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 1);
+	msgpack_pack_str_with_body(&pk, outer, strlen(outer));
+	msgpack_pack_map(&pk, 3);
+	msgpack_pack_str_with_body(&pk, "epoch", 5);
+	msgpack_pack_uint64(&pk, 1);
+	msgpack_pack_str_with_body(&pk, "first", 5);
+	msgpack_pack_uint64(&pk, f);
+	msgpack_pack_str_with_body(&pk, "last", 4);
+	msgpack_pack_uint64(&pk, l);
+}
+
+Test(collector, gap_decode_refuses_anything_but_a_gap)
+{
+	msgpack_sbuffer sb;
+	uint64_t        e = 0, f = 0, l = 0;
+
+	ct_pack(&sb, "gap", 3, 4);
+	cr_assert_eq(
+	    evb_collector_gap_decode(sb.data, sb.size, &e, &f, &l), EVB_OK);
+	cr_assert_eq(e, 1);
+	cr_assert_eq(f, 3);
+	cr_assert_eq(l, 4);
+	cr_assert_eq(evb_collector_gap_decode(sb.data, sb.size - 1, &e, &f, &l),
+	    EVB_EMALFORMED);
+	msgpack_sbuffer_destroy(&sb);
+	ct_pack(&sb, "gap", 5, 4);
+	cr_assert_eq(evb_collector_gap_decode(sb.data, sb.size, &e, &f, &l),
+	    EVB_EMALFORMED);
+	msgpack_sbuffer_destroy(&sb);
+	ct_pack(&sb, "gop", 3, 4);
+	cr_assert_eq(evb_collector_gap_decode(sb.data, sb.size, &e, &f, &l),
+	    EVB_EMALFORMED);
+	msgpack_sbuffer_destroy(&sb);
+}
