@@ -1,6 +1,6 @@
 # evbus: a thin wrapper over CMake. Users need two targets:
 #
-#   make run    install what is missing, build, run the demo pipeline
+#   make run    install what is missing, build, run the bus (evbus run)
 #   make test   install what is missing, build, run every test (plain
 #               and sanitizer builds), then the format and include checks
 #
@@ -63,11 +63,11 @@ test-asan: deps
 	cmake --build $(ASAN) -j$(JOBS)
 	$(CTEST) --test-dir $(ASAN)
 
-# The demo: every example event through encode and back. The pipeline
-# issue turns this into `evbus run`; the target name stays.
+# The bus in the foreground: broker and collector in one process, the
+# log in ./evbus-data unless RUN_ARGS says otherwise (e.g.
+# RUN_ARGS="--data /some/dir"). Ctrl-C stops it cleanly.
 run: build
-	./$(BUILD)/cli/evbus encode < examples/events.jsonl | \
-		./$(BUILD)/cli/evbus decode
+	./$(BUILD)/cli/evbus run $(RUN_ARGS)
 
 format: deps
 	scripts/format-check.sh --fix
