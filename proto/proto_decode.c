@@ -154,8 +154,10 @@ scan_read_head(const uint8_t *p, size_t avail, scan_head *h)
 			h->kind = SK_STR;
 			lb      = scan_len_bytes[b - 0xd9];
 		} else {
+			// The case labels leave b in 0xc7..0xc9 here.
 			h->kind = SK_EXT;
-			lb      = scan_len_bytes[b - 0xc7];
+			// cppcheck-suppress arrayIndexOutOfBoundsCond
+			lb = scan_len_bytes[b - 0xc7];
 		}
 		if (avail < 1 + lb) {
 			return (EVB_EMALFORMED);
