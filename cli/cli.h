@@ -95,6 +95,15 @@ int cli_opts_parse(
     const cli_cmd *cmd, int argc, char **argv, const cli_opt *opts, int *first);
 
 /*
+ * cli_opts_parse_max is cli_opts_parse for a command that takes at most
+ * max_operands operands: more is a usage error ("too many arguments").
+ * Returns as cli_opts_parse does. OUT: *first, when it returns
+ * CLI_CONTINUE.
+ */
+int cli_opts_parse_max(const cli_cmd *cmd, int argc, char **argv,
+    const cli_opt *opts, int max_operands, int *first);
+
+/*
  * cli_usage_error prints "evbus <cmd>: <message>" and a pointer to the
  * command's help on stderr, and returns CLI_EXIT_USAGE.
  */
@@ -151,6 +160,24 @@ int cli_parse_bytes(const cli_cmd *cmd, const char *name, const char *text,
  */
 int cli_parse_time(const cli_cmd *cmd, const char *name, const char *text,
     int64_t now_ns, int64_t *out);
+
+/* ---- Events (cli_event.c) ----------------------------------------------- */
+
+/*
+ * cli_event_match says whether ev passes the --type and --symbol filter:
+ * type is a type index or -1 for any; symbol, when not NULL, must equal
+ * the event's routing key exactly (evb_proto_event_route).
+ */
+bool cli_event_match(const evb_event *ev, int type, const char *symbol);
+
+/*
+ * cli_event_print writes ev to stdout as one line of JSON, its full
+ * envelope (evb_proto_event_to_json), using json as scratch space (the
+ * caller's, reused across calls; it is reset first). Returns CLI_EXIT_OK,
+ * or CLI_EXIT_USAGE after reporting why on stderr. A write error is left
+ * for cli_output_finish (or the caller's fflush) to find.
+ */
+int cli_event_print(const cli_cmd *cmd, const evb_event *ev, evb_buf *json);
 
 /* ---- Signals (cli_sig.c) ------------------------------------------------ */
 

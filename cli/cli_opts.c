@@ -155,6 +155,21 @@ cli_opts_parse(
 	return CLI_CONTINUE;
 }
 
+int
+cli_opts_parse_max(const cli_cmd *cmd, int argc, char **argv,
+    const cli_opt *opts, int max_operands, int *first)
+{
+	int rc = cli_opts_parse(cmd, argc, argv, opts, first);
+
+	if (rc != CLI_CONTINUE) {
+		return rc;
+	}
+	if (argc - *first > max_operands) {
+		return cli_usage_error(cmd, "too many arguments");
+	}
+	return CLI_CONTINUE;
+}
+
 static void opts_message(const cli_cmd *cmd, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 

@@ -165,12 +165,9 @@ broker_run(int argc, char **argv)
 	int             sig_fd;
 	int             rc;
 
-	rc = cli_opts_parse(&cli_cmd_broker, argc, argv, opts, &first);
+	rc = cli_opts_parse_max(&cli_cmd_broker, argc, argv, opts, 0, &first);
 	if (rc != CLI_CONTINUE) {
 		return rc;
-	}
-	if (argc - first > 0) {
-		return cli_usage_error(&cli_cmd_broker, "too many arguments");
 	}
 	if ((rc = cli_broker_opts_fill(&cli_cmd_broker, &a, &o)) !=
 	    CLI_CONTINUE) {

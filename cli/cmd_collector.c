@@ -105,13 +105,10 @@ collector_run(int argc, char **argv)
 	int                sig_fd;
 	int                rc;
 
-	rc = cli_opts_parse(&cli_cmd_collector, argc, argv, opts, &first);
+	rc =
+	    cli_opts_parse_max(&cli_cmd_collector, argc, argv, opts, 0, &first);
 	if (rc != CLI_CONTINUE) {
 		return rc;
-	}
-	if (argc - first > 0) {
-		return cli_usage_error(
-		    &cli_cmd_collector, "too many arguments");
 	}
 	if (data == NULL) {
 		return cli_usage_error(

@@ -209,12 +209,9 @@ decode_run(int argc, char **argv)
 	int   first;
 	int   rc;
 
-	rc = cli_opts_parse(&cli_cmd_decode, argc, argv, NULL, &first);
+	rc = cli_opts_parse_max(&cli_cmd_decode, argc, argv, NULL, 1, &first);
 	if (rc != CLI_CONTINUE) {
 		return rc;
-	}
-	if (argc - first > 1) {
-		return cli_usage_error(&cli_cmd_decode, "too many arguments");
 	}
 	if ((rc = cli_input_open(&cli_cmd_decode, argv[first], &f)) !=
 	    CLI_EXIT_OK) {

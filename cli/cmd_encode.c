@@ -155,12 +155,9 @@ encode_run(int argc, char **argv)
 	int   first;
 	int   rc;
 
-	rc = cli_opts_parse(&cli_cmd_encode, argc, argv, opts, &first);
+	rc = cli_opts_parse_max(&cli_cmd_encode, argc, argv, opts, 1, &first);
 	if (rc != CLI_CONTINUE) {
 		return rc;
-	}
-	if (argc - first > 1) {
-		return cli_usage_error(&cli_cmd_encode, "too many arguments");
 	}
 	if ((rc = cli_input_open(&cli_cmd_encode, argv[first], &f)) !=
 	    CLI_EXIT_OK) {

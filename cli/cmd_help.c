@@ -31,12 +31,9 @@ help_run(int argc, char **argv)
 	int            first;
 	int            rc;
 
-	rc = cli_opts_parse(&cli_cmd_help, argc, argv, NULL, &first);
+	rc = cli_opts_parse_max(&cli_cmd_help, argc, argv, NULL, 1, &first);
 	if (rc != CLI_CONTINUE) {
 		return rc;
-	}
-	if (argc - first > 1) {
-		return cli_usage_error(&cli_cmd_help, "too many arguments");
 	}
 	if (argc - first == 0) {
 		cli_overview_print(stdout);

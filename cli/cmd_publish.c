@@ -418,12 +418,9 @@ publish_run(int argc, char **argv)
 	int           first;
 	int           rc;
 
-	rc = cli_opts_parse(&cli_cmd_publish, argc, argv, opts, &first);
+	rc = cli_opts_parse_max(&cli_cmd_publish, argc, argv, opts, 1, &first);
 	if (rc != CLI_CONTINUE) {
 		return rc;
-	}
-	if (argc - first > 1) {
-		return cli_usage_error(&cli_cmd_publish, "too many arguments");
 	}
 	if (batch != NULL) {
 		if ((rc = cli_parse_u64(&cli_cmd_publish, "batch", batch, 1,

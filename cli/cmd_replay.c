@@ -92,7 +92,6 @@ replay_event(const evb_wal_entry *e, const replay_filter *flt, evb_buf *json)
 {
 	evb_event *ev;
 	evb_diag   diag = { "" };
-	evb_str    route;
 	int        rc;
 
 	if (flt->type >= 0 && e->type != flt->type) {
@@ -104,23 +103,12 @@ replay_event(const evb_wal_entry *e, const replay_filter *flt, evb_buf *json)
 		    (unsigned long long) e->off, cli_diag_text(&diag, rc));
 		return cli_is_fatal(rc) ? CLI_EXIT_USAGE : CLI_EXIT_DATA;
 	}
-	route = evb_proto_event_route(ev);
-	if (flt->symbol != NULL &&
-	    (route.len != strlen(flt->symbol) ||
-	        memcmp(route.ptr, flt->symbol, route.len) != 0)) {
-		evb_proto_event_free(ev);
-		return CLI_EXIT_OK;
-	}
-	evb_buf_reset(json);
-	rc = evb_proto_event_to_json(ev, json);
+	// The type was checked on the record, before decoding.
+	rc = cli_event_match(ev, -1, flt->symbol)
+	    ? cli_event_print(&cli_cmd_replay, ev, json)
+	    : CLI_EXIT_OK;
 	evb_proto_event_free(ev);
-	if (rc != EVB_OK) {
-		cli_error(&cli_cmd_replay, "%s", evb_strerror(rc));
-		return CLI_EXIT_USAGE;
-	}
-	(void) fwrite(json->data, 1, json->len, stdout);
-	(void) fputc('\n', stdout);
-	return CLI_EXIT_OK;
+	return rc;
 }
 
 /* replay_scan prints the log from off. */
@@ -200,12 +188,9 @@ replay_run(int argc, char **argv)
 	int           first;
 	int           rc;
 
-	rc = cli_opts_parse(&cli_cmd_replay, argc, argv, opts, &first);
+	rc = cli_opts_parse_max(&cli_cmd_replay, argc, argv, opts, 0, &first);
 	if (rc != CLI_CONTINUE) {
 		return rc;
-	}
-	if (argc - first > 0) {
-		return cli_usage_error(&cli_cmd_replay, "too many arguments");
 	}
 	if (from != NULL &&
 	    (rc = cli_parse_u64(&cli_cmd_replay, "from-offset", from, 1,

@@ -284,12 +284,9 @@ stats_run(int argc, char **argv)
 	int      first;
 	int      rc;
 
-	rc = cli_opts_parse(&cli_cmd_stats, argc, argv, opts, &first);
+	rc = cli_opts_parse_max(&cli_cmd_stats, argc, argv, opts, 0, &first);
 	if (rc != CLI_CONTINUE) {
 		return rc;
-	}
-	if (argc - first > 0) {
-		return cli_usage_error(&cli_cmd_stats, "too many arguments");
 	}
 	if (url == NULL) {
 		return cli_usage_error(&cli_cmd_stats, "--ctl URL is required");

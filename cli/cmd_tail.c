@@ -133,7 +133,6 @@ tail_frame(nng_msg *msg, tail_filter *f, evb_buf *json)
 {
 	evb_event *ev;
 	evb_diag   diag = { "" };
-	evb_str    route;
 	int        rc;
 
 	rc = evb_proto_frame_decode(
@@ -144,23 +143,15 @@ tail_frame(nng_msg *msg, tail_filter *f, evb_buf *json)
 		return cli_is_fatal(rc) ? CLI_EXIT_USAGE : CLI_EXIT_OK;
 	}
 	tail_gap(f, ev);
-	route = evb_proto_event_route(ev);
-	if ((f->type >= 0 && evb_proto_event_type(ev) != f->type) ||
-	    (f->symbol != NULL &&
-	        (route.len != strlen(f->symbol) ||
-	            memcmp(route.ptr, f->symbol, route.len) != 0))) {
+	if (!cli_event_match(ev, f->type, f->symbol)) {
 		evb_proto_event_free(ev);
 		return CLI_EXIT_OK;
 	}
-	evb_buf_reset(json);
-	rc = evb_proto_event_to_json(ev, json);
+	rc = cli_event_print(&cli_cmd_tail, ev, json);
 	evb_proto_event_free(ev);
-	if (rc != EVB_OK) {
-		cli_error(&cli_cmd_tail, "%s", evb_strerror(rc));
-		return CLI_EXIT_USAGE;
+	if (rc != CLI_EXIT_OK) {
+		return rc;
 	}
-	(void) fwrite(json->data, 1, json->len, stdout);
-	(void) putchar('\n');
 	if (fflush(stdout) != 0) {
 		// Reported once, by cli_output_finish at the end.
 		return CLI_EXIT_USAGE;
@@ -308,12 +299,9 @@ tail_run(int argc, char **argv)
 	int         sig_fd;
 	int         rc;
 
-	rc = cli_opts_parse(&cli_cmd_tail, argc, argv, opts, &first);
+	rc = cli_opts_parse_max(&cli_cmd_tail, argc, argv, opts, 0, &first);
 	if (rc != CLI_CONTINUE) {
 		return rc;
-	}
-	if (argc - first > 0) {
-		return cli_usage_error(&cli_cmd_tail, "too many arguments");
 	}
 	if ((rc = tail_filter_fill(type, symbol, count, &f)) != CLI_CONTINUE) {
 		return rc;

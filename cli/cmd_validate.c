@@ -76,12 +76,9 @@ validate_run(int argc, char **argv)
 	int   first;
 	int   rc;
 
-	rc = cli_opts_parse(&cli_cmd_validate, argc, argv, NULL, &first);
+	rc = cli_opts_parse_max(&cli_cmd_validate, argc, argv, NULL, 1, &first);
 	if (rc != CLI_CONTINUE) {
 		return rc;
-	}
-	if (argc - first > 1) {
-		return cli_usage_error(&cli_cmd_validate, "too many arguments");
 	}
 	if ((rc = cli_input_open(&cli_cmd_validate, argv[first], &f)) !=
 	    CLI_EXIT_OK) {

@@ -32,12 +32,9 @@ version_run(int argc, char **argv)
 	int first;
 	int rc;
 
-	rc = cli_opts_parse(&cli_cmd_version, argc, argv, NULL, &first);
+	rc = cli_opts_parse_max(&cli_cmd_version, argc, argv, NULL, 0, &first);
 	if (rc != CLI_CONTINUE) {
 		return rc;
-	}
-	if (first < argc) {
-		return cli_usage_error(&cli_cmd_version, "too many arguments");
 	}
 	printf("evbus %s\n", EVB_VERSION);
 	return cli_output_finish(&cli_cmd_version, CLI_EXIT_OK);

@@ -237,12 +237,11 @@ wal_run(int argc, char **argv)
 		return cli_usage_error(&cli_cmd_wal,
 		    "unknown subcommand '%s': expected verify or stats", sub);
 	}
-	rc = cli_opts_parse(&cli_cmd_wal, argc - 1, argv + 1, opts, &first);
+	// The subcommand is argv[1]; its options follow, and no operands.
+	rc = cli_opts_parse_max(
+	    &cli_cmd_wal, argc - 1, argv + 1, opts, 0, &first);
 	if (rc != CLI_CONTINUE) {
 		return rc;
-	}
-	if (first != argc - 1) {
-		return cli_usage_error(&cli_cmd_wal, "too many arguments");
 	}
 	if (dir == NULL || dir[0] == '\0') {
 		return cli_usage_error(&cli_cmd_wal, "--data DIR is required");

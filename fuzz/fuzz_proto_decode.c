@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define FUZZ_TARGET "fuzz_proto_decode"
+#include "fuzz/fuzz_check.h"
 #include "proto/proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -32,21 +34,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* The out-param before a call, to prove a failed call left it alone. */
 static int fuzz_sentinel_storage;
 #define FUZZ_SENTINEL ((evb_event *) (void *) &fuzz_sentinel_storage)
-
-#define fuzz_check(x, what)                            \
-	do {                                           \
-		if (!(x)) {                            \
-			fuzz_fail(what, #x, __LINE__); \
-		}                                      \
-	} while (0)
-
-static _Noreturn void
-fuzz_fail(const char *what, const char *expr, int line)
-{
-	(void) fprintf(
-	    stderr, "fuzz_proto_decode: %s: %s (line %d)\n", what, expr, line);
-	abort();
-}
 
 /* fuzz_err_ok says whether rc is an error a decoder may return. */
 static bool

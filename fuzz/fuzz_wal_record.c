@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define FUZZ_TARGET "fuzz_wal_record"
+#include "fuzz/fuzz_check.h"
 #include "wal/wal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -31,21 +33,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FUZZ_OFF 7             /* The offset the value is read at. */
 #define FUZZ_HDR 44            /* The record header (docs). */
 #define FUZZ_MAX_PAYLOAD 65536 /* Cap for the encode round trip. */
-
-#define fuzz_check(x, what)                            \
-	do {                                           \
-		if (!(x)) {                            \
-			fuzz_fail(what, #x, __LINE__); \
-		}                                      \
-	} while (0)
-
-static _Noreturn void
-fuzz_fail(const char *what, const char *expr, int line)
-{
-	(void) fprintf(
-	    stderr, "fuzz_wal_record: %s: %s (line %d)\n", what, expr, line);
-	abort();
-}
 
 static uint64_t
 fuzz_be64(const uint8_t *p, size_t size, size_t at)

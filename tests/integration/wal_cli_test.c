@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "tests/support/support.h"
+#include "tests/support/wal_testlib.h"
 #include "wal/wal.h"
 
 #define WAL_CLI_RUN_TIMEOUT_MS 20000 /* One run; scaled by the env. */
@@ -36,10 +37,8 @@ static int        nruns;
 static void
 setup(void)
 {
-	cr_assert_eq(evb_ts_tmpdir_make(&test_dir), EVB_OK);
+	wtl_dir_make(&test_dir, &wal_dir);
 	cr_assert_not_null(evb_test_bin(), "EVB_BIN is not set");
-	wal_dir = evb_ts_path(test_dir, "wal");
-	cr_assert_not_null(wal_dir);
 }
 
 static void
@@ -51,8 +50,7 @@ teardown(void)
 		free(runs[i].err);
 	}
 	nruns = 0;
-	free(wal_dir);
-	(void) evb_ts_tmpdir_remove(test_dir);
+	wtl_dir_remove(test_dir, wal_dir);
 }
 
 TestSuite(wal_cli, .init = setup, .fini = teardown, .timeout = 60);
@@ -109,13 +107,10 @@ static evb_wal *
 wal_open_rw(void)
 {
 	evb_wal_opts o;
-	evb_wal     *w = NULL;
-	evb_diag     d = { { 0 } };
 
 	evb_wal_opts_default(&o);
 	o.durability = EVB_WAL_NONE;
-	cr_assert_eq(evb_wal_open(&w, wal_dir, &o, &d), EVB_OK, "%s", d.msg);
-	return w;
+	return wtl_open(wal_dir, &o);
 }
 
 /* append_marked appends count records from first on, each payload and id
@@ -157,27 +152,6 @@ make_log(uint64_t n)
 	evb_wal_close(w);
 }
 
-/* flip_marker flips the last byte of marker in data.mdb. */
-static void
-flip_marker(const char *marker)
-{
-	char  *path = evb_ts_path(wal_dir, "data.mdb");
-	char  *buf;
-	size_t len, mlen = strlen(marker), hits = 0;
-
-	cr_assert_eq(evb_ts_file_read(path, &buf, &len), EVB_OK);
-	for (size_t i = 0; i + mlen <= len; i++) {
-		if (memcmp(buf + i, marker, mlen) == 0) {
-			buf[i + mlen - 1] ^= 0x20;
-			hits++;
-		}
-	}
-	cr_assert_geq(hits, 1, "marker %s not found in data.mdb", marker);
-	cr_assert_eq(evb_ts_file_write(path, buf, len), EVB_OK);
-	free(buf);
-	free(path);
-}
-
 /* ---- verify ---------------------------------------------------------------
  */
 
@@ -199,7 +173,7 @@ Test(wal_cli, verify_of_a_damaged_log_exits_1_naming_the_offset)
 	make_log(100);
 	// The payload is also the id, so the mark is in the log and in the
 	// index; only the log's copy is covered by a CRC.
-	flip_marker("MARKER-000077");
+	wtl_flip_marker(wal_dir, "MARKER-000077");
 	r = evbus(ARGS("wal", "verify", "-d", wal_dir));
 	cr_assert_eq(r->code, 1, "stdout: %s stderr: %s", r->out, r->err);
 	cr_assert(

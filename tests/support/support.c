@@ -223,6 +223,112 @@ evb_ts_file_write(const char *path, const void *data, size_t len)
 	return rc;
 }
 
+/* ---- Fuzz corpora ------------------------------------------------------- */
+
+static int
+corpus_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* corpus_add appends a copy of name to c->names, growing it by doubling. */
+static int
+corpus_add(evb_ts_corpus *c, size_t *cap, const char *name)
+{
+	if (c->count == *cap) {
+		size_t ncap = *cap == 0 ? 64 : *cap * 2;
+		char **nn;
+
+		if ((nn = realloc(c->names, ncap * sizeof(*nn))) == NULL) {
+			return EVB_ENOMEM;
+		}
+		c->names = nn;
+		*cap     = ncap;
+	}
+	if ((c->names[c->count] = strdup(name)) == NULL) {
+		return EVB_ENOMEM;
+	}
+	c->count++;
+	return EVB_OK;
+}
+
+int
+evb_ts_corpus_open(evb_ts_corpus *c, const char *target)
+{
+	const char    *src = evb_test_source_dir();
+	char          *sub;
+	DIR           *d;
+	struct dirent *e;
+	size_t         cap = 0;
+	size_t         n;
+	int            rc = EVB_OK;
+
+	*c = (evb_ts_corpus) { 0 };
+	if (src == NULL) {
+		return EVB_EINVAL;
+	}
+	n = sizeof("fuzz/corpus/") + strlen(target);
+	if ((sub = malloc(n)) == NULL) {
+		return EVB_ENOMEM;
+	}
+	(void) snprintf(sub, n, "fuzz/corpus/%s", target);
+	c->dir = evb_ts_path(src, sub);
+	free(sub);
+	if (c->dir == NULL) {
+		return EVB_ENOMEM;
+	}
+	if ((d = opendir(c->dir)) == NULL) {
+		return evb_err_errno(errno);
+	}
+	while (rc == EVB_OK && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] != '.') {
+			rc = corpus_add(c, &cap, e->d_name);
+		}
+	}
+	(void) closedir(d);
+	if (rc != EVB_OK) {
+		return rc;
+	}
+	if (c->count > 0) {
+		qsort(c->names, c->count, sizeof(c->names[0]), corpus_cmp);
+	}
+	return EVB_OK;
+}
+
+void
+evb_ts_corpus_close(evb_ts_corpus *c)
+{
+	for (size_t i = 0; i < c->count; i++) {
+		free(c->names[i]);
+	}
+	free(c->names);
+	free(c->dir);
+	*c = (evb_ts_corpus) { 0 };
+}
+
+int
+evb_ts_corpus_read(const evb_ts_corpus *c, size_t i, char **data, size_t *len)
+{
+	char *path;
+	int   rc;
+
+	if (i >= c->count) {
+		return EVB_EINVAL;
+	}
+	if ((path = evb_ts_path(c->dir, c->names[i])) == NULL) {
+		return EVB_ENOMEM;
+	}
+	rc = evb_ts_file_read(path, data, len);
+	free(path);
+	return rc;
+}
+
+bool
+evb_ts_has_prefix(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
 /* ---- Child processes ---------------------------------------------------- */
 
 /* spawn_redirect adds "open path (or /dev/null) as fd" to fa. */

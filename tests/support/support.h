@@ -2,7 +2,7 @@
  * support: fixtures shared by the criterion tests (unit, integration and
  * crash): fresh temporary directories, child processes started by argv and
  * tracked by PID, deadlines that scale with EVB_TEST_TIMEOUT_MULTIPLIER,
- * whole-file reads and free loopback ports.
+ * whole-file reads, committed fuzz corpora and free loopback ports.
  *
  * The usual shape of a test that runs evbus:
  *
@@ -21,6 +21,7 @@
 #ifndef EVB_TEST_SUPPORT_H
 #define EVB_TEST_SUPPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -79,6 +80,41 @@ int evb_ts_file_read(const char *path, char **data, size_t *len);
 
 /* evb_ts_file_write creates or truncates path and writes len bytes. */
 int evb_ts_file_write(const char *path, const void *data, size_t len);
+
+/* ---- Fuzz corpora ------------------------------------------------------- */
+
+/*
+ * A committed fuzz corpus, fuzz/corpus/<target>/: the folder and the names
+ * of its files (dot files skipped), sorted so runs replay in one order.
+ * Fill it with evb_ts_corpus_open; release it with evb_ts_corpus_close.
+ */
+typedef struct evb_ts_corpus {
+	char  *dir;   /* The corpus folder. */
+	char **names; /* File names, sorted; count entries. */
+	size_t count; /* Entries used in names. */
+} evb_ts_corpus;
+
+/*
+ * evb_ts_corpus_open lists fuzz/corpus/<target>/ under evb_test_source_dir.
+ * EVB_EINVAL if EVB_SOURCE_DIR is unset; EVB_ESYSERR + errno if the folder
+ * cannot be read. OUT: *c, always: close it even after a failure (then
+ * c->dir names the folder when known, for the test's message).
+ */
+int evb_ts_corpus_open(evb_ts_corpus *c, const char *target);
+
+/* evb_ts_corpus_close frees what evb_ts_corpus_open filled in. */
+void evb_ts_corpus_close(evb_ts_corpus *c);
+
+/*
+ * evb_ts_corpus_read reads the corpus file c->names[i] whole, as
+ * evb_ts_file_read does. OUT: *data (free it with free()) and *len, on
+ * success only.
+ */
+int evb_ts_corpus_read(
+    const evb_ts_corpus *c, size_t i, char **data, size_t *len);
+
+/* evb_ts_has_prefix says whether s begins with prefix. */
+bool evb_ts_has_prefix(const char *s, const char *prefix);
 
 /* ---- Child processes ---------------------------------------------------- */
 

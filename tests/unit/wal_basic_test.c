@@ -22,6 +22,7 @@
 #include <lmdb.h>
 
 #include "tests/support/support.h"
+#include "tests/support/wal_testlib.h"
 #include "wal/wal.h"
 
 static char *tmp;     /* Fresh per test. */
@@ -30,32 +31,18 @@ static char *wal_dir; /* tmp/wal, created by evb_wal_open. */
 static void
 setup(void)
 {
-	cr_assert_eq(evb_ts_tmpdir_make(&tmp), EVB_OK);
-	wal_dir = evb_ts_path(tmp, "wal");
-	cr_assert_not_null(wal_dir);
+	wtl_dir_make(&tmp, &wal_dir);
 }
 
 static void
 teardown(void)
 {
-	free(wal_dir);
-	(void) evb_ts_tmpdir_remove(tmp);
+	wtl_dir_remove(tmp, wal_dir);
 }
 
 TestSuite(wal, .init = setup, .fini = teardown, .timeout = 60);
 
 /* ---- Helpers ----------------------------------------------------------- */
-
-static evb_wal *
-wal_open_opts(const evb_wal_opts *o)
-{
-	evb_wal *w = NULL;
-	evb_diag d = { { 0 } };
-
-	cr_assert_eq(evb_wal_open(&w, wal_dir, o, &d), EVB_OK, "%s", d.msg);
-	cr_assert_not_null(w);
-	return (w);
-}
 
 static evb_wal *
 wal_open_fast(void)
@@ -64,7 +51,7 @@ wal_open_fast(void)
 
 	evb_wal_opts_default(&o);
 	o.durability = EVB_WAL_NONE;
-	return (wal_open_opts(&o));
+	return (wtl_open(wal_dir, &o));
 }
 
 /* fill writes len bytes that depend only on off, so reads can be checked. */
@@ -157,53 +144,13 @@ verify_clean(evb_wal *w, uint64_t count)
 	cr_assert_eq(r.last_off, count);
 }
 
-/* ref_crc32c is a bit-at-a-time CRC-32C, independent of wal_crc.c. */
-static uint32_t
-ref_crc32c(uint32_t crc, const uint8_t *p, size_t n)
-{
-	crc = ~crc;
-	while (n-- > 0) {
-		crc ^= *p++;
-		for (int k = 0; k < 8; k++) {
-			crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1u)));
-		}
-	}
-	return (~crc);
-}
-
-/* Raw LMDB access for reading and damaging a closed log. */
-typedef struct raw_env {
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi  dbi;
-} raw_env;
-
-static void
-raw_begin(raw_env *r, const char *db, bool write)
-{
-	cr_assert_eq(mdb_env_create(&r->env), 0);
-	cr_assert_eq(mdb_env_set_maxdbs(r->env, 8), 0);
-	cr_assert_eq(
-	    mdb_env_open(r->env, wal_dir, write ? 0 : MDB_RDONLY, 0600), 0);
-	cr_assert_eq(
-	    mdb_txn_begin(r->env, NULL, write ? 0 : MDB_RDONLY, &r->txn), 0);
-	cr_assert_eq(mdb_dbi_open(r->txn, db, 0, &r->dbi), 0);
-}
-
-static void
-raw_end(raw_env *r)
-{
-	cr_assert_eq(mdb_txn_commit(r->txn), 0);
-	mdb_env_close(r->env);
-}
-
 /* ---- Records and offsets ----------------------------------------------- */
 
 Test(wal, crc32c_reference_matches_the_check_value)
 {
 	// Guards the test's own reference before it is used to judge the WAL.
 	cr_assert_eq(
-	    ref_crc32c(0, (const uint8_t *) "123456789", 9), 0xE3069283u);
+	    wtl_ref_crc32c(0, (const uint8_t *) "123456789", 9), 0xE3069283u);
 }
 
 Test(wal, empty_log_has_no_records)
@@ -297,30 +244,30 @@ Test(wal, stored_record_bytes_match_the_documented_format)
 	uint32_t     crc;
 	evb_wal_opts o;
 	evb_wal     *w;
-	raw_env      r;
+	wtl_raw      r;
 	MDB_val      k = { sizeof(key), key }, v;
 
 	evb_wal_opts_default(&o);
 	o.durability = EVB_WAL_NONE;
 	o.clock_ns   = fixed_clock;
 	o.clock_arg  = &append_ns;
-	w            = wal_open_opts(&o);
+	w            = wtl_open(wal_dir, &o);
 	cr_assert_eq(evb_wal_append(w, &rec, 1, NULL, NULL), EVB_OK);
 	evb_wal_close(w);
 
-	crc      = ref_crc32c(0, want, 40);
-	crc      = ref_crc32c(crc, payload, sizeof(payload));
+	crc      = wtl_ref_crc32c(0, want, 40);
+	crc      = wtl_ref_crc32c(crc, payload, sizeof(payload));
 	want[40] = (uint8_t) (crc >> 24);
 	want[41] = (uint8_t) (crc >> 16);
 	want[42] = (uint8_t) (crc >> 8);
 	want[43] = (uint8_t) crc;
 	memcpy(want + 44, payload, sizeof(payload));
 
-	raw_begin(&r, "log", false);
+	wtl_raw_begin(&r, wal_dir, "log", false);
 	cr_assert_eq(mdb_get(r.txn, r.dbi, &k, &v), 0);
 	cr_assert_eq(v.mv_size, sizeof(want));
 	cr_assert_eq(memcmp(v.mv_data, want, sizeof(want)), 0);
-	raw_end(&r);
+	wtl_raw_end(&r);
 
 	// The public encoder writes the same bytes.
 	cr_assert_eq(evb_wal_record_size(sizeof(payload)), sizeof(want));
@@ -383,7 +330,7 @@ Test(wal, batch_needing_map_growth_lands_whole)
 	evb_wal_opts_default(&o);
 	o.durability       = EVB_WAL_NONE;
 	o.map_size_initial = 64 * 1024;
-	w                  = wal_open_opts(&o);
+	w                  = wtl_open(wal_dir, &o);
 	cr_assert_eq(append_n(w, 1, 10, 100, &d), EVB_OK, "%s", d.msg);
 	// One batch of about 4 MB in a 64 KiB map: several growths, each
 	// followed by a retry of the whole batch.
@@ -395,7 +342,7 @@ Test(wal, batch_needing_map_growth_lands_whole)
 	cr_assert_eq(s.last_off, 4010);
 	evb_wal_close(w);
 
-	w = wal_open_opts(&o);
+	w = wtl_open(wal_dir, &o);
 	cr_assert_eq(append_n(w, 4011, 1, 1000, &d), EVB_OK, "%s", d.msg);
 	verify_clean(w, 4011);
 	evb_wal_close(w);
@@ -411,7 +358,7 @@ Test(wal, map_grows_from_64k_to_hold_50mb)
 	evb_wal_opts_default(&o);
 	o.durability       = EVB_WAL_NONE;
 	o.map_size_initial = 64 * 1024;
-	w                  = wal_open_opts(&o);
+	w                  = wtl_open(wal_dir, &o);
 	for (uint64_t b = 0; b < 50; b++) {
 		cr_assert_eq(append_n(w, b * 1000 + 1, 1000, 1000, &d), EVB_OK,
 		    "batch %llu: %s", (unsigned long long) b, d.msg);
@@ -437,7 +384,7 @@ Test(wal, map_size_max_gives_efull_and_keeps_the_log)
 	evb_wal_opts_default(&o);
 	o.map_size_initial = 64 * 1024;
 	o.map_size_max     = 512 * 1024;
-	w                  = wal_open_opts(&o);
+	w                  = wtl_open(wal_dir, &o);
 	while ((rc = append_n(w, good + 1, 10, 1000, &d)) == EVB_OK) {
 		good += 10;
 		cr_assert_lt(good, 1000, "map_size_max was not enforced");
@@ -456,7 +403,7 @@ Test(wal, map_size_max_gives_efull_and_keeps_the_log)
 	evb_wal_close(w);
 
 	o.map_size_max = 0;
-	w              = wal_open_opts(&o);
+	w              = wtl_open(wal_dir, &o);
 	cr_assert_eq(append_n(w, good + 1, 10, 1000, &d), EVB_OK, "%s", d.msg);
 	cr_assert_eq(
 	    append_n(w, good + 11, 100, 1000, &d), EVB_OK, "%s", d.msg);
@@ -467,7 +414,7 @@ Test(wal, map_size_max_gives_efull_and_keeps_the_log)
 
 Test(wal, full_disk_gives_efull_and_later_appends_work)
 {
-	evb_wal      *w = wal_open_opts(NULL);
+	evb_wal      *w = wtl_open(wal_dir, NULL);
 	evb_diag      d = { { 0 } };
 	struct rlimit rl;
 	struct stat   st;
@@ -508,14 +455,14 @@ durability_round_trip(evb_wal_durability mode)
 	evb_wal_opts_default(&o);
 	o.durability     = mode;
 	o.sync_period_ms = 5;
-	w                = wal_open_opts(&o);
+	w                = wtl_open(wal_dir, &o);
 	for (uint64_t b = 0; b < 20; b++) {
 		cr_assert_eq(append_n(w, b * 8 + 1, 8, 64, NULL), EVB_OK);
 	}
 	cr_assert_eq(evb_wal_stats(w, &s), EVB_OK);
 	cr_assert_eq(s.sync_failures, 0);
 	evb_wal_close(w);
-	w = wal_open_opts(&o);
+	w = wtl_open(wal_dir, &o);
 	check_all(w, 160, 64);
 	evb_wal_close(w);
 }
@@ -601,27 +548,6 @@ Test(wal, cursor_list_gives_every_cursor_in_name_order)
 
 /* ---- Corruption -------------------------------------------------------- */
 
-/* flip_marker flips a byte inside every copy of marker in data.mdb. */
-static void
-flip_marker(const char *marker)
-{
-	char  *path = evb_ts_path(wal_dir, "data.mdb");
-	char  *buf;
-	size_t len, mlen = strlen(marker), hits = 0;
-
-	cr_assert_eq(evb_ts_file_read(path, &buf, &len), EVB_OK);
-	for (size_t i = 0; i + mlen <= len; i++) {
-		if (memcmp(buf + i, marker, mlen) == 0) {
-			buf[i + mlen - 1] ^= 0x20;
-			hits++;
-		}
-	}
-	cr_assert_geq(hits, 1, "marker %s not found in data.mdb", marker);
-	cr_assert_eq(evb_ts_file_write(path, buf, len), EVB_OK);
-	free(buf);
-	free(path);
-}
-
 Test(wal, flipped_payload_byte_is_reported_at_its_offset)
 {
 	char                  payloads[10][32];
@@ -630,7 +556,7 @@ Test(wal, flipped_payload_byte_is_reported_at_its_offset)
 	evb_wal_entry         e;
 	evb_wal_verify_report r;
 	evb_diag              d = { { 0 } };
-	evb_wal              *w = wal_open_opts(NULL);
+	evb_wal              *w = wtl_open(wal_dir, NULL);
 
 	memset(recs, 0, sizeof(recs));
 	for (int i = 0; i < 10; i++) {
@@ -641,9 +567,9 @@ Test(wal, flipped_payload_byte_is_reported_at_its_offset)
 	}
 	cr_assert_eq(evb_wal_append(w, recs, 10, NULL, NULL), EVB_OK);
 	evb_wal_close(w);
-	flip_marker("MARKER-0007-payload");
+	wtl_flip_marker(wal_dir, "MARKER-0007-payload");
 
-	w = wal_open_opts(NULL);
+	w = wtl_open(wal_dir, NULL);
 	cr_assert_eq(evb_wal_iter_open(w, 0, &it), EVB_OK);
 	for (uint64_t off = 1; off <= 10; off++) {
 		int rc = evb_wal_iter_next(it, &e);
@@ -678,13 +604,13 @@ Test(wal, verify_reports_a_gap)
 	evb_diag              d      = { { 0 } };
 	uint8_t               key[8] = { 0, 0, 0, 0, 0, 0, 0, 3 };
 	MDB_val               k      = { sizeof(key), key };
-	raw_env               raw;
+	wtl_raw               raw;
 
 	cr_assert_eq(append_n(w, 1, 5, 20, NULL), EVB_OK);
 	evb_wal_close(w);
-	raw_begin(&raw, "log", true);
+	wtl_raw_begin(&raw, wal_dir, "log", true);
 	cr_assert_eq(mdb_del(raw.txn, raw.dbi, &k, NULL), 0);
-	raw_end(&raw);
+	wtl_raw_end(&raw);
 
 	w = wal_open_fast();
 	cr_assert_eq(evb_wal_verify(w, &r, &d), EVB_ECORRUPT);
@@ -708,13 +634,13 @@ Test(wal, truncated_record_is_corrupt)
 	uint8_t               shortval[20] = { 1 };
 	MDB_val               k            = { sizeof(key), key };
 	MDB_val               v            = { sizeof(shortval), shortval };
-	raw_env               raw;
+	wtl_raw               raw;
 
 	cr_assert_eq(append_n(w, 1, 3, 20, NULL), EVB_OK);
 	evb_wal_close(w);
-	raw_begin(&raw, "log", true);
+	wtl_raw_begin(&raw, wal_dir, "log", true);
 	cr_assert_eq(mdb_put(raw.txn, raw.dbi, &k, &v, 0), 0);
-	raw_end(&raw);
+	wtl_raw_end(&raw);
 
 	w = wal_open_fast();
 	cr_assert_eq(evb_wal_iter_open(w, 2, &it), EVB_OK);
@@ -736,12 +662,12 @@ Test(wal, unknown_format_version_is_refused)
 	evb_diag d      = { { 0 } };
 	uint8_t  ver[4] = { 0, 0, 0, 99 };
 	MDB_val  k = { 6, "format" }, v = { sizeof(ver), ver };
-	raw_env  raw;
+	wtl_raw  raw;
 
 	evb_wal_close(w);
-	raw_begin(&raw, "meta", true);
+	wtl_raw_begin(&raw, wal_dir, "meta", true);
 	cr_assert_eq(mdb_put(raw.txn, raw.dbi, &k, &v, 0), 0);
-	raw_end(&raw);
+	wtl_raw_end(&raw);
 
 	w = NULL;
 	cr_assert_eq(evb_wal_open(&w, wal_dir, NULL, &d), EVB_EVERSION);
@@ -820,7 +746,7 @@ Test(wal, read_only_open_works_while_a_writer_is_open)
 	}
 	evb_wal_opts_default(&o);
 	o.map_size_initial = 64 * 1024;
-	w                  = wal_open_opts(&o);
+	w                  = wtl_open(wal_dir, &o);
 	cr_assert_eq(append_n(w, 1, 3, 100, NULL), EVB_OK);
 	cr_assert_eq(write(to_child[1], "g", 1), 1);
 	cr_assert_eq(read(to_parent[0], &st, 1), 1);
@@ -889,7 +815,7 @@ Test(wal, read_only_handle_refuses_writes)
 	evb_wal_close(w);
 	evb_wal_opts_default(&o);
 	o.read_only = true;
-	w           = wal_open_opts(&o);
+	w           = wtl_open(wal_dir, &o);
 	cr_assert_eq(append_n(w, 3, 1, 8, &d), EVB_EINVAL);
 	cr_assert(strstr(d.msg, "read-only") != NULL, "%s", d.msg);
 	cr_assert_eq(evb_wal_cursor_set(w, "c", 1), EVB_EINVAL);

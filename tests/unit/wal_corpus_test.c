@@ -13,7 +13,6 @@
  * fuzz/gen_wal_corpus.py writes the named seeds. EVB_SOURCE_DIR (set by
  * evb_test) locates the corpus.
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,118 +24,71 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CORPUS_MAX_FILES 4096
 #define CORPUS_MAX_BYTES (100 * 1024) /* fuzz/README.md: stay small. */
-
-typedef struct corpus {
-	char  *dir;                     /* The corpus folder. */
-	char  *names[CORPUS_MAX_FILES]; /* File names, sorted. */
-	size_t count;                   /* Entries used in names. */
-} corpus;
 
 TestSuite(wal_corpus, .timeout = 60);
 
-static int
-corpus_cmp(const void *a, const void *b)
-{
-	return (strcmp(*(char *const *) a, *(char *const *) b));
-}
-
 /* corpus_open lists the corpus folder; the test fails if it is missing. */
 static void
-corpus_open(corpus *c)
+corpus_open(evb_ts_corpus *c)
 {
-	const char    *src = evb_test_source_dir();
-	DIR           *d;
-	struct dirent *e;
+	int rc = evb_ts_corpus_open(c, "fuzz_wal_record");
 
-	cr_assert_not_null(src, "EVB_SOURCE_DIR is not set (run via ctest)");
-	c->dir = evb_ts_path(src, "fuzz/corpus/fuzz_wal_record");
-	cr_assert_not_null(c->dir);
-	c->count = 0;
-	d        = opendir(c->dir);
-	cr_assert_not_null(d, "no corpus at %s", c->dir);
-	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.') {
-			continue;
-		}
-		cr_assert_lt(c->count, CORPUS_MAX_FILES);
-		c->names[c->count] = strdup(e->d_name);
-		cr_assert_not_null(c->names[c->count]);
-		c->count++;
-	}
-	(void) closedir(d);
-	qsort(c->names, c->count, sizeof(c->names[0]), corpus_cmp);
-}
-
-static void
-corpus_close(corpus *c)
-{
-	for (size_t i = 0; i < c->count; i++) {
-		free(c->names[i]);
-	}
-	free(c->dir);
+	cr_assert_neq(
+	    rc, EVB_EINVAL, "EVB_SOURCE_DIR is not set (run via ctest)");
+	cr_assert_eq(rc, EVB_OK, "no corpus at %s", c->dir);
 }
 
 /* corpus_read returns the file's bytes (free them) and their count. */
 static char *
-corpus_read(const corpus *c, const char *name, size_t *len)
+corpus_read(const evb_ts_corpus *c, size_t i, size_t *len)
 {
-	char *path = evb_ts_path(c->dir, name);
-	char *p    = NULL;
+	char *p = NULL;
 
-	cr_assert_not_null(path);
-	cr_assert_eq(
-	    evb_ts_file_read(path, &p, len), EVB_OK, "reading %s", path);
-	free(path);
+	cr_assert_eq(evb_ts_corpus_read(c, i, &p, len), EVB_OK, "reading %s",
+	    c->names[i]);
 	return (p);
-}
-
-static bool
-has_prefix(const char *s, const char *prefix)
-{
-	return (strncmp(s, prefix, strlen(prefix)) == 0);
 }
 
 Test(wal_corpus, every_seed_passes_the_fuzz_target)
 {
-	corpus c;
+	evb_ts_corpus c;
 
 	corpus_open(&c);
 	cr_assert_gt(c.count, 0, "the corpus is empty");
 	for (size_t i = 0; i < c.count; i++) {
 		size_t len = 0;
-		char  *p   = corpus_read(&c, c.names[i], &len);
+		char  *p   = corpus_read(&c, i, &len);
 
 		// Named first, so a crash in the target shows the file.
 		cr_log_info("replaying %s (%zu bytes)", c.names[i], len);
 		(void) LLVMFuzzerTestOneInput((const uint8_t *) p, len);
 		free(p);
 	}
-	corpus_close(&c);
+	evb_ts_corpus_close(&c);
 }
 
 Test(wal_corpus, named_seeds_do_what_their_names_say)
 {
-	corpus c;
-	size_t valid = 0, hostile = 0, total = 0;
+	evb_ts_corpus c;
+	size_t        valid = 0, hostile = 0, total = 0;
 
 	corpus_open(&c);
 	for (size_t i = 0; i < c.count; i++) {
 		const char   *name = c.names[i];
 		size_t        len  = 0;
-		char         *p    = corpus_read(&c, name, &len);
+		char         *p    = corpus_read(&c, i, &len);
 		evb_wal_entry e;
 		evb_diag      d = { { 0 } };
 		int           rc;
 
 		total += len;
 		rc = evb_wal_record_decode(1, p, len, &e, &d);
-		if (has_prefix(name, "valid-")) {
+		if (evb_ts_has_prefix(name, "valid-")) {
 			cr_assert_eq(
 			    rc, EVB_OK, "%s must decode: %s", name, d.msg);
 			valid++;
-		} else if (has_prefix(name, "hostile-")) {
+		} else if (evb_ts_has_prefix(name, "hostile-")) {
 			cr_assert_eq(
 			    rc, EVB_ECORRUPT, "%s must be refused", name);
 			cr_assert_neq(d.msg[0], '\0', "%s: empty diag", name);
@@ -156,5 +108,5 @@ Test(wal_corpus, named_seeds_do_what_their_names_say)
 	cr_assert_lt(total, CORPUS_MAX_BYTES,
 	    "corpus is %zu bytes; merge it with -merge=1 (fuzz/README.md)",
 	    total);
-	corpus_close(&c);
+	evb_ts_corpus_close(&c);
 }

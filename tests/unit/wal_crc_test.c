@@ -13,28 +13,15 @@
 
 #include <criterion/criterion.h>
 
+#include "tests/support/wal_testlib.h"
 #include "wal/wal.h"
 
 TestSuite(wal_crc, .timeout = 30);
 
-/* ref_crc32c is a bit-at-a-time CRC-32C, independent of wal_crc.c. */
-static uint32_t
-ref_crc32c(uint32_t crc, const uint8_t *p, size_t n)
-{
-	crc = ~crc;
-	while (n-- > 0) {
-		crc ^= *p++;
-		for (int k = 0; k < 8; k++) {
-			crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1u)));
-		}
-	}
-	return (~crc);
-}
-
 Test(wal_crc, check_value_of_123456789)
 {
 	cr_assert_eq(
-	    ref_crc32c(0, (const uint8_t *) "123456789", 9), 0xE3069283u);
+	    wtl_ref_crc32c(0, (const uint8_t *) "123456789", 9), 0xE3069283u);
 	cr_assert_eq(evb_wal_crc32c(0, "123456789", 9), 0xE3069283u);
 	cr_assert_eq(evb_wal_crc32c(0, "", 0), 0);
 }
@@ -53,12 +40,12 @@ Test(wal_crc, matches_the_reference_at_every_length_and_alignment)
 	for (size_t start = 0; start < 8; start++) {
 		for (size_t len = 0; len + start <= sizeof(buf); len++) {
 			cr_assert_eq(evb_wal_crc32c(0, buf + start, len),
-			    ref_crc32c(0, buf + start, len),
+			    wtl_ref_crc32c(0, buf + start, len),
 			    "start %zu, length %zu", start, len);
 		}
 	}
 	// Extending over pieces equals one pass.
 	cr_assert_eq(evb_wal_crc32c(evb_wal_crc32c(0, buf, 13), buf + 13,
 	                 sizeof(buf) - 13),
-	    ref_crc32c(0, buf, sizeof(buf)));
+	    wtl_ref_crc32c(0, buf, sizeof(buf)));
 }

@@ -13,6 +13,7 @@
 #include <criterion/criterion.h>
 
 #include "tests/support/support.h"
+#include "tests/support/wal_testlib.h"
 #include "wal/wal.h"
 
 #define MS 1000000LL /* ns */
@@ -24,43 +25,31 @@ static _Atomic int64_t now_ns;  /* The test clock. */
 static void
 setup(void)
 {
-	cr_assert_eq(evb_ts_tmpdir_make(&tmp), EVB_OK);
-	wal_dir = evb_ts_path(tmp, "wal");
-	cr_assert_not_null(wal_dir);
+	wtl_dir_make(&tmp, &wal_dir);
 	atomic_store(&now_ns, 1764035435000 * MS);
 }
 
 static void
 teardown(void)
 {
-	free(wal_dir);
-	(void) evb_ts_tmpdir_remove(tmp);
+	wtl_dir_remove(tmp, wal_dir);
 }
 
 TestSuite(wal_dedup, .init = setup, .fini = teardown, .timeout = 60);
-
-static int64_t
-test_clock(void *arg)
-{
-	(void) arg;
-	return (atomic_load(&now_ns));
-}
 
 /* wal_open_window opens the log with the test clock and a window. */
 static evb_wal *
 wal_open_window(uint64_t count, uint64_t age_ms)
 {
 	evb_wal_opts o;
-	evb_wal     *w = NULL;
-	evb_diag     d = { { 0 } };
 
 	evb_wal_opts_default(&o);
 	o.durability          = EVB_WAL_NONE;
 	o.dedup_window_count  = count;
 	o.dedup_window_age_ms = age_ms;
-	o.clock_ns            = test_clock;
-	cr_assert_eq(evb_wal_open(&w, wal_dir, &o, &d), EVB_OK, "%s", d.msg);
-	return (w);
+	o.clock_ns            = wtl_clock;
+	o.clock_arg           = &now_ns;
+	return (wtl_open(wal_dir, &o));
 }
 
 /*
@@ -324,7 +313,8 @@ Test(wal_dedup, original_removed_by_retention_is_not_a_duplicate)
 
 	evb_wal_opts_default(&o);
 	o.durability    = EVB_WAL_NONE;
-	o.clock_ns      = test_clock;
+	o.clock_ns      = wtl_clock;
+	o.clock_arg     = &now_ns;
 	o.retain_age_ms = 1000;
 	cr_assert_eq(evb_wal_open(&w, wal_dir, &o, NULL), EVB_OK);
 	send_one(w, "a", EVB_OK, 1);

@@ -16,6 +16,7 @@
 #include <lmdb.h>
 
 #include "tests/support/support.h"
+#include "tests/support/wal_testlib.h"
 #include "wal/wal.h"
 
 #define MS 1000000LL                   /* ns */
@@ -29,9 +30,7 @@ static _Atomic int64_t now_ns;  /* The test clock. */
 static void
 setup(void)
 {
-	cr_assert_eq(evb_ts_tmpdir_make(&tmp), EVB_OK);
-	wal_dir = evb_ts_path(tmp, "wal");
-	cr_assert_not_null(wal_dir);
+	wtl_dir_make(&tmp, &wal_dir);
 	atomic_store(&now_ns, BASE_NS);
 }
 
@@ -39,18 +38,10 @@ static void
 teardown(void)
 {
 	evb_log_set_sink(NULL, NULL);
-	free(wal_dir);
-	(void) evb_ts_tmpdir_remove(tmp);
+	wtl_dir_remove(tmp, wal_dir);
 }
 
 TestSuite(wal_retain, .init = setup, .fini = teardown, .timeout = 60);
-
-static int64_t
-test_clock(void *arg)
-{
-	(void) arg;
-	return (atomic_load(&now_ns));
-}
 
 /* opts_test: NONE mode, the test clock, and the given limits. */
 static evb_wal_opts
@@ -60,20 +51,11 @@ opts_test(uint64_t age_ms, uint64_t bytes)
 
 	evb_wal_opts_default(&o);
 	o.durability    = EVB_WAL_NONE;
-	o.clock_ns      = test_clock;
+	o.clock_ns      = wtl_clock;
+	o.clock_arg     = &now_ns;
 	o.retain_age_ms = age_ms;
 	o.retain_bytes  = bytes;
 	return (o);
-}
-
-static evb_wal *
-wal_open_opts(const evb_wal_opts *o)
-{
-	evb_wal *w = NULL;
-	evb_diag d = { { 0 } };
-
-	cr_assert_eq(evb_wal_open(&w, wal_dir, o, &d), EVB_OK, "%s", d.msg);
-	return (w);
 }
 
 /*
@@ -148,27 +130,21 @@ verify_clean(evb_wal *w, uint64_t first, uint64_t last)
 static void
 raw_stat(const char *db, MDB_stat *st, size_t *txnid)
 {
-	MDB_env    *env;
-	MDB_txn    *txn;
-	MDB_dbi     dbi;
+	wtl_raw     r;
 	MDB_envinfo info;
 
-	cr_assert_eq(mdb_env_create(&env), 0);
-	cr_assert_eq(mdb_env_set_maxdbs(env, 8), 0);
-	cr_assert_eq(mdb_env_open(env, wal_dir, MDB_RDONLY, 0600), 0);
-	cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
-	cr_assert_eq(mdb_dbi_open(txn, db, 0, &dbi), 0);
-	cr_assert_eq(mdb_stat(txn, dbi, st), 0);
-	cr_assert_eq(mdb_env_info(env, &info), 0);
+	wtl_raw_begin(&r, wal_dir, db, false);
+	cr_assert_eq(mdb_stat(r.txn, r.dbi, st), 0);
+	cr_assert_eq(mdb_env_info(r.env, &info), 0);
 	*txnid = info.me_last_txnid;
-	mdb_txn_abort(txn);
-	mdb_env_close(env);
+	mdb_txn_abort(r.txn);
+	mdb_env_close(r.env);
 }
 
 Test(wal_retain, by_age_removes_old_records_and_moves_first)
 {
 	evb_wal_opts  o = opts_test(1000, 0);
-	evb_wal      *w = wal_open_opts(&o);
+	evb_wal      *w = wtl_open(wal_dir, &o);
 	evb_wal_iter *it;
 	evb_wal_entry e;
 	evb_wal_stat  s;
@@ -198,7 +174,7 @@ Test(wal_retain, by_age_removes_old_records_and_moves_first)
 Test(wal_retain, iterator_behind_retention_continues_at_the_first_kept)
 {
 	evb_wal_opts  o = opts_test(1000, 0);
-	evb_wal      *w = wal_open_opts(&o);
+	evb_wal      *w = wtl_open(wal_dir, &o);
 	evb_wal_iter *it;
 	evb_wal_entry e;
 
@@ -224,7 +200,7 @@ Test(wal_retain, iterator_behind_retention_continues_at_the_first_kept)
 Test(wal_retain, by_size_keeps_the_log_under_retain_bytes)
 {
 	evb_wal_opts o = opts_test(0, 256 * 1024);
-	evb_wal     *w = wal_open_opts(&o);
+	evb_wal     *w = wtl_open(wal_dir, &o);
 	evb_wal_stat s;
 
 	for (int b = 0; b < 10; b++) {
@@ -247,7 +223,7 @@ Test(wal_retain, by_size_keeps_the_log_under_retain_bytes)
 Test(wal_retain, never_past_the_lowest_cursor)
 {
 	evb_wal_opts o = opts_test(1000, 0);
-	evb_wal     *w = wal_open_opts(&o);
+	evb_wal     *w = wtl_open(wal_dir, &o);
 
 	append_n(w, 20, 50, false);
 	atomic_fetch_add(&now_ns, 5000 * MS);
@@ -265,7 +241,7 @@ Test(wal_retain, never_past_the_lowest_cursor)
 Test(wal_retain, never_the_newest_so_offsets_are_not_reused)
 {
 	evb_wal_opts   o = opts_test(1000, 0);
-	evb_wal       *w = wal_open_opts(&o);
+	evb_wal       *w = wtl_open(wal_dir, &o);
 	evb_wal_rec    rec;
 	evb_wal_result r;
 
@@ -275,7 +251,7 @@ Test(wal_retain, never_the_newest_so_offsets_are_not_reused)
 	cr_assert_eq(stats(w).first_off, 5);
 	cr_assert_eq(retain(w, 100), 0);
 	evb_wal_close(w);
-	w = wal_open_opts(&o);
+	w = wtl_open(wal_dir, &o);
 	memset(&rec, 0, sizeof(rec));
 	cr_assert_eq(evb_wal_append(w, &rec, 1, &r, NULL), EVB_OK);
 	cr_assert_eq(r.off, 6);
@@ -285,7 +261,7 @@ Test(wal_retain, never_the_newest_so_offsets_are_not_reused)
 Test(wal_retain, works_in_transactions_of_at_most_max_records)
 {
 	evb_wal_opts o = opts_test(1000, 0);
-	evb_wal     *w = wal_open_opts(&o);
+	evb_wal     *w = wtl_open(wal_dir, &o);
 	MDB_stat     st;
 	size_t       before, after;
 
@@ -293,7 +269,7 @@ Test(wal_retain, works_in_transactions_of_at_most_max_records)
 	evb_wal_close(w);
 	raw_stat("log", &st, &before);
 	atomic_fetch_add(&now_ns, 5000 * MS);
-	w = wal_open_opts(&o);
+	w = wtl_open(wal_dir, &o);
 	cr_assert_eq(retain(w, 7), 100);
 	evb_wal_close(w);
 	raw_stat("log", &st, &after);
@@ -311,7 +287,7 @@ Test(wal_retain, removes_the_index_entries_of_removed_records)
 	size_t       txnid;
 
 	o.dedup_window_count = 10;
-	w                    = wal_open_opts(&o);
+	w                    = wtl_open(wal_dir, &o);
 	// Generations of the id index start at offsets 1, 11 and 21.
 	for (int i = 0; i < 25; i++) {
 		append_n(w, 1, 20, true);
@@ -340,7 +316,7 @@ Test(wal_retain, steady_state_data_file_stops_growing)
 	uint64_t     size[7];
 
 	o.dedup_window_count = 3000;
-	w                    = wal_open_opts(&o);
+	w                    = wtl_open(wal_dir, &o);
 	for (int round = 1; round <= 6; round++) {
 		for (int b = 0; b < 10; b++) {
 			append_n(w, 300, 300, true);
@@ -377,7 +353,7 @@ Test(wal_retain, thread_removes_old_records_without_being_called)
 
 	o.retain_period_ms   = 5;
 	o.retain_txn_records = 3;
-	w                    = wal_open_opts(&o);
+	w                    = wtl_open(wal_dir, &o);
 	append_n(w, 10, 50, false);
 	atomic_fetch_add(&now_ns, 1000 * MS);
 	append_n(w, 1, 50, false);
@@ -415,29 +391,22 @@ log_sink(void *arg, evb_log_level level, const char *id, const char *msg)
 static void
 damage_value(uint64_t off)
 {
-	uint8_t  kb[8], vb[10] = { 2 };
-	MDB_val  k = { sizeof(kb), kb }, v = { sizeof(vb), vb };
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi  dbi;
+	uint8_t kb[8], vb[10] = { 2 };
+	MDB_val k = { sizeof(kb), kb }, v = { sizeof(vb), vb };
+	wtl_raw r;
 
 	for (int i = 0; i < 8; i++) {
 		kb[i] = (uint8_t) (off >> (56 - 8 * i));
 	}
-	cr_assert_eq(mdb_env_create(&env), 0);
-	cr_assert_eq(mdb_env_set_maxdbs(env, 8), 0);
-	cr_assert_eq(mdb_env_open(env, wal_dir, 0, 0600), 0);
-	cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	cr_assert_eq(mdb_dbi_open(txn, "log", 0, &dbi), 0);
-	cr_assert_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
-	cr_assert_eq(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
+	wtl_raw_begin(&r, wal_dir, "log", true);
+	cr_assert_eq(mdb_put(r.txn, r.dbi, &k, &v, 0), 0);
+	wtl_raw_end(&r);
 }
 
 Test(wal_retain, unreadable_record_stops_retention_by_age_with_ecorrupt)
 {
 	evb_wal_opts o       = opts_test(1000, 0);
-	evb_wal     *w       = wal_open_opts(&o);
+	evb_wal     *w       = wtl_open(wal_dir, &o);
 	uint64_t     removed = 99;
 	evb_diag     d       = { { 0 } };
 
@@ -445,7 +414,7 @@ Test(wal_retain, unreadable_record_stops_retention_by_age_with_ecorrupt)
 	evb_wal_close(w);
 	damage_value(4);
 	atomic_fetch_add(&now_ns, 5000 * MS);
-	w = wal_open_opts(&o);
+	w = wtl_open(wal_dir, &o);
 	cr_assert_eq(evb_wal_retain(w, 100, &removed, &d), EVB_ECORRUPT);
 	cr_assert_eq(removed, 99);
 	cr_assert(strstr(d.msg, "offset 4:") != NULL, "%s", d.msg);
@@ -459,7 +428,7 @@ Test(wal_retain, thread_failure_is_counted_and_logged)
 {
 	static log_catch c;
 	evb_wal_opts     o = opts_test(1000, 0);
-	evb_wal         *w = wal_open_opts(&o);
+	evb_wal         *w = wtl_open(wal_dir, &o);
 	uint64_t         deadline;
 
 	append_n(w, 10, 50, false);
@@ -468,7 +437,7 @@ Test(wal_retain, thread_failure_is_counted_and_logged)
 	atomic_fetch_add(&now_ns, 5000 * MS);
 	evb_log_set_sink(log_sink, &c);
 	o.retain_period_ms = 5;
-	w                  = wal_open_opts(&o);
+	w                  = wtl_open(wal_dir, &o);
 	deadline = evb_clock_mono_ms() + evb_ts_timeout_ms(POLL_DEADLINE_MS);
 	while (stats(w).retain_failures == 0) {
 		cr_assert_lt(evb_clock_mono_ms(), deadline);
@@ -500,14 +469,14 @@ Test(wal_retain, bad_calls_and_options_are_einval)
 	cr_assert_null(w);
 
 	o = opts_test(1000, 0);
-	w = wal_open_opts(&o);
+	w = wtl_open(wal_dir, &o);
 	append_n(w, 2, 10, false);
 	cr_assert_eq(evb_wal_retain(w, 0, NULL, &d), EVB_EINVAL);
 	cr_assert_eq(evb_wal_retain(NULL, 1, NULL, &d), EVB_EINVAL);
 	evb_wal_close(w);
 
 	o.read_only = true;
-	w           = wal_open_opts(&o);
+	w           = wtl_open(wal_dir, &o);
 	cr_assert_eq(evb_wal_retain(w, 1, NULL, &d), EVB_EINVAL);
 	cr_assert(strstr(d.msg, "read-write") != NULL, "%s", d.msg);
 	evb_wal_close(w);

@@ -16,6 +16,7 @@
 #include <lmdb.h>
 
 #include "tests/support/support.h"
+#include "tests/support/wal_testlib.h"
 #include "wal/wal.h"
 
 #define MS 1000000LL                   /* ns */
@@ -31,9 +32,7 @@ static _Atomic int64_t now_ns;            /* The test clock. */
 static void
 setup(void)
 {
-	cr_assert_eq(evb_ts_tmpdir_make(&tmp), EVB_OK);
-	wal_dir = evb_ts_path(tmp, "wal");
-	cr_assert_not_null(wal_dir);
+	wtl_dir_make(&tmp, &wal_dir);
 	nrecs = 0;
 	atomic_store(&now_ns, BASE_NS);
 }
@@ -41,32 +40,22 @@ setup(void)
 static void
 teardown(void)
 {
-	free(wal_dir);
-	(void) evb_ts_tmpdir_remove(tmp);
+	wtl_dir_remove(tmp, wal_dir);
 }
 
 TestSuite(wal_time, .init = setup, .fini = teardown, .timeout = 60);
-
-static int64_t
-test_clock(void *arg)
-{
-	(void) arg;
-	return (atomic_load(&now_ns));
-}
 
 static evb_wal *
 wal_open_test(void)
 {
 	evb_wal_opts o;
-	evb_wal     *w = NULL;
-	evb_diag     d = { { 0 } };
 
 	evb_wal_opts_default(&o);
 	o.durability    = EVB_WAL_NONE;
-	o.clock_ns      = test_clock;
+	o.clock_ns      = wtl_clock;
+	o.clock_arg     = &now_ns;
 	o.retain_age_ms = 1000;
-	cr_assert_eq(evb_wal_open(&w, wal_dir, &o, &d), EVB_OK, "%s", d.msg);
-	return (w);
+	return (wtl_open(wal_dir, &o));
 }
 
 /* append_ts appends one batch with these times, noting them in tss. */
@@ -268,27 +257,6 @@ Test(wal_time, seek_then_iterate_reads_from_there)
 	evb_wal_close(w);
 }
 
-/* flip_marker flips the last byte of marker in data.mdb. */
-static void
-flip_marker(const char *marker)
-{
-	char  *path = evb_ts_path(wal_dir, "data.mdb");
-	char  *buf;
-	size_t len, mlen = strlen(marker), hits = 0;
-
-	cr_assert_eq(evb_ts_file_read(path, &buf, &len), EVB_OK);
-	for (size_t i = 0; i + mlen <= len; i++) {
-		if (memcmp(buf + i, marker, mlen) == 0) {
-			buf[i + mlen - 1] ^= 0x20;
-			hits++;
-		}
-	}
-	cr_assert_geq(hits, 1, "marker %s not found in data.mdb", marker);
-	cr_assert_eq(evb_ts_file_write(path, buf, len), EVB_OK);
-	free(buf);
-	free(path);
-}
-
 Test(wal_time, damaged_record_in_the_scan_stops_the_seek_there)
 {
 	evb_wal *w     = wal_open_test();
@@ -299,7 +267,7 @@ Test(wal_time, damaged_record_in_the_scan_stops_the_seek_there)
 	append_ts(w, ts, 4);
 	cr_assert_eq(seek(w, BASE_NS + 550000), 4);
 	evb_wal_close(w);
-	flip_marker("MARK-000003");
+	wtl_flip_marker(wal_dir, "MARK-000003");
 	w = wal_open_test();
 	cr_assert_eq(seek(w, BASE_NS + 550000), 3);
 	evb_wal_close(w);
@@ -312,20 +280,13 @@ Test(wal_time, damaged_index_entry_is_ecorrupt)
 	uint64_t off   = 42;
 	uint8_t  kb[8] = { 0xff, 0, 0, 0, 0, 0, 0, 0 }, vb[3] = { 1, 2, 3 };
 	MDB_val  k = { sizeof(kb), kb }, v = { sizeof(vb), vb };
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi  dbi;
+	wtl_raw  r;
 
 	append_ts(w, ts, 1);
 	evb_wal_close(w);
-	cr_assert_eq(mdb_env_create(&env), 0);
-	cr_assert_eq(mdb_env_set_maxdbs(env, 8), 0);
-	cr_assert_eq(mdb_env_open(env, wal_dir, 0, 0600), 0);
-	cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	cr_assert_eq(mdb_dbi_open(txn, "ts", 0, &dbi), 0);
-	cr_assert_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
-	cr_assert_eq(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
+	wtl_raw_begin(&r, wal_dir, "ts", true);
+	cr_assert_eq(mdb_put(r.txn, r.dbi, &k, &v, 0), 0);
+	wtl_raw_end(&r);
 
 	w = wal_open_test();
 	cr_assert_eq(evb_wal_seek_time(w, INT64_MAX, &off), EVB_ECORRUPT);
