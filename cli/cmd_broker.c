@@ -147,7 +147,7 @@ broker_serve(evb_broker *b, const evb_broker_opts *o, int sig_fd)
 static int
 broker_run(int argc, char **argv)
 {
-	cli_broker_args a      = { NULL };
+	cli_broker_args a      = { 0 };
 	const cli_opt   opts[] = {
 		  { "pub", 0, NULL, &a.pub },
 		  { "ingest", 0, NULL, &a.ingest },

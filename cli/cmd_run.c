@@ -175,7 +175,7 @@ run_open(const evb_broker_opts *bo, evb_collector_opts *co, evb_broker **b,
 static int
 run_run(int argc, char **argv)
 {
-	cli_broker_args a          = { NULL };
+	cli_broker_args a          = { 0 };
 	const char     *data       = NULL;
 	const char     *durability = NULL;
 	const char     *confirm    = NULL;

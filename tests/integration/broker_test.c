@@ -1119,7 +1119,7 @@ Test(broker, a_tiny_ring_answers_evicted_with_its_oldest_seq)
 	epoch  = (uint64_t) bt_get(st, ARGS("epoch"));
 	oldest = (uint64_t) bt_get(st, ARGS("ring_first_seq"));
 	cr_assert_gt(oldest, 1);
-	cr_assert_eq(bt_get(st, ARGS("ring_evicted")), oldest - 1);
+	cr_assert_eq((uint64_t) bt_get(st, ARGS("ring_evicted")), oldest - 1);
 	cr_assert_leq(bt_get(st, ARGS("ring_bytes")), 128 << 10);
 	json_decref(st);
 
@@ -1144,7 +1144,8 @@ Test(broker, a_tiny_ring_answers_evicted_with_its_oldest_seq)
 
 	st = bt_stats(&b);
 	cr_assert_eq(bt_get(st, ARGS("repairs_served")), 2);
-	cr_assert_eq(bt_get(st, ARGS("repair_frames")), 400 - oldest + 1);
+	cr_assert_eq(
+	    (uint64_t) bt_get(st, ARGS("repair_frames")), 400 - oldest + 1);
 	json_decref(st);
 }
 
