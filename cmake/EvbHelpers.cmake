@@ -47,5 +47,5 @@ function(evb_test name)
 	add_test(NAME ${name} COMMAND ${name} --jobs 2)
 	set_tests_properties(${name} PROPERTIES
 		TIMEOUT ${T_TIMEOUT} LABELS "${T_LABELS}"
-		ENVIRONMENT "EVB_BIN=$<TARGET_FILE:evbus>;EVB_SOURCE_DIR=${PROJECT_SOURCE_DIR};LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/lsan.supp")
+		ENVIRONMENT "EVB_BIN=$<TARGET_FILE:evbus>;EVB_TS_EXEC=$<TARGET_FILE:evb_ts_exec>;EVB_SOURCE_DIR=${PROJECT_SOURCE_DIR};LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/lsan.supp")
 endfunction()

@@ -344,6 +344,45 @@ spawn_redirect(posix_spawn_file_actions_t *fa, int fd, const char *path)
 	return posix_spawn_file_actions_addopen(fa, fd, path, flags, 0644);
 }
 
+/*
+ * spawn_exec starts argv through the evb_ts_exec launcher when
+ * EVB_TS_EXEC names it (under ctest it always does), so the child is
+ * killed if this process dies without running .fini; else directly.
+ */
+static int
+spawn_exec(pid_t *child, char *const argv[], posix_spawn_file_actions_t *fa)
+{
+	const char *launcher = getenv("EVB_TS_EXEC");
+	char        ppid[24];
+	char      **full;
+	size_t      n = 0;
+	int         e;
+
+	if (launcher == NULL || launcher[0] == '\0') {
+		return posix_spawn(child, argv[0], fa, NULL, argv, environ);
+	}
+	// The launcher would start and then fail to exec; report a missing
+	// program here, as posix_spawn does without the launcher.
+	if (access(argv[0], X_OK) != 0) {
+		return errno;
+	}
+	while (argv[n] != NULL) {
+		n++;
+	}
+	if ((full = calloc(n + 3, sizeof(*full))) == NULL) {
+		return ENOMEM;
+	}
+	(void) snprintf(ppid, sizeof(ppid), "%ld", (long) getpid());
+	full[0] = (char *) launcher;
+	full[1] = ppid;
+	for (size_t i = 0; i < n; i++) {
+		full[i + 2] = argv[i];
+	}
+	e = posix_spawn(child, launcher, fa, NULL, full, environ);
+	free(full);
+	return e;
+}
+
 int
 evb_ts_spawn(pid_t *pid, char *const argv[], const evb_ts_io *io)
 {
@@ -366,7 +405,7 @@ evb_ts_spawn(pid_t *pid, char *const argv[], const evb_ts_io *io)
 	    (e = spawn_redirect(&fa, STDERR_FILENO, io->stderr_path)) != 0) {
 		goto actions_destroy;
 	}
-	e = posix_spawn(&child, argv[0], &fa, NULL, argv, environ);
+	e = spawn_exec(&child, argv, &fa);
 	if (e == 0) {
 		*pid = child;
 	}
