@@ -510,6 +510,15 @@ broker_publish(evb_broker *b, evb_event *ev, int64_t arrival_ns)
 		evb_assert(pthread_mutex_unlock(&b->mtx) == 0);
 		return EVB_ENOMEM;
 	}
+	// Stamping adds id, ts, seq and epoch. An event accepted just under
+	// EVB_PROTO_MAX_EVENT_BYTES can grow past it, and then every
+	// subscriber and the collector would refuse its frame; it is
+	// refused here instead, before it takes a seq.
+	if (b->frame.len - strlen((const char *) b->frame.data) - 1 >
+	    EVB_PROTO_MAX_EVENT_BYTES) {
+		evb_assert(pthread_mutex_unlock(&b->mtx) == 0);
+		return EVB_ETOOBIG;
+	}
 	ring_append(&b->ring, seq, b->frame.data, b->frame.len);
 	b->last_seq = seq;
 	b->published++;

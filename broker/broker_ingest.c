@@ -260,6 +260,12 @@ ingest_message(const ingest_ctx *c)
 		atomic_fetch_add(&b->events_in, 1);
 		if (rc == EVB_OK) {
 			rc = broker_publish(b, ev, c->arrival);
+			if (rc == EVB_ETOOBIG) {
+				evb_diag_set(&diag,
+				    "event is over the limit of %d bytes once "
+				    "stamped with id, ts, seq and epoch",
+				    EVB_PROTO_MAX_EVENT_BYTES);
+			}
 			if (rc == EVB_OK && c->req != NULL) {
 				confirm_note_seq(b, c->req,
 				    evb_proto_event_epoch(ev),

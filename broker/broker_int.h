@@ -214,8 +214,9 @@ void confirm_drop_all(evb_broker *b);
  * broker_publish stamps ev (id and ts when missing, from arrival_ns),
  * gives it the next seq and the epoch, encodes its frame, puts the frame
  * in the ring and sends it on pub0, all under mtx, so frames leave in seq
- * order whoever publishes. ev stays the caller's. Returns EVB_OK or
- * EVB_ENOMEM (nothing published, no seq used).
+ * order whoever publishes. ev stays the caller's. Returns EVB_OK,
+ * EVB_ETOOBIG when the stamped event is over EVB_PROTO_MAX_EVENT_BYTES,
+ * or EVB_ENOMEM (on error nothing is published and no seq is used).
  */
 int broker_publish(evb_broker *b, evb_event *ev, int64_t arrival_ns);
 

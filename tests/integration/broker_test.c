@@ -769,6 +769,101 @@ Test(broker, bad_event_in_a_batch_is_rejected_alone_and_counted)
 	json_decref(lines);
 }
 
+/*
+ * An event accepted just under EVB_PROTO_MAX_EVENT_BYTES grows when the
+ * broker stamps id, ts, seq and epoch; it must be refused before it takes
+ * a seq, not published as a frame every decoder refuses (found in review
+ * of #4: it stalled the collector).
+ */
+/* bt_big_json: a user_action whose details hold 16 x 4000 bytes and a
+ * pad string of pad_len bytes. Caller frees. */
+static char *
+bt_big_json(size_t pad_len)
+{
+	size_t cap = 70000 + pad_len;
+	char  *j   = malloc(cap);
+	size_t n;
+
+	cr_assert_not_null(j);
+	n = (size_t) snprintf(j, cap,
+	    "{\"type\":\"user_action\",\"data\":{\"user_id\":\"big\","
+	    "\"action\":\"a\",\"details\":{\"pad\":\"");
+	memset(j + n, 'y', pad_len);
+	n += pad_len;
+	for (int i = 0; i < 16; i++) {
+		n += (size_t) snprintf(j + n, cap - n, "\",\"k%02d\":\"", i);
+		memset(j + n, 'x', 4000);
+		n += 4000;
+	}
+	(void) snprintf(j + n, cap - n, "\"}}}");
+	return j;
+}
+
+/*
+ * An event accepted just under EVB_PROTO_MAX_EVENT_BYTES grows when the
+ * broker stamps id, ts, seq and epoch; it must be refused before it takes
+ * a seq, not published as a frame every decoder refuses (found in review
+ * of #4: it stalled the collector).
+ */
+Test(broker, an_event_that_outgrows_the_limit_when_stamped_is_refused)
+{
+	bt_broker  b;
+	char      *out = bt_path("tail.out");
+	evb_buf    batch, probe;
+	nng_socket push;
+	pid_t     *tail;
+	json_t    *st, *lines;
+	evb_event *ev;
+	char      *big;
+	size_t     pad;
+	uint8_t    hdr = 0x93; // fixarray of 3
+
+	// Size the pad so the event is 10 bytes under the limit as sent (the
+	// pad stays a str16, so its header does not change with its length).
+	big = bt_big_json(256);
+	cr_assert_eq(
+	    evb_proto_event_from_json(&ev, big, strlen(big), NULL), EVB_OK);
+	free(big);
+	evb_buf_init(&probe);
+	cr_assert_eq(evb_proto_event_encode(ev, &probe), EVB_OK);
+	evb_proto_event_free(ev);
+	cr_assert_lt(probe.len, EVB_PROTO_MAX_EVENT_BYTES - 10);
+	pad = 256 + (EVB_PROTO_MAX_EVENT_BYTES - 10 - probe.len);
+	evb_buf_fini(&probe);
+
+	bt_broker_start(&b, ARGS("--heartbeat", "100"));
+	tail = bt_tail(&b, out, ARGS("--timeout", "600000"));
+	// A heartbeat on tail means tail is subscribed.
+	bt_wait_count(out, "\"source\":\"evbus\"", 1);
+	evb_buf_init(&batch);
+	cr_assert_eq(evb_buf_append(&batch, &hdr, 1), EVB_OK);
+	bt_event_add(&batch,
+	    "{\"type\":\"user_action\",\"data\":{"
+	    "\"user_id\":\"first\",\"action\":\"a\"}}");
+	big = bt_big_json(pad);
+	bt_event_add(&batch, big);
+	free(big);
+	bt_event_add(&batch,
+	    "{\"type\":\"user_action\",\"data\":{"
+	    "\"user_id\":\"second\",\"action\":\"b\"}}");
+	push = bt_sock_add(nng_push0_open, b.ingest);
+	cr_assert_eq(nng_send(push, batch.data, batch.len, 0), 0);
+	evb_buf_fini(&batch);
+
+	st = bt_stats_wait(&b, "events_in", 3);
+	cr_assert_eq(bt_get(st, ARGS("published_by_type", "user_action")), 2);
+	cr_assert_eq(
+	    bt_get(st, ARGS("rejected_by_type", "user_action", "too_big")), 1);
+	json_decref(st);
+	bt_wait_count(b.err_path, "once stamped", 1);
+	bt_wait_count(out, "\"second\"", 1);
+	cr_assert_eq(kill(*tail, SIGINT), 0);
+	cr_assert_eq(bt_exit(tail), 0);
+	lines = bt_lines(out);
+	bt_assert_seqs(lines);
+	json_decref(lines);
+}
+
 Test(broker, garbage_and_oversize_messages_are_refused_and_counted)
 {
 	bt_broker  b;
