@@ -43,7 +43,13 @@
 #define PUBLISH_BATCH_DEFAULT 1000
 #define PUBLISH_TIMEOUT_MS 10000         /* A send or the final flush. */
 #define PUBLISH_CONFIRM_TIMEOUT_MS 30000 /* A confirmed message's reply. */
-#define PUBLISH_RESEND_MS 5000 /* req0 resends an unanswered request. */
+/*
+ * req0 never resends on its own: a reply may wait for a slow fsync, and a
+ * resent request would publish its events again (events without an id
+ * get new ones, so the log could not tell them apart). A lost reply is a
+ * timeout, reported as such.
+ */
+#define PUBLISH_RESEND_MS NNG_DURATION_INFINITE
 
 static int publish_run(int argc, char **argv);
 
