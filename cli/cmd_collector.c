@@ -74,11 +74,11 @@ collector_serve(evb_collector *c, const evb_collector_opts *o, int sig_fd)
 	evb_collector_stats(c, &st);
 	evb_log(EVB_LOG_NOTICE, "EVB-COLLECTOR-STOPPED",
 	    "stopped: %llu stored, last epoch %llu seq %llu, %llu gaps "
-	    "(%llu events), %llu frames repaired",
+	    "(%llu events), %llu lost unrecorded, %llu frames repaired",
 	    (unsigned long long) st.appended,
 	    (unsigned long long) st.last_epoch,
 	    (unsigned long long) st.last_seq, (unsigned long long) st.gaps,
-	    (unsigned long long) st.gap_events,
+	    (unsigned long long) st.gap_events, (unsigned long long) st.lost,
 	    (unsigned long long) st.repaired);
 	return CLI_EXIT_OK;
 }

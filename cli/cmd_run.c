@@ -134,10 +134,11 @@ run_serve(evb_broker *b, evb_collector *c, const evb_broker_opts *bo,
 	evb_collector_stats(c, &cs);
 	evb_log(EVB_LOG_NOTICE, "EVB-RUN-STOPPED",
 	    "stopped: epoch %llu, last seq %llu published, %llu stored up "
-	    "to seq %llu, %llu gaps (%llu events)",
+	    "to seq %llu, %llu gaps (%llu events), %llu lost unrecorded",
 	    (unsigned long long) bs.epoch, (unsigned long long) bs.last_seq,
 	    (unsigned long long) cs.appended, (unsigned long long) cs.last_seq,
-	    (unsigned long long) cs.gaps, (unsigned long long) cs.gap_events);
+	    (unsigned long long) cs.gaps, (unsigned long long) cs.gap_events,
+	    (unsigned long long) cs.lost);
 	return CLI_EXIT_OK;
 }
 

@@ -217,9 +217,20 @@ coll_gap(evb_collector *c, uint64_t last)
 	    (unsigned long long) last);
 done:
 	msgpack_sbuffer_destroy(&sb);
-	// Even when the record cannot be queued, continuity moves on: the
-	// seqs are gone either way, and the log line above or EVB-COLL-LOST
-	// from the flush says so.
+	if (rc != EVB_OK) {
+		// The seqs are gone either way, but with no gap record in the
+		// log: count them, say so, and tell the broker, so no
+		// confirmed request is answered with a seq the log lacks.
+		coll_bump(c, &c->st.lost, last - first + 1);
+		evb_log(EVB_LOG_ERR, "EVB-COLL-LOST",
+		    "epoch %llu seqs %llu..%llu are lost and could not be "
+		    "recorded as a gap (%s)",
+		    (unsigned long long) c->epoch, (unsigned long long) first,
+		    (unsigned long long) last, evb_strerror(rc));
+		if (c->on_gap != NULL) {
+			c->on_gap(c->durable_arg, c->epoch, first, last);
+		}
+	}
 	c->next = last + 1;
 	return rc;
 }

@@ -120,6 +120,8 @@ typedef struct evb_collector_stat {
 	uint64_t stale;          /* Frames skipped: seq already stored. */
 	uint64_t gaps;           /* Gap records stored. */
 	uint64_t gap_events;     /* Seqs those gap records cover. */
+	uint64_t lost;           /* Seqs lost with no gap record either
+	                            (out of memory; logged EVB-COLL-LOST). */
 	uint64_t repairs;        /* Repair requests sent (remote). */
 	uint64_t repaired;       /* Frames received in repair replies. */
 	uint64_t bad_frames;     /* Frames that did not decode (logged). */
