@@ -687,6 +687,28 @@ Test(broker, tail_stops_after_count_events)
 	json_decref(lines);
 }
 
+/*
+ * bt_batch_begin starts a broker and a tail on it, waits until tail
+ * hears a heartbeat (so it is subscribed), and begins a batch of count
+ * events (count < 16) whose first is a user_action from user "first".
+ */
+static pid_t *
+bt_batch_begin(bt_broker *b, const char *out, evb_buf *batch, uint8_t count)
+{
+	uint8_t hdr = (uint8_t) (0x90 | count); // fixarray
+	pid_t  *tail;
+
+	bt_broker_start(b, ARGS("--heartbeat", "100"));
+	tail = bt_tail(b, out, ARGS("--timeout", "600000"));
+	bt_wait_count(out, "\"source\":\"evbus\"", 1);
+	evb_buf_init(batch);
+	cr_assert_eq(evb_buf_append(batch, &hdr, 1), EVB_OK);
+	bt_event_add(batch,
+	    "{\"type\":\"user_action\",\"data\":{"
+	    "\"user_id\":\"first\",\"action\":\"a\"}}");
+	return tail;
+}
+
 Test(broker, bad_event_in_a_batch_is_rejected_alone_and_counted)
 {
 	bt_broker  b;
@@ -707,16 +729,8 @@ Test(broker, bad_event_in_a_batch_is_rejected_alone_and_counted)
 	    "{\"type\":\"fire_command\",\"data\":{\"command_id\":\"c\","
 	    "\"user_id\":\"u\",\"signal_id\":\"s\",\"symbol\":\"EURUSD\","
 	    "\"direction\":\"BUY\",\"volume\":1}}";
-	uint8_t hdr = 0x95; // fixarray of 5
 
-	bt_broker_start(&b, ARGS("--heartbeat", "100"));
-	tail = bt_tail(&b, out, ARGS("--timeout", "600000"));
-	bt_wait_count(out, "\"source\":\"evbus\"", 1);
-	evb_buf_init(&batch);
-	cr_assert_eq(evb_buf_append(&batch, &hdr, 1), EVB_OK);
-	bt_event_add(&batch,
-	    "{\"type\":\"user_action\",\"data\":{"
-	    "\"user_id\":\"first\",\"action\":\"a\"}}");
+	tail = bt_batch_begin(&b, out, &batch, 5);
 	// volume is the map's last value: 1 becomes 250 (uint8), which is
 	// out of (0, 100], a schema error.
 	bt_event_add(&batch, bad_volume);
@@ -816,7 +830,6 @@ Test(broker, an_event_that_outgrows_the_limit_when_stamped_is_refused)
 	evb_event *ev;
 	char      *big;
 	size_t     pad;
-	uint8_t    hdr = 0x93; // fixarray of 3
 
 	// Size the pad so the event is 10 bytes under the limit as sent (the
 	// pad stays a str16, so its header does not change with its length).
@@ -831,16 +844,8 @@ Test(broker, an_event_that_outgrows_the_limit_when_stamped_is_refused)
 	pad = 256 + (EVB_PROTO_MAX_EVENT_BYTES - 10 - probe.len);
 	evb_buf_fini(&probe);
 
-	bt_broker_start(&b, ARGS("--heartbeat", "100"));
-	tail = bt_tail(&b, out, ARGS("--timeout", "600000"));
-	// A heartbeat on tail means tail is subscribed.
-	bt_wait_count(out, "\"source\":\"evbus\"", 1);
-	evb_buf_init(&batch);
-	cr_assert_eq(evb_buf_append(&batch, &hdr, 1), EVB_OK);
-	bt_event_add(&batch,
-	    "{\"type\":\"user_action\",\"data\":{"
-	    "\"user_id\":\"first\",\"action\":\"a\"}}");
-	big = bt_big_json(pad);
+	tail = bt_batch_begin(&b, out, &batch, 3);
+	big  = bt_big_json(pad);
 	bt_event_add(&batch, big);
 	free(big);
 	bt_event_add(&batch,
