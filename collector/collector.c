@@ -130,7 +130,8 @@ frame_queue(
 }
 
 coll_take
-coll_accept(evb_collector *c, const void *frame, size_t len, uint64_t *seq)
+coll_accept(evb_collector *c, const void *frame, size_t len, bool in_order,
+    uint64_t *seq)
 {
 	const uint8_t *nul = memchr(frame, 0, len);
 	evb_event     *ev;
@@ -143,8 +144,13 @@ coll_accept(evb_collector *c, const void *frame, size_t len, uint64_t *seq)
 	    nul == NULL) {
 		coll_bump(c, &c->st.bad_frames, 1);
 		evb_log(EVB_LOG_WARNING, "EVB-COLL-FRAME",
-		    "skipping a frame that does not decode: %s",
-		    diag.msg[0] != '\0' ? diag.msg : evb_strerror(rc));
+		    "a frame does not decode (%s): %s",
+		    diag.msg[0] != '\0' ? diag.msg : evb_strerror(rc),
+		    in_order && c->epoch != 0 ? "its seq becomes a gap"
+		                              : "skipped");
+		if (in_order && c->epoch != 0) {
+			(void) coll_gap(c, c->next, COLL_GAP_UNDECODABLE);
+		}
 		return COLL_BAD;
 	}
 	if (evb_proto_event_epoch(ev) != c->epoch) {
@@ -187,8 +193,25 @@ gap_encode(msgpack_sbuffer *sb, uint64_t e, uint64_t f, uint64_t l)
 	return err != 0 ? EVB_ENOMEM : EVB_OK;
 }
 
+/* gap_why_text is the end of the EVB-COLL-GAP line for why. */
+static const char *
+gap_why_text(coll_gap_why why)
+{
+	switch (why) {
+	case COLL_GAP_EVICTED:
+		return "are no longer in the broker's ring (raise the "
+		       "broker's --ring if this recurs)";
+	case COLL_GAP_UNREPAIRED:
+		return "were dropped by the bus and the broker's control "
+		       "endpoint did not answer a repair";
+	case COLL_GAP_UNDECODABLE:
+		return "came in a frame that does not decode";
+	}
+	return "are missing";
+}
+
 int
-coll_gap(evb_collector *c, uint64_t last)
+coll_gap(evb_collector *c, uint64_t last, coll_gap_why why)
 {
 	msgpack_sbuffer sb;
 	coll_pending   *p;
@@ -211,10 +234,9 @@ coll_gap(evb_collector *c, uint64_t last)
 	p->ts_ns = evb_clock_real_ns();
 	p->gap_n = last - first + 1;
 	evb_log(EVB_LOG_WARNING, "EVB-COLL-GAP",
-	    "epoch %llu seqs %llu..%llu are no longer in the broker's ring: "
-	    "recorded as a gap (raise the broker's --ring if this recurs)",
+	    "epoch %llu seqs %llu..%llu %s: recorded as a gap",
 	    (unsigned long long) c->epoch, (unsigned long long) first,
-	    (unsigned long long) last);
+	    (unsigned long long) last, gap_why_text(why));
 done:
 	msgpack_sbuffer_destroy(&sb);
 	if (rc != EVB_OK) {
@@ -399,11 +421,12 @@ local_frames(evb_collector *c, const evb_buf *b, size_t n)
 		if (flen > b->len - at) {
 			break;
 		}
-		if (coll_accept(c, b->data + at, flen, &s) == COLL_AHEAD) {
+		if (coll_accept(c, b->data + at, flen, true, &s) ==
+		    COLL_AHEAD) {
 			// The source returns seqs from next on, so this
 			// cannot happen unless it breaks its contract.
-			(void) coll_gap(c, s - 1);
-			(void) coll_accept(c, b->data + at, flen, &s);
+			(void) coll_gap(c, s - 1, COLL_GAP_EVICTED);
+			(void) coll_accept(c, b->data + at, flen, true, &s);
 		}
 		at += flen;
 	}
@@ -425,7 +448,7 @@ local_run(evb_collector *c)
 		if (rc == EVB_OK) {
 			local_frames(c, &b, n);
 		} else if (rc == EVB_ENOTFOUND && first > c->next) {
-			(void) coll_gap(c, first - 1);
+			(void) coll_gap(c, first - 1, COLL_GAP_EVICTED);
 		} else if (rc == EVB_ECLOSED ||
 		    (rc == EVB_ETIMEDOUT && atomic_load(&c->stopping))) {
 			break;

@@ -70,14 +70,27 @@ struct evb_collector {
 /*
  * coll_accept decodes one frame and queues it if its seq is the next one
  * (switching to the frame's epoch first if it differs). COLL_AHEAD sets
- * *seq to the frame's seq. Thread only. OUT: *seq on COLL_AHEAD.
+ * *seq to the frame's seq. in_order says the source vouches that the
+ * frame is seq next of the current epoch (a ring read or a repair answer,
+ * which start at next): a frame that does not decode then becomes a
+ * one-seq gap, so the collector moves on instead of asking for the same
+ * frame forever. From the bus, where the seq of a frame that does not
+ * decode is unknown, it is only skipped; the continuity check finds the
+ * hole and a repair fetches it. Thread only. OUT: *seq on COLL_AHEAD.
  */
-coll_take coll_accept(
-    evb_collector *c, const void *frame, size_t len, uint64_t *seq);
+coll_take coll_accept(evb_collector *c, const void *frame, size_t len,
+    bool in_order, uint64_t *seq);
+
+/* Why seqs became a gap; it picks the log line. */
+typedef enum coll_gap_why {
+	COLL_GAP_EVICTED,     /* The broker's ring no longer holds them. */
+	COLL_GAP_UNREPAIRED,  /* The control endpoint did not answer. */
+	COLL_GAP_UNDECODABLE, /* The frame for the seq did not decode. */
+} coll_gap_why;
 
 /* coll_gap queues a gap record for seqs next..last of the current epoch
  * (last >= next) and moves next past it. Thread only. */
-int coll_gap(evb_collector *c, uint64_t last);
+int coll_gap(evb_collector *c, uint64_t last, coll_gap_why why);
 
 /* coll_epoch_switch makes e the current epoch, from seq 1, and logs it.
  * Thread only. */

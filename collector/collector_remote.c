@@ -135,13 +135,13 @@ remote_frames(evb_collector *c, const msgpack_object *frames)
 		if (f->type != MSGPACK_OBJECT_BIN) {
 			return REMOTE_FAILED;
 		}
-		if (coll_accept(c, f->via.bin.ptr, f->via.bin.size, &s) ==
+		if (coll_accept(c, f->via.bin.ptr, f->via.bin.size, true, &s) ==
 		    COLL_AHEAD) {
 			// The ring answers from next on; anything else is
 			// a hole it cannot fill.
-			(void) coll_gap(c, s - 1);
+			(void) coll_gap(c, s - 1, COLL_GAP_EVICTED);
 			(void) coll_accept(
-			    c, f->via.bin.ptr, f->via.bin.size, &s);
+			    c, f->via.bin.ptr, f->via.bin.size, true, &s);
 		}
 	}
 	return REMOTE_FRAMES;
@@ -166,7 +166,8 @@ remote_answer(evb_collector *c, const msgpack_object *m, uint64_t upto)
 	if (err->via.str.size == 7 &&
 	    memcmp(err->via.str.ptr, "evicted", 7) == 0 &&
 	    coll_map_u64(m, "first", &v) && v > c->next) {
-		(void) coll_gap(c, v - 1 < upto ? v - 1 : upto);
+		(void) coll_gap(
+		    c, v - 1 < upto ? v - 1 : upto, COLL_GAP_EVICTED);
 		return REMOTE_EVICTED;
 	}
 	if (err->via.str.size == 5 &&
@@ -247,16 +248,17 @@ remote_take(evb_collector *c, nng_msg *m)
 	uint64_t epoch;
 	uint64_t s;
 
-	if (coll_accept(c, nng_msg_body(m), nng_msg_len(m), &s) != COLL_AHEAD) {
+	if (coll_accept(c, nng_msg_body(m), nng_msg_len(m), false, &s) !=
+	    COLL_AHEAD) {
 		return;
 	}
 	epoch = c->epoch;
 	if (!remote_repair(c, s - 1) && c->epoch == epoch && c->next < s) {
 		// The bus works but the control endpoint does not: the
 		// frames in between cannot be had from here.
-		(void) coll_gap(c, s - 1);
+		(void) coll_gap(c, s - 1, COLL_GAP_UNREPAIRED);
 	}
-	(void) coll_accept(c, nng_msg_body(m), nng_msg_len(m), &s);
+	(void) coll_accept(c, nng_msg_body(m), nng_msg_len(m), false, &s);
 }
 
 void
