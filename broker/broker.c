@@ -452,10 +452,11 @@ evb_broker_stats(evb_broker *b, evb_broker_stat *out)
 	    sizeof(out->published_by_type));
 	evb_assert(pthread_mutex_unlock(&b->mtx) == 0);
 
-	out->msgs_in      = atomic_load(&b->msgs_in);
-	out->msgs_refused = atomic_load(&b->msgs_refused);
-	out->events_in    = atomic_load(&b->events_in);
-	out->rejected     = atomic_load(&b->rejected);
+	out->msgs_in       = atomic_load(&b->msgs_in);
+	out->msgs_refused  = atomic_load(&b->msgs_refused);
+	out->msgs_trailing = atomic_load(&b->msgs_trailing);
+	out->events_in     = atomic_load(&b->events_in);
+	out->rejected      = atomic_load(&b->rejected);
 	for (int t = 0; t < EVB_BROKER_MAX_TYPES; t++) {
 		for (int r = 0; r < EVB_BROKER_REASONS; r++) {
 			out->rejected_by_type[t][r] =

@@ -93,14 +93,17 @@ void evb_broker_opts_default(evb_broker_opts *o);
 #define EVB_BROKER_REASONS 3 /* EMALFORMED, ESCHEMA, ETOOBIG, in order. */
 
 typedef struct evb_broker_stat {
-	uint64_t epoch;        /* This broker's epoch. */
-	uint64_t last_seq;     /* Last seq published (0: none yet). */
-	uint64_t msgs_in;      /* Ingest messages received. */
-	uint64_t msgs_refused; /* Whole messages refused (not a map or
-	                          an array, an empty batch, or over
-	                          recv_max_bytes). */
-	uint64_t events_in;    /* Events received (valid or not). */
-	uint64_t published;    /* Events published, heartbeats included. */
+	uint64_t epoch;         /* This broker's epoch. */
+	uint64_t last_seq;      /* Last seq published (0: none yet). */
+	uint64_t msgs_in;       /* Ingest messages received. */
+	uint64_t msgs_refused;  /* Whole messages refused (not a map or
+	                           an array, an empty batch, or over
+	                           recv_max_bytes). */
+	uint64_t msgs_trailing; /* Messages with bytes after their map or
+	                           array: the events in it were taken,
+	                           the bytes after them were not. */
+	uint64_t events_in;     /* Events received (valid or not). */
+	uint64_t published;     /* Events published, heartbeats included. */
 	/* Events published per type. */
 	uint64_t published_by_type[EVB_BROKER_MAX_TYPES];
 	uint64_t rejected; /* Events rejected (also those dropped for want

@@ -212,11 +212,12 @@ ctl_stats(evb_broker *b, msgpack_packer *pk)
 	evb_broker_stat st;
 
 	evb_broker_stats(b, &st);
-	(void) msgpack_pack_map(pk, 15);
+	(void) msgpack_pack_map(pk, 16);
 	pack_kv_u64(pk, "epoch", st.epoch);
 	pack_kv_u64(pk, "last_seq", st.last_seq);
 	pack_kv_u64(pk, "msgs_in", st.msgs_in);
 	pack_kv_u64(pk, "msgs_refused", st.msgs_refused);
+	pack_kv_u64(pk, "msgs_trailing", st.msgs_trailing);
 	pack_kv_u64(pk, "events_in", st.events_in);
 	pack_kv_u64(pk, "published", st.published);
 	pack_kv_u64(pk, "rejected", st.rejected);

@@ -111,6 +111,7 @@ stats_log(evb_broker *b, stats_prev *prev)
 	evb_log(EVB_LOG_INFO, "EVB-BROKER-STATS",
 	    "epoch=%llu last_seq=%llu published=%llu rate=%.0f/s "
 	    "events_in=%llu rejected=%llu msgs_in=%llu msgs_refused=%llu "
+	    "msgs_trailing=%llu "
 	    "bytes_in=%llu ring_first_seq=%llu ring_bytes=%llu "
 	    "ring_evicted=%llu repairs_served=%llu repair_frames=%llu",
 	    (unsigned long long) st.epoch, (unsigned long long) st.last_seq,
@@ -119,6 +120,7 @@ stats_log(evb_broker *b, stats_prev *prev)
 	    (unsigned long long) st.events_in, (unsigned long long) st.rejected,
 	    (unsigned long long) st.msgs_in,
 	    (unsigned long long) st.msgs_refused,
+	    (unsigned long long) st.msgs_trailing,
 	    (unsigned long long) st.bytes_in,
 	    (unsigned long long) st.ring_first_seq,
 	    (unsigned long long) st.ring_bytes,

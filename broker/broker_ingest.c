@@ -226,6 +226,25 @@ ingest_refuse(const ingest_ctx *c, const char *detail)
 	ingest_log(c, "EVB-BROKER-REFUSE", "refused an ingest message", detail);
 }
 
+/*
+ * ingest_trailing counts and logs a message with bytes after its map or
+ * array. Its events stand (they were published as they came), so it is
+ * neither a refused message nor a rejected event; a confirmed request
+ * gets one error result after its events' (docs/protocol.md, section 11).
+ */
+static void
+ingest_trailing(const ingest_ctx *c, const evb_diag *diag)
+{
+	if (c->req != NULL) {
+		confirm_note_err(c->b, c->req, diag->msg);
+	}
+	atomic_fetch_add(&c->b->msgs_trailing, 1);
+	ingest_log(c, "EVB-BROKER-TRAILING",
+	    "took the events of an ingest message but not the bytes after "
+	    "them",
+	    diag->msg);
+}
+
 void
 ingest_message(const ingest_ctx *c)
 {
@@ -256,6 +275,10 @@ ingest_message(const ingest_ctx *c)
 		diag.msg[0] = '\0';
 		if ((rc = evb_proto_ingest_next(&it, &ev, &diag)) == EVB_EOF) {
 			break;
+		}
+		if (rc != EVB_OK && it.index - 1 == it.count) {
+			ingest_trailing(c, &diag);
+			continue;
 		}
 		atomic_fetch_add(&b->events_in, 1);
 		if (rc == EVB_OK) {

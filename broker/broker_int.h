@@ -156,10 +156,11 @@ struct evb_broker {
 	bool      has_timer_thr;
 
 	/* Counters moved by one thread and read by evb_broker_stats. */
-	_Atomic uint64_t msgs_in;      /* Ingest messages received. */
-	_Atomic uint64_t msgs_refused; /* Whole messages refused. */
-	_Atomic uint64_t events_in;    /* Events received. */
-	_Atomic uint64_t rejected;     /* Events rejected. */
+	_Atomic uint64_t msgs_in;       /* Ingest messages received. */
+	_Atomic uint64_t msgs_refused;  /* Whole messages refused. */
+	_Atomic uint64_t msgs_trailing; /* Messages with trailing bytes. */
+	_Atomic uint64_t events_in;     /* Events received. */
+	_Atomic uint64_t rejected;      /* Events rejected. */
 	_Atomic uint64_t
 	    rejected_by_type[EVB_BROKER_MAX_TYPES][EVB_BROKER_REASONS];
 	_Atomic uint64_t bytes_in;       /* Ingest bytes received. */

@@ -906,14 +906,20 @@ Test(broker, garbage_and_oversize_messages_are_refused_and_counted)
 	    "{\"type\":\"user_action\",\"data\":{\"user_id\":"
 	    "\"u\",\"action\":\"after\"}}");
 	cr_assert_eq(nng_send(push, ok.data, ok.len, 0), 0);
+	// A good event with a stray nil after it: the event is taken, the
+	// message counted as trailing, nothing rejected or refused.
+	cr_assert_eq(evb_buf_append(&ok, "\xc0", 1), EVB_OK);
+	cr_assert_eq(nng_send(push, ok.data, ok.len, 0), 0);
 	evb_buf_fini(&ok);
 
-	st = bt_stats_wait(&b, "msgs_in", 4);
+	st = bt_stats_wait(&b, "msgs_in", 5);
 	cr_assert_eq(bt_get(st, ARGS("msgs_refused")), 3);
-	cr_assert_eq(bt_get(st, ARGS("published")), 1);
-	cr_assert_eq(bt_get(st, ARGS("events_in")), 1);
+	cr_assert_eq(bt_get(st, ARGS("msgs_trailing")), 1);
+	cr_assert_eq(bt_get(st, ARGS("published")), 2);
+	cr_assert_eq(bt_get(st, ARGS("events_in")), 2);
 	cr_assert_eq(bt_get(st, ARGS("rejected")), 0);
 	json_decref(st);
+	bt_wait_count(b.err_path, "EVB-BROKER-TRAILING", 1);
 	bt_wait_count(b.err_path, "EVB-BROKER-REFUSE", 3);
 	cr_assert_gt(bt_count(b.err_path, "over the limit of 1000"), 0);
 }
