@@ -14,6 +14,9 @@
 #include "cli/cli.h"
 #include "collector/collector.h"
 
+/* Longest --heartbeat and --stats-log: a day. */
+#define COLLECTOR_MS_LIMIT 86400000u
+
 static int collector_run(int argc, char **argv);
 
 const cli_cmd cli_cmd_collector = {
@@ -21,7 +24,8 @@ const cli_cmd cli_cmd_collector = {
 	.summary = "Store a broker's events in a write-ahead log.",
 	.help =
 	    "usage: evbus collector --data DIR [--connect URL] [--ctl URL]\n"
-	    "                       [--durability MODE]\n"
+	    "                       [--durability MODE] [--ingest URL]\n"
+	    "                       [--heartbeat MS] [--stats-log MS]\n"
 	    "\n"
 	    "Subscribe to a broker's bus (nng sub0) and append every event,\n"
 	    "in seq order, to the write-ahead log in DIR. A seq missing on\n"
@@ -43,6 +47,13 @@ const cli_cmd cli_cmd_collector = {
 	    "  --durability MODE  sync (fsync every batch), periodic\n"
 	    "                     (fsync every 100 ms) or none (default\n"
 	    "                     sync).\n"
+	    "  --ingest URL       The broker's ingest URL, where the\n"
+	    "                     collector sends its system_health\n"
+	    "                     heartbeat (default tcp://127.0.0.1:5571).\n"
+	    "  --heartbeat MS     Period of the heartbeat, 0 for none\n"
+	    "                     (default 5000).\n"
+	    "  --stats-log MS     Period of the EVB-COLL-STATS log line, 0\n"
+	    "                     for none (default 60000).\n"
 	    "  -h, --help         Print this help and exit.\n"
 	    "\n"
 	    "Exit status: 0 stopped by SIGINT or SIGTERM, 2 usage error or a\n"
@@ -90,11 +101,17 @@ collector_run(int argc, char **argv)
 	const char   *connect    = NULL;
 	const char   *ctl        = NULL;
 	const char   *durability = NULL;
+	const char   *ingest     = NULL;
+	const char   *heartbeat  = NULL;
+	const char   *stats_log  = NULL;
 	const cli_opt opts[]     = {
 		    { "data", 0, NULL, &data },
 		    { "connect", 0, NULL, &connect },
 		    { "ctl", 0, NULL, &ctl },
 		    { "durability", 0, NULL, &durability },
+		    { "ingest", 0, NULL, &ingest },
+		    { "heartbeat", 0, NULL, &heartbeat },
+		    { "stats-log", 0, NULL, &stats_log },
 		    { NULL, 0, NULL, NULL },
 	};
 	evb_collector_opts o;
@@ -120,10 +137,21 @@ collector_run(int argc, char **argv)
 		return rc;
 	}
 	evb_collector_opts_default(&o);
-	o.data_dir   = data;
-	o.durability = (evb_wal_durability) mode;
-	o.sub_url    = connect != NULL ? connect : o.sub_url;
-	o.ctl_url    = ctl != NULL ? ctl : o.ctl_url;
+	if ((heartbeat != NULL &&
+	        (rc = cli_parse_u64(&cli_cmd_collector, "heartbeat", heartbeat,
+	             0, COLLECTOR_MS_LIMIT, &o.heartbeat_ms)) !=
+	            CLI_CONTINUE) ||
+	    (stats_log != NULL &&
+	        (rc = cli_parse_u64(&cli_cmd_collector, "stats-log", stats_log,
+	             0, COLLECTOR_MS_LIMIT, &o.stats_log_ms)) !=
+	            CLI_CONTINUE)) {
+		return rc;
+	}
+	o.heartbeat_url = ingest != NULL ? ingest : o.heartbeat_url;
+	o.data_dir      = data;
+	o.durability    = (evb_wal_durability) mode;
+	o.sub_url       = connect != NULL ? connect : o.sub_url;
+	o.ctl_url       = ctl != NULL ? ctl : o.ctl_url;
 	if ((rc = cli_sig_open(&cli_cmd_collector, &sig_fd)) != CLI_CONTINUE) {
 		return rc;
 	}

@@ -64,10 +64,12 @@ const cli_cmd cli_cmd_run = {
 	    "  --max-msg BYTES    Largest ingest message (default 4M).\n"
 	    "  --ring BYTES       Repair ring size, at least 128K (default\n"
 	    "                     256M).\n"
-	    "  --heartbeat MS     Period of the system_health event, 0 for\n"
-	    "                     none (default 5000).\n"
-	    "  --stats-log MS     Period of the EVB-BROKER-STATS log line,\n"
-	    "                     0 for none (default 60000).\n"
+	    "  --heartbeat MS     Period of the broker's and the collector's\n"
+	    "                     system_health events, 0 for none\n"
+	    "                     (default 5000).\n"
+	    "  --stats-log MS     Period of the EVB-BROKER-STATS and\n"
+	    "                     EVB-COLL-STATS log lines, 0 for none\n"
+	    "                     (default 60000).\n"
 	    "  -h, --help         Print this help and exit.\n"
 	    "\n"
 	    "BYTES may end in K, M or G (KiB, MiB, GiB).\n"
@@ -217,6 +219,10 @@ run_run(int argc, char **argv)
 	evb_collector_opts_default(&co);
 	co.data_dir   = data != NULL ? data : CLI_DATA_DEFAULT;
 	co.durability = (evb_wal_durability) mode;
+	// The collector's heartbeat goes in through the broker's own ingest.
+	co.heartbeat_ms  = bo.heartbeat_ms;
+	co.heartbeat_url = bo.ingest_url;
+	co.stats_log_ms  = bo.stats_log_ms;
 	if ((rc = cli_sig_open(&cli_cmd_run, &sig_fd)) != CLI_CONTINUE) {
 		return rc;
 	}

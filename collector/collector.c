@@ -33,11 +33,21 @@ void
 evb_collector_opts_default(evb_collector_opts *o)
 {
 	memset(o, 0, sizeof(*o));
-	o->durability = EVB_WAL_SYNC;
-	o->sub_url    = "tcp://127.0.0.1:5570";
-	o->ctl_url    = "tcp://127.0.0.1:5573";
-	o->batch_max  = COLL_BATCH_DEFAULT;
-	o->idle_ms    = COLL_IDLE_MS_DEFAULT;
+	o->durability    = EVB_WAL_SYNC;
+	o->sub_url       = "tcp://127.0.0.1:5570";
+	o->ctl_url       = "tcp://127.0.0.1:5573";
+	o->batch_max     = COLL_BATCH_DEFAULT;
+	o->idle_ms       = COLL_IDLE_MS_DEFAULT;
+	o->heartbeat_ms  = 5000;
+	o->heartbeat_url = "tcp://127.0.0.1:5571";
+	o->component     = "collector";
+	o->stats_log_ms  = 60000;
+}
+
+evb_wal *
+evb_collector_wal(evb_collector *c)
+{
+	return c->wal;
 }
 
 void
@@ -313,9 +323,12 @@ static void
 flush_done(evb_collector *c, uint64_t took_us)
 {
 	const coll_pending *last = &c->pend[c->npend - 1];
-	uint64_t            ok = 0, dup = 0, gaps = 0, gap_n = 0;
+	uint64_t            ok = 0, dup = 0, gaps = 0, gap_n = 0, bytes = 0;
 
 	for (size_t i = 0; i < c->npend; i++) {
+		if (c->res[i].status != EVB_EEXIST) {
+			bytes += c->pend[i].pay_len;
+		}
 		if (c->res[i].status == EVB_EEXIST) {
 			dup++;
 		} else if (c->pend[i].type == EVB_COLLECTOR_GAP_TYPE) {
@@ -334,10 +347,12 @@ flush_done(evb_collector *c, uint64_t took_us)
 	c->st.last_epoch     = last->epoch;
 	c->st.last_seq       = last->seq;
 	c->st.commit_last_us = took_us;
+	c->st.bytes += bytes;
 	if (took_us > c->st.commit_max_us) {
 		c->st.commit_max_us = took_us;
 	}
 	pthread_mutex_unlock(&c->mtx);
+	coll_ops_commit(c, took_us);
 	flush_report(c);
 	if (c->on_durable != NULL) {
 		c->on_durable(c->durable_arg, last->epoch, last->seq);
@@ -459,6 +474,7 @@ local_run(evb_collector *c)
 			flush_pause();
 		}
 		(void) coll_flush(c);
+		coll_ops_tick(c);
 	}
 	(void) coll_flush(c);
 	evb_buf_fini(&b);
@@ -584,8 +600,9 @@ evb_collector_open(
 	if (o->read_fn != NULL && o->read_epoch != c->epoch) {
 		coll_epoch_switch(c, o->read_epoch);
 	}
-	if (o->read_fn == NULL &&
-	    (rc = coll_remote_open(c, o, diag)) != EVB_OK) {
+	if ((rc = coll_ops_open(c, o, diag)) != EVB_OK ||
+	    (o->read_fn == NULL &&
+	        (rc = coll_remote_open(c, o, diag)) != EVB_OK)) {
 		goto fail;
 	}
 	*out = c;
@@ -632,6 +649,7 @@ evb_collector_close(evb_collector *c)
 	}
 	evb_collector_stop(c);
 	coll_remote_close(c);
+	coll_ops_close(c);
 	evb_wal_close(c->wal);
 	evb_buf_fini(&c->arena);
 	free(c->pend);

@@ -108,29 +108,44 @@ typedef struct evb_collector_opts {
 	evb_collector_gap_fn     on_gap;       /* NULL: not called. */
 	evb_collector_dup_fn     on_duplicate; /* NULL: not called. */
 	void *durable_arg; /* Passed to the three callbacks. */
+	/* Operations. Every heartbeat_ms (5000; 0: none) the collector sends
+	   its own system_health event (component, status, uptime_s, message)
+	   with push0 to heartbeat_url (the broker's ingest,
+	   "tcp://127.0.0.1:5571"; NULL: none), so it is published and
+	   stored like any event; status is "degraded" while appends fail or
+	   seqs were lost since the last one. A send never blocks: a
+	   heartbeat the socket cannot take is dropped and counted. Every
+	   stats_log_ms (60000; 0: none) it logs one EVB-COLL-STATS line. */
+	uint64_t    heartbeat_ms;
+	const char *heartbeat_url;
+	const char *component; /* The heartbeat's component; "collector". */
+	uint64_t    stats_log_ms;
 } evb_collector_opts;
 
 void evb_collector_opts_default(evb_collector_opts *o);
 
 /* Counters since open. */
 typedef struct evb_collector_stat {
-	uint64_t appended;       /* Event records stored. */
-	uint64_t batches;        /* Successful appends. */
-	uint64_t duplicates;     /* Records the WAL refused as duplicates. */
-	uint64_t stale;          /* Frames skipped: seq already stored. */
-	uint64_t gaps;           /* Gap records stored. */
-	uint64_t gap_events;     /* Seqs those gap records cover. */
-	uint64_t lost;           /* Seqs lost with no gap record either
-	                            (out of memory; logged EVB-COLL-LOST). */
-	uint64_t repairs;        /* Repair requests sent (remote). */
-	uint64_t repaired;       /* Frames received in repair replies. */
-	uint64_t bad_frames;     /* Frames that did not decode (logged). */
-	uint64_t append_errors;  /* Appends that failed and were retried. */
-	uint64_t epochs;         /* Epoch changes seen. */
-	uint64_t last_epoch;     /* Epoch of the last record stored. */
-	uint64_t last_seq;       /* Seq of the last record stored. */
-	uint64_t commit_last_us; /* Duration of the last append, us. */
-	uint64_t commit_max_us;  /* Longest append, us. */
+	uint64_t appended;         /* Event records stored. */
+	uint64_t batches;          /* Successful appends. */
+	uint64_t duplicates;       /* Records the WAL refused as duplicates. */
+	uint64_t stale;            /* Frames skipped: seq already stored. */
+	uint64_t gaps;             /* Gap records stored. */
+	uint64_t gap_events;       /* Seqs those gap records cover. */
+	uint64_t lost;             /* Seqs lost with no gap record either
+	                              (out of memory; logged EVB-COLL-LOST). */
+	uint64_t repairs;          /* Repair requests sent (remote). */
+	uint64_t repaired;         /* Frames received in repair replies. */
+	uint64_t bad_frames;       /* Frames that did not decode (logged). */
+	uint64_t append_errors;    /* Appends that failed and were retried. */
+	uint64_t epochs;           /* Epoch changes seen. */
+	uint64_t last_epoch;       /* Epoch of the last record stored. */
+	uint64_t last_seq;         /* Seq of the last record stored. */
+	uint64_t commit_last_us;   /* Duration of the last append, us. */
+	uint64_t commit_max_us;    /* Longest append, us. */
+	uint64_t bytes;            /* Payload bytes of the records stored. */
+	uint64_t heartbeats;       /* Heartbeats sent. */
+	uint64_t heartbeat_errors; /* Heartbeats the socket did not take. */
 } evb_collector_stat;
 
 /*
@@ -165,6 +180,16 @@ void evb_collector_close(evb_collector *c);
 
 /* evb_collector_stats copies the counters. Thread-safe. */
 void evb_collector_stats(evb_collector *c, evb_collector_stat *out);
+
+/*
+ * evb_collector_wal gives the collector's WAL handle, so that another
+ * component of the same process (the compactor) reads the log and sets
+ * its named cursor through the one handle LMDB allows per process. Use
+ * it under wal.h's thread rules (the collector's thread is the writer;
+ * evb_wal_cursor_set from another thread waits for it). Valid until
+ * evb_collector_close.
+ */
+evb_wal *evb_collector_wal(evb_collector *c);
 
 /*
  * evb_collector_gap_decode reads a gap record's payload (len bytes):

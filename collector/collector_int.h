@@ -35,6 +35,22 @@ typedef struct coll_pending {
 	uint64_t gap_n;   /* Seqs a gap covers; 0 for an event. */
 } coll_pending;
 
+/* The heartbeat and the statistics line (collector_ops.c). */
+typedef struct coll_ops {
+	uint64_t           hb_ms;         /* Heartbeat period; 0: none. */
+	uint64_t           stats_ms;      /* Stats line period; 0: none. */
+	char               component[64]; /* Heartbeat component. */
+	nng_socket         hb;            /* push0 to the broker's ingest. */
+	bool               has_hb;        /* hb is open. */
+	uint64_t           open_ms;       /* Monotonic ms at open. */
+	uint64_t           next_hb;       /* Monotonic ms of the next beat. */
+	uint64_t           next_stats;    /* Monotonic ms of the next line. */
+	evb_collector_stat at_hb;         /* Counters at the last beat. */
+	evb_collector_stat at_stats;      /* Counters at the last line. */
+	uint64_t           at_stats_ms;   /* When that line was logged. */
+	evb_hist           commit_us;     /* Append times since that line. */
+} coll_ops;
+
 struct evb_collector {
 	evb_wal                 *wal;          /* Written by the thread only. */
 	evb_collector_read_fn    read_fn;      /* In-process source, or NULL. */
@@ -62,6 +78,7 @@ struct evb_collector {
 	evb_wal_result          *res;   /* Thread: append's output. */
 	pthread_mutex_t          mtx;   /* Guards st. */
 	evb_collector_stat       st;    /* Guarded by mtx. */
+	coll_ops                 ops;   /* Heartbeat and stats line. */
 };
 
 /* Bytes one in-process read may return: a batch of large events. */
@@ -108,6 +125,17 @@ const msgpack_object *coll_map_get(const msgpack_object *m, const char *k);
 
 /* coll_map_u64 reads key k of map m as an unsigned integer. */
 bool coll_map_u64(const msgpack_object *m, const char *k, uint64_t *v);
+
+/* Operations (collector_ops.c). coll_ops_open validates and opens
+ * (EVB_EINVAL, EVB_ETRANSPORT with diag); coll_ops_close is safe on a
+ * zeroed coll_ops; the others run on the collector's thread only. */
+int coll_ops_open(
+    evb_collector *c, const evb_collector_opts *o, evb_diag *diag);
+void coll_ops_close(evb_collector *c);
+/* coll_ops_tick sends the heartbeat and logs the stats line when due. */
+void coll_ops_tick(evb_collector *c);
+/* coll_ops_commit records one append's duration. */
+void coll_ops_commit(evb_collector *c, uint64_t took_us);
 
 /* Remote source (collector_remote.c). */
 int coll_remote_open(

@@ -292,6 +292,7 @@ coll_remote_run(evb_collector *c)
 			nng_msg_free(m);
 		}
 		(void) coll_flush(c);
+		coll_ops_tick(c);
 	}
 	(void) coll_flush(c);
 }

@@ -96,6 +96,33 @@ typedef struct evb_ratelimit {
 bool evb_ratelimit_allow(
     evb_ratelimit *rl, uint64_t now_ms, uint64_t *suppressed_out);
 
+/* ---- Latency histogram --------------------------------------------------
+ * A fixed-size log-linear histogram of unsigned values (e.g. microseconds):
+ * values below 8 are counted exactly, larger ones in 8 buckets per power
+ * of two, so a percentile is reported within 12.5% of the true value.
+ * 4 KiB, no allocation. Not thread-safe: one writer, or the caller's lock.
+ */
+#define EVB_HIST_BUCKETS 496
+
+typedef struct evb_hist {
+	uint64_t n;                       /* Values added. */
+	uint64_t max;                     /* Largest value added. */
+	uint64_t count[EVB_HIST_BUCKETS]; /* Per bucket. */
+} evb_hist;
+
+/* evb_hist_reset empties h. */
+void evb_hist_reset(evb_hist *h);
+
+/* evb_hist_add counts v. */
+void evb_hist_add(evb_hist *h, uint64_t v);
+
+/*
+ * evb_hist_pct returns the upper bound of the bucket that holds the value
+ * at percentile pct (0 < pct <= 100) -- at most max -- so the true
+ * percentile is at most the result and at least 8/9 of it. 0 when empty.
+ */
+uint64_t evb_hist_pct(const evb_hist *h, double pct);
+
 /* ---- Clocks ------------------------------------------------------------ */
 
 /* evb_clock_mono_ns: CLOCK_MONOTONIC in nanoseconds (for durations). */

@@ -490,11 +490,94 @@ static pid_t *
 pt_collector(const pt_server *s, const char *data, const char *err_name)
 {
 	pid_t *pid = pt_start(ARGS("collector", "--data", data, "--connect",
-	                          s->pub, "--ctl", s->ctl),
+	                          s->pub, "--ctl", s->ctl, "--ingest", s->ingest,
+	                          "--heartbeat", "0"),
 	    pt_path(err_name), "EVB-COLLECTOR-READY");
 
 	cr_assert_not_null(pid);
 	return pid;
+}
+
+/* pt_health_from counts the system_health events of component in l. */
+static size_t
+pt_health_from(const pt_log *l, const char *component)
+{
+	size_t  n = 0;
+	size_t  i;
+	json_t *j;
+
+	json_array_foreach(l->lines, i, j)
+	{
+		const char *c = json_string_value(
+		    json_object_get(json_object_get(j, "data"), "component"));
+		const char *t = json_string_value(json_object_get(j, "type"));
+
+		n += t != NULL && strcmp(t, "system_health") == 0 && c != NULL &&
+		    strcmp(c, component) == 0;
+	}
+	return n;
+}
+
+/* pt_wait_health waits until dir's log holds a heartbeat of component. */
+static void
+pt_wait_health(const char *dir, const char *component)
+{
+	uint64_t end = evb_clock_mono_ms() + evb_ts_timeout_ms(PT_WAIT_MS);
+
+	for (;;) {
+		pt_log l = pt_wait_stored(dir, 0);
+		size_t n = pt_health_from(&l, component);
+
+		json_decref(l.lines);
+		if (n > 0) {
+			return;
+		}
+		cr_assert_lt(evb_clock_mono_ms(), end,
+		    "no system_health event of %s was stored", component);
+		pt_pause();
+	}
+}
+
+/* pt_wait_line waits until the file at path has needle. */
+static void
+pt_wait_line(const char *path, const char *needle)
+{
+	uint64_t end = evb_clock_mono_ms() + evb_ts_timeout_ms(PT_WAIT_MS);
+
+	while (!pt_has(path, needle)) {
+		cr_assert_lt(evb_clock_mono_ms(), end, "no %s in %s", needle,
+		    path);
+		pt_pause();
+	}
+}
+
+Test(pipeline, broker_and_collector_heartbeats_are_stored)
+{
+	pt_server s;
+	char     *data  = pt_path("data");
+	char     *data2 = pt_path("data2");
+	pid_t    *c;
+
+	// In one process: both components beat through the same ingest.
+	pt_serve(&s, "run",
+	    ARGS("--data", data, "--heartbeat", "100", "--stats-log", "200"),
+	    false, "run.err");
+	pt_wait_health(data, "broker");
+	pt_wait_health(data, "collector");
+	pt_wait_line(s.err_path, "EVB-COLL-STATS");
+	pt_wait_line(s.err_path, "EVB-BROKER-STATS");
+	pt_stop(s.pid);
+	// A collector in its own process beats into the broker's ingest.
+	pt_serve(&s, "broker", ARGS(NULL), false, "broker.err");
+	c = pt_start(ARGS("collector", "--data", data2, "--connect", s.pub,
+	                 "--ctl", s.ctl, "--ingest", s.ingest, "--heartbeat",
+	                 "100", "--stats-log", "200"),
+	    pt_path("c.err"), "EVB-COLLECTOR-READY");
+	cr_assert_not_null(c);
+	pt_wait_health(data2, "collector");
+	pt_wait_line(pt_path("c.err"), "EVB-COLL-STATS");
+	pt_stop(c);
+	pt_stop(s.pid);
 }
 
 Test(pipeline, collector_killed_and_restarted_repairs_from_the_ring)
