@@ -57,6 +57,26 @@
 
 typedef struct evb_broker evb_broker;
 
+/*
+ * Counters of other components for the stats reply (`evbus run` adds its
+ * collector's and compactor's), so one control endpoint answers for the
+ * whole process. One counter: section (the component, e.g. "collector"),
+ * key and value; the strings must live until the callback returns.
+ */
+typedef struct evb_broker_extra {
+	const char *section;
+	const char *key;
+	uint64_t    value;
+} evb_broker_extra;
+
+/*
+ * Fills up to cap counters into out and returns how many. Those of one
+ * section must be adjacent. Called on the control thread for each stats
+ * request, so it must be thread-safe and quick.
+ */
+typedef size_t (*evb_broker_extra_fn)(
+    void *arg, evb_broker_extra *out, size_t cap);
+
 /* Options. evb_broker_opts_default fills every field with its default. */
 typedef struct evb_broker_opts {
 	const char *pub_url;     /* pub0 listen URL; "tcp://127.0.0.1:5570". */
@@ -77,9 +97,15 @@ typedef struct evb_broker_opts {
 	                            0 disables. */
 	uint64_t stats_log_ms;   /* Statistics log line period; 60000;
 	                            0 disables. */
-	const char *component;   /* Heartbeat component name; "broker". */
-	uint64_t    epoch;       /* 0: wall-clock ns at open (the default). */
+	const char         *component; /* Heartbeat component name; "broker". */
+	uint64_t            epoch; /* 0: wall-clock ns at open (the default). */
+	evb_broker_extra_fn stats_extra; /* More counters for the stats
+	                                    reply; NULL (the default). */
+	void *stats_extra_arg;           /* Passed to stats_extra. */
 } evb_broker_opts;
+
+/* Most counters stats_extra may give per request. */
+#define EVB_BROKER_EXTRA_MAX 64
 
 void evb_broker_opts_default(evb_broker_opts *o);
 

@@ -205,14 +205,55 @@ ctl_pack_types(msgpack_packer *pk, const evb_broker_stat *st)
 	}
 }
 
-/* ctl_stats packs the stats reply: every counter of evb_broker_stat. */
+/* ctl_sections counts the sections of the n extra counters in x. */
+static size_t
+ctl_sections(const evb_broker_extra *x, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		k += i == 0 || strcmp(x[i].section, x[i - 1].section) != 0;
+	}
+	return k;
+}
+
+/* ctl_pack_extra packs each section of x as a map of its counters. */
+static void
+ctl_pack_extra(msgpack_packer *pk, const evb_broker_extra *x, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		size_t j = i;
+
+		while (j < n && strcmp(x[j].section, x[i].section) == 0) {
+			j++;
+		}
+		(void) msgpack_pack_str_with_body(
+		    pk, x[i].section, strlen(x[i].section));
+		(void) msgpack_pack_map(pk, (uint32_t) (j - i));
+		for (; i < j; i++) {
+			pack_kv_u64(pk, x[i].key, x[i].value);
+		}
+	}
+}
+
+/* ctl_stats packs the stats reply: every counter of evb_broker_stat,
+ * then the sections of the extra counters. */
 static void
 ctl_stats(evb_broker *b, msgpack_packer *pk)
 {
-	evb_broker_stat st;
+	evb_broker_stat  st;
+	evb_broker_extra x[EVB_BROKER_EXTRA_MAX];
+	size_t           nx = 0;
 
 	evb_broker_stats(b, &st);
-	(void) msgpack_pack_map(pk, 16);
+	if (b->opts.stats_extra != NULL) {
+		nx = b->opts.stats_extra(
+		    b->opts.stats_extra_arg, x, EVB_BROKER_EXTRA_MAX);
+		nx = nx < EVB_BROKER_EXTRA_MAX ? nx : EVB_BROKER_EXTRA_MAX;
+	}
+	(void) msgpack_pack_map(pk, (uint32_t) (16 + ctl_sections(x, nx)));
 	pack_kv_u64(pk, "epoch", st.epoch);
 	pack_kv_u64(pk, "last_seq", st.last_seq);
 	pack_kv_u64(pk, "msgs_in", st.msgs_in);
@@ -228,6 +269,7 @@ ctl_stats(evb_broker *b, msgpack_packer *pk)
 	pack_kv_u64(pk, "repairs_served", st.repairs_served);
 	pack_kv_u64(pk, "repair_frames", st.repair_frames);
 	ctl_pack_types(pk, &st);
+	ctl_pack_extra(pk, x, nx);
 }
 
 /* ctl_frames packs the n frames of buf (4-byte length, bytes) as bins. */

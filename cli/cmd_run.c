@@ -25,6 +25,12 @@
 
 static int run_run(int argc, char **argv);
 
+/* The components of the process, for the stats callback. Set before the
+ * broker starts, so its control thread only reads them. */
+typedef struct run_parts {
+	evb_collector *c;
+} run_parts;
+
 const cli_cmd cli_cmd_run = {
 	.name    = "run",
 	.summary = "Run the broker and the collector in one process.",
@@ -105,6 +111,54 @@ run_dup(void *arg, uint64_t epoch, uint64_t seq, uint64_t orig_epoch,
     uint64_t orig_seq)
 {
 	evb_broker_duplicate(arg, epoch, seq, orig_epoch, orig_seq);
+}
+
+/* run_extra_add appends one counter of section to x (n of cap used). */
+static void
+run_extra_add(evb_broker_extra *x, size_t cap, size_t *n, const char *section,
+    const char *key, uint64_t v)
+{
+	if (*n < cap) {
+		x[*n] = (evb_broker_extra) { section, key, v };
+		(*n)++;
+	}
+}
+
+/*
+ * run_stats_extra gives the control endpoint's stats reply the
+ * collector's counters (arg: a run_parts), so `evbus stats --ctl` shows
+ * the whole process.
+ */
+static size_t
+run_stats_extra(void *arg, evb_broker_extra *x, size_t cap)
+{
+	const run_parts   *p = arg;
+	evb_collector_stat s;
+	size_t             n = 0;
+
+	if (p->c == NULL) {
+		return 0;
+	}
+	evb_collector_stats(p->c, &s);
+#define RUN_COLL(f) run_extra_add(x, cap, &n, "collector", #f, s.f)
+	RUN_COLL(appended);
+	RUN_COLL(bytes);
+	RUN_COLL(batches);
+	RUN_COLL(duplicates);
+	RUN_COLL(stale);
+	RUN_COLL(gaps);
+	RUN_COLL(gap_events);
+	RUN_COLL(lost);
+	RUN_COLL(bad_frames);
+	RUN_COLL(append_errors);
+	RUN_COLL(epochs);
+	RUN_COLL(last_epoch);
+	RUN_COLL(last_seq);
+	RUN_COLL(commit_last_us);
+	RUN_COLL(commit_max_us);
+	RUN_COLL(heartbeats);
+#undef RUN_COLL
+	return n;
 }
 
 /* run_serve starts both, waits for a signal and stops both. */
@@ -199,7 +253,8 @@ run_run(int argc, char **argv)
 	evb_collector_opts co;
 	evb_broker        *b;
 	evb_collector     *c;
-	int                mode = EVB_WAL_SYNC;
+	run_parts          parts = { NULL };
+	int                mode  = EVB_WAL_SYNC;
 	int                first;
 	int                sig_fd;
 	int                rc;
@@ -215,7 +270,9 @@ run_run(int argc, char **argv)
 	            CLI_CONTINUE)) {
 		return rc;
 	}
-	bo.confirm_url = confirm != NULL ? confirm : RUN_CONFIRM_URL;
+	bo.confirm_url     = confirm != NULL ? confirm : RUN_CONFIRM_URL;
+	bo.stats_extra     = run_stats_extra;
+	bo.stats_extra_arg = &parts;
 	evb_collector_opts_default(&co);
 	co.data_dir   = data != NULL ? data : CLI_DATA_DEFAULT;
 	co.durability = (evb_wal_durability) mode;
@@ -227,7 +284,8 @@ run_run(int argc, char **argv)
 		return rc;
 	}
 	if ((rc = run_open(&bo, &co, &b, &c)) == CLI_CONTINUE) {
-		rc = run_serve(b, c, &bo, co.data_dir, sig_fd);
+		parts.c = c;
+		rc      = run_serve(b, c, &bo, co.data_dir, sig_fd);
 		evb_broker_stop(b);
 		evb_collector_close(c);
 		evb_broker_close(b);

@@ -489,9 +489,9 @@ pt_wait_published(const pt_server *s, json_int_t n)
 static pid_t *
 pt_collector(const pt_server *s, const char *data, const char *err_name)
 {
-	pid_t *pid = pt_start(ARGS("collector", "--data", data, "--connect",
-	                          s->pub, "--ctl", s->ctl, "--ingest", s->ingest,
-	                          "--heartbeat", "0"),
+	pid_t *pid = pt_start(
+	    ARGS("collector", "--data", data, "--connect", s->pub, "--ctl",
+	        s->ctl, "--ingest", s->ingest, "--heartbeat", "0"),
 	    pt_path(err_name), "EVB-COLLECTOR-READY");
 
 	cr_assert_not_null(pid);
@@ -512,8 +512,8 @@ pt_health_from(const pt_log *l, const char *component)
 		    json_object_get(json_object_get(j, "data"), "component"));
 		const char *t = json_string_value(json_object_get(j, "type"));
 
-		n += t != NULL && strcmp(t, "system_health") == 0 && c != NULL &&
-		    strcmp(c, component) == 0;
+		n += t != NULL && strcmp(t, "system_health") == 0 &&
+		    c != NULL && strcmp(c, component) == 0;
 	}
 	return n;
 }
@@ -545,8 +545,8 @@ pt_wait_line(const char *path, const char *needle)
 	uint64_t end = evb_clock_mono_ms() + evb_ts_timeout_ms(PT_WAIT_MS);
 
 	while (!pt_has(path, needle)) {
-		cr_assert_lt(evb_clock_mono_ms(), end, "no %s in %s", needle,
-		    path);
+		cr_assert_lt(
+		    evb_clock_mono_ms(), end, "no %s in %s", needle, path);
 		pt_pause();
 	}
 }
@@ -557,6 +557,9 @@ Test(pipeline, broker_and_collector_heartbeats_are_stored)
 	char     *data  = pt_path("data");
 	char     *data2 = pt_path("data2");
 	pid_t    *c;
+	char     *out;
+	json_t   *st;
+	json_t   *coll;
 
 	// In one process: both components beat through the same ingest.
 	pt_serve(&s, "run",
@@ -566,6 +569,17 @@ Test(pipeline, broker_and_collector_heartbeats_are_stored)
 	pt_wait_health(data, "collector");
 	pt_wait_line(s.err_path, "EVB-COLL-STATS");
 	pt_wait_line(s.err_path, "EVB-BROKER-STATS");
+	// The control endpoint answers for the collector too.
+	cr_assert_eq(pt_run(ARGS("stats", "--ctl", s.ctl, "--json"), &out), 0);
+	cr_assert_not_null(st = json_loads(out, 0, NULL), "%s", out);
+	coll = json_object_get(st, "collector");
+	cr_assert(json_is_object(coll), "no collector section: %s", out);
+	cr_assert_geq(json_integer_value(json_object_get(coll, "appended")), 2);
+	cr_assert_geq(
+	    json_integer_value(json_object_get(coll, "heartbeats")), 1);
+	cr_assert_eq(json_integer_value(json_object_get(coll, "lost")), 0);
+	json_decref(st);
+	free(out);
 	pt_stop(s.pid);
 	// A collector in its own process beats into the broker's ingest.
 	pt_serve(&s, "broker", ARGS(NULL), false, "broker.err");
