@@ -194,6 +194,18 @@ int cli_sig_open(const cli_cmd *cmd, int *fd);
 /* cli_sig_close restores the default actions and closes the pipe. */
 void cli_sig_close(void);
 
+/*
+ * cli_close_deadline flushes stdout and stderr and gives the rest of the
+ * process CLI_CLOSE_GRACE_S seconds: if it has not exited by then, it
+ * exits with status, after a line on standard error. Call it once the
+ * command's work is done and its data safe (logs closed), just before
+ * closing its nng sockets: nng 1.5's nng_close can hang for good in a
+ * race with a socket's reconnect task (nanomsg/nng#1543, fixed in later
+ * releases), and a stop that never ends is worse than skipping a close
+ * at exit.
+ */
+void cli_close_deadline(int status);
+
 /* ---- Broker options (cmd_broker.c) --------------------------------------
  * `evbus broker` and `evbus run` take the same broker options.
  */

@@ -1,6 +1,7 @@
 /*
  * cli_sig.c: SIGINT and SIGTERM as a readable pipe (the self-pipe
- * trick), for the commands that run until told to stop (broker, tail).
+ * trick), for the commands that run until told to stop (broker, tail);
+ * and the deadline on closing their sockets (cli_close_deadline).
  *
  * The handler only writes one byte to the pipe; the command polls the
  * read end next to its other descriptors (nng's receive fd, for tail),
@@ -12,13 +13,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 
+#define CLI_CLOSE_GRACE_S 5 /* See cli_close_deadline. */
+
 static volatile sig_atomic_t sig_write_fd = -1; /* The pipe's write end. */
-static int                   sig_read_fd  = -1; /* Its read end. */
+static volatile sig_atomic_t sig_exit_status;   /* cli_close_deadline's. */
+static int                   sig_read_fd = -1;  /* Its read end. */
 
 static void
 sig_handler(int signo)
@@ -101,5 +106,33 @@ cli_sig_close(void)
 	if (sig_read_fd >= 0) {
 		(void) close(sig_read_fd);
 		sig_read_fd = -1;
+	}
+}
+
+static void
+sig_alarm(int signo)
+{
+	static const char msg[] =
+	    "evbus: closing the sockets did not finish in time (nng 1.5 "
+	    "close race); exiting anyway, the data is safe\n";
+
+	(void) signo;
+	(void) !write(STDERR_FILENO, msg, sizeof(msg) - 1);
+	_exit(sig_exit_status);
+}
+
+void
+cli_close_deadline(int status)
+{
+	struct sigaction sa;
+
+	(void) fflush(stdout);
+	(void) fflush(stderr);
+	sig_exit_status = status;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = sig_alarm;
+	(void) sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGALRM, &sa, NULL) == 0) {
+		(void) alarm(CLI_CLOSE_GRACE_S);
 	}
 }

@@ -183,6 +183,8 @@ broker_run(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 	rc = broker_serve(b, &o, sig_fd);
+	evb_broker_stop(b);
+	cli_close_deadline(rc);
 	evb_broker_close(b);
 	cli_sig_close();
 	return rc;

@@ -162,6 +162,8 @@ collector_run(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 	rc = collector_serve(c, &o, sig_fd);
+	evb_collector_stop(c);
+	cli_close_deadline(rc);
 	evb_collector_close(c);
 	cli_sig_close();
 	return rc;

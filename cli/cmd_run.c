@@ -287,6 +287,8 @@ run_run(int argc, char **argv)
 		parts.c = c;
 		rc      = run_serve(b, c, &bo, co.data_dir, sig_fd);
 		evb_broker_stop(b);
+		evb_collector_stop(c);
+		cli_close_deadline(rc);
 		evb_collector_close(c);
 		evb_broker_close(b);
 	}

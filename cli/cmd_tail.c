@@ -316,6 +316,7 @@ tail_run(int argc, char **argv)
 	}
 	if ((rc = tail_connect(url, &f, &sock)) == CLI_EXIT_OK) {
 		rc = tail_loop(sock, sig_fd, &f, timeout_ms);
+		cli_close_deadline(rc);
 		(void) nng_close(sock);
 	}
 	cli_sig_close();

@@ -648,9 +648,11 @@ evb_collector_close(evb_collector *c)
 		return;
 	}
 	evb_collector_stop(c);
+	// The log first: it is what matters if a socket's close hangs.
+	evb_wal_close(c->wal);
+	c->wal = NULL;
 	coll_remote_close(c);
 	coll_ops_close(c);
-	evb_wal_close(c->wal);
 	evb_buf_fini(&c->arena);
 	free(c->pend);
 	free(c->recs);

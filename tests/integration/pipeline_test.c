@@ -430,6 +430,222 @@ Test(pipeline, run_stores_every_type_field_for_field)
 	free(src);
 }
 
+/*
+ * pt_examples writes examples/events.jsonl with each id suffixed by
+ * "-<tag>" (so two copies are not duplicates of each other) and returns
+ * its path; the events, parsed, are appended to want.
+ */
+static char *
+pt_examples(const char *tag, json_t *want)
+{
+	char *src = evb_ts_path(evb_test_source_dir(), "examples/events.jsonl");
+	char  name[64];
+	char *path;
+	char *in;
+	char *line;
+	char *save = NULL;
+	size_t len;
+	FILE  *f;
+
+	cr_assert_not_null(src);
+	(void) snprintf(name, sizeof(name), "examples-%s.jsonl", tag);
+	path = pt_path(name);
+	cr_assert_eq(evb_ts_file_read(src, &in, &len), EVB_OK);
+	cr_assert_not_null(f = fopen(path, "w"));
+	for (line = strtok_r(in, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		json_t *j = json_loads(line, 0, NULL);
+		char    id[128];
+		char   *text;
+
+		cr_assert_not_null(j);
+		(void) snprintf(id, sizeof(id), "%s-%s",
+		    json_string_value(json_object_get(j, "id")), tag);
+		cr_assert_eq(json_object_set_new(j, "id", json_string(id)), 0);
+		cr_assert_not_null(text = json_dumps(j, JSON_COMPACT));
+		fprintf(f, "%s\n", text);
+		free(text);
+		cr_assert_eq(json_array_append_new(want, j), 0);
+	}
+	cr_assert_eq(fclose(f), 0);
+	free(in);
+	free(src);
+	return path;
+}
+
+/* pt_lines_with parses the lines of the file at path that hold needle. */
+static json_t *
+pt_lines_with(const char *path, const char *needle)
+{
+	json_t *out = json_array();
+	char   *in;
+	char   *line;
+	char   *save = NULL;
+	size_t  len;
+
+	if (evb_ts_file_read(path, &in, &len) != EVB_OK) {
+		return out;
+	}
+	for (line = strtok_r(in, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		json_t *j;
+
+		if (strstr(line, needle) == NULL) {
+			continue;
+		}
+		cr_assert_not_null(j = json_loads(line, 0, NULL), "%s", line);
+		cr_assert_eq(json_array_append_new(out, j), 0);
+	}
+	free(in);
+	return out;
+}
+
+/* pt_tail starts `evbus tail --bus URL EXTRA...` with stdout to out. */
+static pid_t *
+pt_tail(const pt_server *s, const char *out, const char *extra)
+{
+	char     *argv[] = { (char *) evb_test_bin(), "tail", "--bus",
+		    (char *) s->pub, extra != NULL ? "--type" : NULL,
+		    (char *) extra, NULL };
+	evb_ts_io io     = { NULL, out, NULL };
+	pid_t    *pid    = pt_slot();
+
+	cr_assert_eq(evb_ts_spawn(pid, argv, &io), EVB_OK);
+	return pid;
+}
+
+/* pt_same checks that got (stored or tailed) is want plus seq/epoch. */
+static void
+pt_same(const json_t *want, json_t *got)
+{
+	json_t *g = json_deep_copy(got);
+
+	cr_assert(json_is_integer(json_object_get(g, "seq")));
+	cr_assert(json_is_integer(json_object_get(g, "epoch")));
+	cr_assert_eq(json_object_del(g, "seq"), 0);
+	cr_assert_eq(json_object_del(g, "epoch"), 0);
+	cr_assert(json_equal(want, g), "differs: %s",
+	    json_string_value(json_object_get(want, "id")));
+	json_decref(g);
+}
+
+/* pt_find_id finds the line of arr whose id is id, or fails. */
+static json_t *
+pt_find_id(const json_t *arr, const char *id)
+{
+	size_t  i;
+	json_t *j;
+
+	json_array_foreach(arr, i, j)
+	{
+		const char *v = json_string_value(json_object_get(j, "id"));
+
+		if (v != NULL && strcmp(v, id) == 0) {
+			return j;
+		}
+	}
+	cr_assert_fail("%s is missing", id);
+	return NULL;
+}
+
+Test(pipeline, every_type_through_both_ingest_paths_reaches_tail_and_log)
+{
+	pt_server s;
+	char     *data    = pt_path("data");
+	char     *all_out = pt_path("tail-all.out");
+	char     *sig_out = pt_path("tail-sig.out");
+	json_t   *want    = json_array();
+	uint64_t  end;
+	pid_t    *all;
+	pid_t    *sig;
+	json_t   *tailed;
+	json_t   *sigs;
+	pt_log    l;
+	size_t    i;
+	json_t   *w;
+	int       status;
+
+	pt_serve(&s, "run", ARGS("--data", data, "--heartbeat", "50"), false,
+	    "run.err");
+	all = pt_tail(&s, all_out, NULL);
+	sig = pt_tail(&s, sig_out, "system_health");
+	// Both tails are subscribed once they print a heartbeat.
+	end = evb_clock_mono_ms() + evb_ts_timeout_ms(PT_WAIT_MS);
+	while (!pt_has(all_out, "system_health") ||
+	    !pt_has(sig_out, "system_health")) {
+		cr_assert_lt(
+		    evb_clock_mono_ms(), end, "tails saw no heartbeat");
+		pt_pause();
+	}
+	pt_publish(&s, pt_examples("push", want));
+	cr_assert_eq(pt_run(ARGS("publish", "--confirm", "--ingest", s.confirm,
+	                        pt_examples("confirm", want)),
+	                 NULL),
+	    0);
+	l = pt_wait_stored(data, 0);
+	json_decref(l.lines);
+	// Every event is in the log and on the unfiltered tail, field for
+	// field, whichever way it came in.
+	end = evb_clock_mono_ms() + evb_ts_timeout_ms(PT_WAIT_MS);
+	for (;;) {
+		tailed   = pt_lines_with(all_out, "\"source\"");
+		size_t n = 0;
+
+		json_array_foreach(want, i, w)
+		{
+			const char *id =
+			    json_string_value(json_object_get(w, "id"));
+
+			n += pt_has(all_out, id);
+		}
+		if (n == json_array_size(want)) {
+			break;
+		}
+		json_decref(tailed);
+		cr_assert_lt(evb_clock_mono_ms(), end, "tail missed events");
+		pt_pause();
+	}
+	cr_assert_eq(kill(*all, SIGINT), 0);
+	cr_assert_eq(kill(*sig, SIGINT), 0);
+	cr_assert_eq(
+	    evb_ts_wait(all, evb_ts_timeout_ms(PT_WAIT_MS), &status), EVB_OK);
+	cr_assert_eq(evb_ts_exit_code(status), 0);
+	cr_assert_eq(
+	    evb_ts_wait(sig, evb_ts_timeout_ms(PT_WAIT_MS), &status), EVB_OK);
+	cr_assert_eq(evb_ts_exit_code(status), 0);
+	l = pt_wait_stored(data, json_array_size(want));
+	json_array_foreach(want, i, w)
+	{
+		const char *id = json_string_value(json_object_get(w, "id"));
+
+		pt_same(w, pt_find_id(l.lines, id));
+		pt_same(w, pt_find_id(tailed, id));
+	}
+	// The filtered tail got only its type's topic: heartbeats, and the
+	// system_health events of both copies, nothing else.
+	sigs = pt_lines_with(sig_out, "{");
+	json_array_foreach(sigs, i, w)
+	{
+		cr_assert_str_eq(json_string_value(json_object_get(w, "type")),
+		    "system_health");
+	}
+	json_array_foreach(want, i, w)
+	{
+		const char *t = json_string_value(json_object_get(w, "type"));
+
+		if (strcmp(t, "system_health") == 0) {
+			pt_same(w,
+			    pt_find_id(sigs,
+			        json_string_value(json_object_get(w, "id"))));
+		}
+	}
+	json_decref(sigs);
+	json_decref(tailed);
+	json_decref(l.lines);
+	json_decref(want);
+	pt_stop(s.pid);
+}
+
 Test(pipeline, run_sigterm_keeps_everything_and_restart_continues)
 {
 	pt_server s;
