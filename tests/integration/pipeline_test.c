@@ -13,6 +13,9 @@
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <msgpack.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1155,4 +1158,166 @@ Test(pipeline, confirmed_events_survive_kill_9_of_run, .timeout = 300)
 		    pt_run(ARGS("wal", "verify", "--data", data), NULL), 0);
 		pt_stop(s.pid);
 	}
+}
+
+/* pt_md packs a market_data event with this id; bid_ok false packs its
+ * bid as a string, which the schema refuses. */
+static void
+pt_md(msgpack_packer *pk, const char *id, bool bid_ok)
+{
+	msgpack_pack_map(pk, 3);
+	msgpack_pack_str_with_body(pk, "type", 4);
+	msgpack_pack_str_with_body(pk, "market_data", 11);
+	msgpack_pack_str_with_body(pk, "id", 2);
+	msgpack_pack_str_with_body(pk, id, strlen(id));
+	msgpack_pack_str_with_body(pk, "data", 4);
+	msgpack_pack_map(pk, 3);
+	msgpack_pack_str_with_body(pk, "symbol", 6);
+	msgpack_pack_str_with_body(pk, "EURUSD", 6);
+	msgpack_pack_str_with_body(pk, "bid", 3);
+	if (bid_ok) {
+		msgpack_pack_double(pk, 1.5);
+	} else {
+		msgpack_pack_str_with_body(pk, "1.5", 3);
+	}
+	msgpack_pack_str_with_body(pk, "ask", 3);
+	msgpack_pack_double(pk, 1.75);
+}
+
+/* pt_ask sends body on req and returns the reply, decoded into u. */
+static const msgpack_object *
+pt_ask(nng_socket req, const msgpack_sbuffer *body, msgpack_unpacked *u)
+{
+	nng_msg *m;
+
+	cr_assert_eq(nng_send(req, body->data, body->size, 0), 0);
+	cr_assert_eq(nng_recvmsg(req, &m, 0), 0, "no reply");
+	msgpack_unpacked_init(u);
+	cr_assert_eq(
+	    msgpack_unpack_next(u, nng_msg_body(m), nng_msg_len(m), NULL),
+	    MSGPACK_UNPACK_SUCCESS);
+	nng_msg_free(m);
+	cr_assert_eq(u->data.type, MSGPACK_OBJECT_MAP);
+	return &u->data;
+}
+
+/* pt_key finds key in map m, or NULL. */
+static const msgpack_object *
+pt_key(const msgpack_object *m, const char *key)
+{
+	for (uint32_t i = 0; i < m->via.map.size; i++) {
+		const msgpack_object *k = &m->via.map.ptr[i].key;
+
+		if (k->type == MSGPACK_OBJECT_STR &&
+		    k->via.str.size == strlen(key) &&
+		    memcmp(k->via.str.ptr, key, k->via.str.size) == 0) {
+			return &m->via.map.ptr[i].val;
+		}
+	}
+	return NULL;
+}
+
+/* pt_has_str checks that o is a str holding needle. */
+static void
+pt_has_str(const msgpack_object *o, const char *needle)
+{
+	char buf[512];
+
+	cr_assert_not_null(o);
+	cr_assert_eq(o->type, MSGPACK_OBJECT_STR);
+	cr_assert_lt(o->via.str.size, sizeof(buf));
+	memcpy(buf, o->via.str.ptr, o->via.str.size);
+	buf[o->via.str.size] = '\0';
+	cr_assert(strstr(buf, needle) != NULL, "'%s' lacks '%s'", buf, needle);
+}
+
+Test(pipeline, confirmed_ingest_answers_bad_input_and_keeps_running)
+{
+	pt_server             s;
+	char                 *data = pt_path("data");
+	nng_socket            req;
+	msgpack_sbuffer       sb;
+	msgpack_packer        pk;
+	msgpack_unpacked      u;
+	const msgpack_object *r;
+	const msgpack_object *res;
+	char                  pad[2100];
+	char                 *out;
+	json_t               *st;
+	pt_log                l;
+
+	pt_serve(&s, "run", ARGS("--data", data, "--max-msg", "2000"), false,
+	    "run.err");
+	cr_assert_eq(nng_req0_open(&req), 0);
+	cr_assert_eq(nng_socket_set_ms(req, NNG_OPT_RECVTIMEO,
+	                 (nng_duration) evb_ts_timeout_ms(PT_WAIT_MS)),
+	    0);
+	cr_assert_eq(nng_dial(req, s.confirm, NULL, 0), 0);
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+
+	// Garbage bytes: the whole message is refused.
+	msgpack_sbuffer_write(&sb, "\xc1\xc1garbage", 9);
+	r = pt_ask(req, &sb, &u);
+	pt_has_str(pt_key(r, "error"), "");
+	msgpack_unpacked_destroy(&u);
+
+	// A wrong-kind field in a batch: that event alone is rejected.
+	msgpack_sbuffer_clear(&sb);
+	msgpack_pack_array(&pk, 3);
+	pt_md(&pk, "c-1", true);
+	pt_md(&pk, "c-2", false);
+	pt_md(&pk, "c-3", true);
+	r   = pt_ask(req, &sb, &u);
+	res = pt_key(r, "results");
+	cr_assert_not_null(res);
+	cr_assert_eq(res->type, MSGPACK_OBJECT_ARRAY);
+	cr_assert_eq(res->via.array.size, 3);
+	cr_assert_not_null(pt_key(&res->via.array.ptr[0], "seq"));
+	pt_has_str(pt_key(&res->via.array.ptr[1], "error"),
+	    "market_data.data.bid: expected");
+	cr_assert_not_null(pt_key(&res->via.array.ptr[2], "seq"));
+	msgpack_unpacked_destroy(&u);
+
+	// Over --max-msg: refused whole, with the limit named.
+	msgpack_sbuffer_clear(&sb);
+	memset(pad, 'x', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	pt_md(&pk, pad, true);
+	r = pt_ask(req, &sb, &u);
+	pt_has_str(pt_key(r, "error"), "over the limit");
+	msgpack_unpacked_destroy(&u);
+
+	// Trailing bytes: the event stands, one more result says why.
+	msgpack_sbuffer_clear(&sb);
+	pt_md(&pk, "c-4", true);
+	msgpack_pack_nil(&pk);
+	r   = pt_ask(req, &sb, &u);
+	res = pt_key(r, "results");
+	cr_assert_not_null(res);
+	cr_assert_eq(res->via.array.size, 2);
+	cr_assert_not_null(pt_key(&res->via.array.ptr[0], "seq"));
+	pt_has_str(pt_key(&res->via.array.ptr[1], "error"), "trailing");
+	msgpack_unpacked_destroy(&u);
+	msgpack_sbuffer_destroy(&sb);
+	cr_assert_eq(nng_close(req), 0);
+
+	// The counters moved; the bus kept running; the neighbours are
+	// stored, once each.
+	cr_assert_eq(pt_run(ARGS("stats", "--ctl", s.ctl, "--json"), &out), 0);
+	cr_assert_not_null(st = json_loads(out, 0, NULL), "%s", out);
+	cr_assert_eq(
+	    json_integer_value(json_object_get(st, "msgs_refused")), 2);
+	cr_assert_eq(
+	    json_integer_value(json_object_get(st, "msgs_trailing")), 1);
+	cr_assert_eq(json_integer_value(json_object_get(st, "rejected")), 1);
+	json_decref(st);
+	free(out);
+	l = pt_wait_stored(data, 3);
+	cr_assert_eq(pt_count_id(&l, "c-1"), 1);
+	cr_assert_eq(pt_count_id(&l, "c-2"), 0);
+	cr_assert_eq(pt_count_id(&l, "c-3"), 1);
+	cr_assert_eq(pt_count_id(&l, "c-4"), 1);
+	json_decref(l.lines);
+	pt_stop(s.pid);
 }
