@@ -260,6 +260,17 @@ int cli_input_open(const cli_cmd *cmd, const char *path, FILE **f);
 /* cli_input_close closes f unless it is stdin; NULL is ok. */
 void cli_input_close(FILE *f);
 
+struct evb_wal;
+
+/*
+ * cli_wal_open_ro opens the write-ahead log in dir read-only (wal.h lets
+ * it share the log with a running writer). On failure it prints "cannot
+ * open the log in DIR" and why on stderr, naming cmd, and returns
+ * CLI_EXIT_USAGE. Release the log with evb_wal_close.
+ * OUT: *w, on success only.
+ */
+int cli_wal_open_ro(const cli_cmd *cmd, const char *dir, struct evb_wal **w);
+
 /*
  * A line reader for arbitrarily long lines (it grows its buffer as
  * getline does). Caller-allocated: cli_lines_init, cli_lines_next until it

@@ -5,7 +5,8 @@
  * line has no length limit other than memory; proto then bounds what an
  * event may hold. Whole inputs (decode) are read up to a caller's limit so
  * that a huge or endless stdin fails with a message instead of exhausting
- * memory.
+ * memory. A write-ahead log is input too: the commands that read one
+ * (replay, stats) open it read-only through cli_wal_open_ro.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 
 #include "cli/cli.h"
 #include "common/common.h"
+#include "wal/wal.h"
 
 #define IO_CHUNK_BYTES 65536 /* First read buffer; it doubles as needed. */
 
@@ -41,6 +43,23 @@ cli_input_close(FILE *f)
 		// A failed fclose of a stream only read loses nothing.
 		(void) fclose(f);
 	}
+}
+
+int
+cli_wal_open_ro(const cli_cmd *cmd, const char *dir, evb_wal **w)
+{
+	evb_wal_opts o;
+	evb_diag     diag = { "" };
+	int          rc;
+
+	evb_wal_opts_default(&o);
+	o.read_only = true;
+	if ((rc = evb_wal_open(w, dir, &o, &diag)) != EVB_OK) {
+		cli_error(cmd, "cannot open the log in %s: %s", dir,
+		    cli_diag_text(&diag, rc));
+		return CLI_EXIT_USAGE;
+	}
+	return CLI_EXIT_OK;
 }
 
 void

@@ -1,16 +1,27 @@
 /*
- * cmd_stats.c: `evbus stats --ctl URL [--json]`, a running broker's
- * counters, asked of its control endpoint (nng req0 to the broker's
- * rep0; the request and reply are in docs/protocol.md, "Control
- * endpoint").
+ * cmd_stats.c: `evbus stats [--ctl URL] [--data DIR] [--json]`, the
+ * counters of a running broker, of a write-ahead log, or both.
  *
- * The reply is a MessagePack map: counters as integers, then
+ * --ctl asks the broker's control endpoint (nng req0 to the broker's
+ * rep0; the request and reply are in docs/protocol.md, "Control
+ * endpoint"). The reply is a MessagePack map: counters as integers, then
  * published_by_type and rejected_by_type. It is checked with
  * evb_proto_msg_extent before msgpack-c unpacks it, as everything read
  * from a socket is. The table prints the scalar counters in the order
  * the broker sent them, then one row per type; --json prints the map as
  * it came, converted to JSON.
+ *
+ * --data opens the log read-only (so the bus may be running) and takes
+ * evb_wal_stats, then scans the records from the first offset to the
+ * last one those stats gave, so that the counts and the offsets describe
+ * the same records even while the log grows. The scan reads only the
+ * record headers (type, append time), except for gap records, whose
+ * payload says how many seqs they stand for: no event is decoded. The
+ * rates are events appended in the last minute (hour) by the WAL's
+ * append time, divided by 60 (3600). Rejected events never reach the
+ * log, so their counts come from a running broker only.
  */
+#include <inttypes.h>
 #include <jansson.h>
 #include <msgpack.h>
 #include <nng/nng.h>
@@ -20,6 +31,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "collector/collector.h"
+#include "wal/wal.h"
 
 #define STATS_TIMEOUT_MS 5000 /* For the connection, request and reply. */
 
@@ -27,25 +40,40 @@ static int stats_run(int argc, char **argv);
 
 const cli_cmd cli_cmd_stats = {
 	.name    = "stats",
-	.summary = "Print a running broker's counters.",
+	.summary = "Print a running broker's or a log's counters.",
 	.help =
-	    "usage: evbus stats --ctl URL [--json]\n"
+	    "usage: evbus stats [--ctl URL] [--data DIR] [--json]\n"
 	    "\n"
-	    "Ask a running broker's control endpoint (nng req0) for its\n"
-	    "counters and print them: the totals (last seq, messages and\n"
+	    "Print the counters of a running broker (--ctl), what the\n"
+	    "write-ahead log in DIR holds (--data), or both, in that order.\n"
+	    "\n"
+	    "--ctl asks the broker's control endpoint (nng req0) for its\n"
+	    "counters and prints them: the totals (last seq, messages and\n"
 	    "events in, published, rejected, refused messages, the repair\n"
 	    "ring and repairs), then one row per event type with the events\n"
 	    "published and rejected by reason (malformed, schema, too_big).\n"
 	    "Events whose type could not be read are counted as 'unknown'.\n"
+	    "Rejected events are never stored, so rejects come from a\n"
+	    "running bus only.\n"
+	    "\n"
+	    "--data opens the log read-only (the bus may be running) and\n"
+	    "prints its offsets, record count and sizes, then what a scan\n"
+	    "of its records finds: the events of each type, the gap\n"
+	    "records and the seqs they stand for, and the events stored in\n"
+	    "the last minute and the last hour with their rates (events\n"
+	    "per second).\n"
 	    "\n"
 	    "Options:\n"
 	    "  --ctl URL   The broker's control URL, such as\n"
-	    "              tcp://127.0.0.1:5573 (required).\n"
-	    "  -j, --json  Print the counters as one JSON object instead.\n"
+	    "              tcp://127.0.0.1:5573.\n"
+	    "  --data DIR  The log's directory.\n"
+	    "  -j, --json  Print one JSON object instead (with both\n"
+	    "              options: {\"bus\":{...},\"log\":{...}}).\n"
 	    "  -h, --help  Print this help and exit.\n"
 	    "\n"
-	    "Exit status: 0 success, 2 usage error, or no answer from the\n"
-	    "broker within 5 s.\n",
+	    "Exit status: 0 success, 1 a record of the log failed its check\n"
+	    "(counted as bad_records), 2 usage error, no answer from the\n"
+	    "broker within 5 s, or no log in DIR.\n",
 	.run = stats_run,
 };
 
@@ -218,13 +246,12 @@ stats_str(const msgpack_object *o, int *len)
 	return o->via.str.ptr;
 }
 
-/* stats_json_print prints m as one line of JSON. */
+/* stats_json_dump prints j as one line of JSON; NULL is out of memory. */
 static int
-stats_json_print(const msgpack_object *m)
+stats_json_dump(const json_t *j)
 {
-	json_t *j  = stats_json(m);
-	char   *s  = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
-	int     rc = CLI_EXIT_OK;
+	char *s  = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+	int   rc = CLI_EXIT_OK;
 
 	if (s != NULL) {
 		printf("%s\n", s);
@@ -233,13 +260,15 @@ stats_json_print(const msgpack_object *m)
 		rc = CLI_EXIT_USAGE;
 	}
 	free(s);
-	json_decref(j);
 	return rc;
 }
 
-/* stats_print decodes the reply and prints it. */
+/*
+ * stats_print decodes the reply and prints it as a table, or with
+ * is_json converts it to *out (NULL when out of memory).
+ */
 static int
-stats_print(nng_msg *reply, bool is_json)
+stats_print(nng_msg *reply, bool is_json, json_t **out)
 {
 	const char      *p   = nng_msg_body(reply);
 	size_t           len = nng_msg_len(reply);
@@ -261,7 +290,12 @@ stats_print(nng_msg *reply, bool is_json)
 		cli_error(&cli_cmd_stats, "the broker refused: %.*s: %.*s",
 		    elen, e, mlen, m);
 	} else if (is_json) {
-		rc = stats_json_print(&u.data);
+		*out = stats_json(&u.data);
+		rc   = *out != NULL ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+		if (*out == NULL) {
+			cli_error(
+			    &cli_cmd_stats, "%s", evb_strerror(EVB_ENOMEM));
+		}
 	} else {
 		stats_table(&u.data);
 		rc = CLI_EXIT_OK;
@@ -270,31 +304,304 @@ stats_print(nng_msg *reply, bool is_json)
 	return rc;
 }
 
+/* stats_bus asks the broker at url and prints, or converts to *out. */
+static int
+stats_bus(const char *url, bool is_json, json_t **out)
+{
+	nng_msg *reply;
+	int      rc;
+
+	if ((rc = stats_ask(url, &reply)) != CLI_EXIT_OK) {
+		return rc;
+	}
+	rc = stats_print(reply, is_json, out);
+	nng_msg_free(reply);
+	return rc;
+}
+
+/* ---- The log (--data) ---------------------------------------------------- */
+
+#define STATS_MINUTE_NS INT64_C(60000000000) /* The short rate window. */
+#define STATS_HOUR_NS INT64_C(3600000000000) /* The long rate window. */
+
+/*
+ * What --data found in a log. by_type has ntypes + 1 counters: one per
+ * type index, then "unknown" (a type this build does not know). Bad
+ * records fail their check, or are gap records that do not decode.
+ */
+typedef struct stats_log {
+	evb_wal_stat wal;       /* The log's stats, taken before the scan. */
+	uint64_t    *by_type;   /* Events per type index, then unknown. */
+	size_t       ntypes;    /* evb_proto_type_count(). */
+	uint64_t     events;    /* Event records. */
+	uint64_t     gaps;      /* Gap records. */
+	uint64_t     gap_seqs;  /* Seqs that the gap records stand for. */
+	uint64_t     bad;       /* Bad records. */
+	uint64_t     first_bad; /* The first one's offset; 0 when none. */
+	int64_t      now_ns;    /* Wall clock when the scan began. */
+	uint64_t     last_min;  /* Events appended since now - 1 min. */
+	uint64_t     last_hour; /* Events appended since now - 1 h. */
+} stats_log;
+
+/* stats_log_bad counts a record at off that cannot be counted. */
+static void
+stats_log_bad(stats_log *l, uint64_t off)
+{
+	if (l->bad++ == 0) {
+		l->first_bad = off;
+	}
+}
+
+/* stats_log_count counts one record that passed its check. */
+static void
+stats_log_count(stats_log *l, const evb_wal_entry *e)
+{
+	uint64_t ep, f, last;
+
+	if (e->type == EVB_COLLECTOR_GAP_TYPE) {
+		if (evb_collector_gap_decode(
+		        e->payload, e->len, &ep, &f, &last) != EVB_OK ||
+		    last < f) {
+			stats_log_bad(l, e->off);
+			return;
+		}
+		l->gaps++;
+		l->gap_seqs += last - f + 1;
+		return;
+	}
+	l->events++;
+	l->by_type[e->type < l->ntypes ? e->type : l->ntypes]++;
+	// Later append times (a clock stepped back) count as recent.
+	if (e->append_ns >= l->now_ns - STATS_MINUTE_NS) {
+		l->last_min++;
+	}
+	if (e->append_ns >= l->now_ns - STATS_HOUR_NS) {
+		l->last_hour++;
+	}
+}
+
+/* stats_log_scan counts the records up to l->wal.last_off. */
+static int
+stats_log_scan(evb_wal *w, stats_log *l)
+{
+	evb_wal_iter *it;
+	evb_wal_entry e;
+	int           rc;
+
+	if ((rc = evb_wal_iter_open(w, l->wal.first_off, &it)) != EVB_OK) {
+		cli_error(&cli_cmd_stats, "cannot read the log: %s",
+		    evb_strerror(rc));
+		return CLI_EXIT_USAGE;
+	}
+	while (
+	    (rc = evb_wal_iter_next(it, &e)) == EVB_OK || rc == EVB_ECORRUPT) {
+		// Records stored after the stats are left for the next run.
+		if (e.off > l->wal.last_off) {
+			break;
+		}
+		if (rc == EVB_ECORRUPT) {
+			stats_log_bad(l, e.off);
+		} else {
+			stats_log_count(l, &e);
+		}
+	}
+	evb_wal_iter_close(it);
+	if (rc != EVB_OK && rc != EVB_ECORRUPT && rc != EVB_EOF) {
+		cli_error(&cli_cmd_stats, "cannot read the log: %s",
+		    evb_strerror(rc));
+		return CLI_EXIT_USAGE;
+	}
+	if (l->bad > 0) {
+		cli_error(&cli_cmd_stats,
+		    "%llu bad records, the first at offset %llu: a record "
+		    "that fails its check (run 'evbus wal verify') or a gap "
+		    "record that does not decode",
+		    (unsigned long long) l->bad,
+		    (unsigned long long) l->first_bad);
+		return CLI_EXIT_DATA;
+	}
+	return CLI_EXIT_OK;
+}
+
+/* stats_type_name names by_type[i]: a type, or "unknown" past them. */
+static const char *
+stats_type_name(const stats_log *l, size_t i)
+{
+	return i < l->ntypes ? evb_proto_type_name((int) i) : "unknown";
+}
+
+/* stats_log_table prints l as "key value" lines and a table of types. */
+static void
+stats_log_table(const char *dir, const stats_log *l)
+{
+	const struct {
+		const char *key;
+		uint64_t    v;
+	} rows[] = {
+		{ "first_off", l->wal.first_off },
+		{ "last_off", l->wal.last_off },
+		{ "record_count", l->wal.record_count },
+		{ "file_bytes", l->wal.file_bytes },
+		{ "bytes_used", l->wal.bytes_used },
+		{ "log_bytes", l->wal.log_bytes },
+		{ "map_size", l->wal.map_size },
+		{ "events", l->events },
+		{ "gap_records", l->gaps },
+		{ "gap_seqs", l->gap_seqs },
+		{ "bad_records", l->bad },
+		{ "events_last_minute", l->last_min },
+		{ "events_last_hour", l->last_hour },
+	};
+
+	printf("%-20s %s\n", "log", dir);
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		printf("%-20s %" PRIu64 "\n", rows[i].key, rows[i].v);
+	}
+	printf("%-20s %.3f\n", "rate_last_minute", (double) l->last_min / 60);
+	printf("%-20s %.3f\n", "rate_last_hour", (double) l->last_hour / 3600);
+	printf("\n%-20s %10s\n", "type", "events");
+	for (size_t i = 0; i <= l->ntypes; i++) {
+		printf("%-20s %10" PRIu64 "\n", stats_type_name(l, i),
+		    l->by_type[i]);
+	}
+}
+
+/* stats_log_json builds l's JSON object; NULL when out of memory. */
+static json_t *
+stats_log_json(const stats_log *l)
+{
+	json_t *types = json_object();
+
+	for (size_t i = 0; types != NULL && i <= l->ntypes; i++) {
+		if (json_object_set_new(types, stats_type_name(l, i),
+		        json_integer((json_int_t) l->by_type[i])) != 0) {
+			json_decref(types);
+			types = NULL;
+		}
+	}
+	if (types == NULL) {
+		return NULL;
+	}
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, "
+	                 "s:I, s:I, s:I, s:I, s:f, s:I, s:f}",
+	    "first_off", (json_int_t) l->wal.first_off, "last_off",
+	    (json_int_t) l->wal.last_off, "record_count",
+	    (json_int_t) l->wal.record_count, "file_bytes",
+	    (json_int_t) l->wal.file_bytes, "bytes_used",
+	    (json_int_t) l->wal.bytes_used, "log_bytes",
+	    (json_int_t) l->wal.log_bytes, "map_size",
+	    (json_int_t) l->wal.map_size, "events", (json_int_t) l->events,
+	    "events_by_type", types, "gap_records", (json_int_t) l->gaps,
+	    "gap_seqs", (json_int_t) l->gap_seqs, "bad_records",
+	    (json_int_t) l->bad, "events_last_minute", (json_int_t) l->last_min,
+	    "rate_last_minute", (double) l->last_min / 60, "events_last_hour",
+	    (json_int_t) l->last_hour, "rate_last_hour",
+	    (double) l->last_hour / 3600);
+}
+
+/*
+ * stats_log_read opens the log in dir, counts it into l and prints it
+ * as a table, or with is_json converts it to *out.
+ */
+static int
+stats_log_read(const char *dir, bool is_json, json_t **out)
+{
+	stats_log l = { .ntypes = evb_proto_type_count() };
+	evb_wal  *w;
+	int       rc;
+
+	if ((rc = cli_wal_open_ro(&cli_cmd_stats, dir, &w)) != CLI_EXIT_OK) {
+		return rc;
+	}
+	if ((l.by_type = calloc(l.ntypes + 1, sizeof(*l.by_type))) == NULL) {
+		cli_error(&cli_cmd_stats, "%s", evb_strerror(EVB_ENOMEM));
+		rc = CLI_EXIT_USAGE;
+		goto close;
+	}
+	if ((rc = evb_wal_stats(w, &l.wal)) != EVB_OK) {
+		cli_error(&cli_cmd_stats, "cannot read the log: %s",
+		    evb_strerror(rc));
+		rc = CLI_EXIT_USAGE;
+		goto close;
+	}
+	l.now_ns = evb_clock_real_ns();
+	if ((rc = stats_log_scan(w, &l)) == CLI_EXIT_USAGE) {
+		goto close;
+	}
+	if (!is_json) {
+		stats_log_table(dir, &l);
+	} else if ((*out = stats_log_json(&l)) == NULL) {
+		cli_error(&cli_cmd_stats, "%s", evb_strerror(EVB_ENOMEM));
+		rc = CLI_EXIT_USAGE;
+	}
+close:
+	free(l.by_type);
+	evb_wal_close(w);
+	return rc;
+}
+
+/*
+ * stats_json_out prints what --json collected: one section as it is, or
+ * both as {"bus": ..., "log": ...} (null for one that failed).
+ */
+static int
+stats_json_out(json_t *bus_j, json_t *log_j, bool is_both)
+{
+	json_t *j;
+	int     rc;
+
+	if (!is_both) {
+		return bus_j != NULL || log_j != NULL
+		    ? stats_json_dump(bus_j != NULL ? bus_j : log_j)
+		    : CLI_EXIT_OK;
+	}
+	j  = json_pack("{s:O?, s:O?}", "bus", bus_j, "log", log_j);
+	rc = stats_json_dump(j);
+	json_decref(j);
+	return rc;
+}
+
 static int
 stats_run(int argc, char **argv)
 {
 	const char   *url     = NULL;
+	const char   *data    = NULL;
 	bool          is_json = false;
 	const cli_opt opts[]  = {
 		 { "ctl", 0, NULL, &url },
+		 { "data", 0, NULL, &data },
 		 { "json", 'j', &is_json, NULL },
 		 { NULL, 0, NULL, NULL },
 	};
-	nng_msg *reply;
-	int      first;
-	int      rc;
+	json_t *bus_j = NULL;
+	json_t *log_j = NULL;
+	int     first;
+	int     rc = CLI_EXIT_OK;
+	int     r;
 
-	rc = cli_opts_parse_max(&cli_cmd_stats, argc, argv, opts, 0, &first);
-	if (rc != CLI_CONTINUE) {
-		return rc;
+	r = cli_opts_parse_max(&cli_cmd_stats, argc, argv, opts, 0, &first);
+	if (r != CLI_CONTINUE) {
+		return r;
 	}
-	if (url == NULL) {
-		return cli_usage_error(&cli_cmd_stats, "--ctl URL is required");
+	if (url == NULL && data == NULL) {
+		return cli_usage_error(
+		    &cli_cmd_stats, "give --ctl URL, --data DIR or both");
 	}
-	if ((rc = stats_ask(url, &reply)) != CLI_EXIT_OK) {
-		return rc;
+	if (url != NULL) {
+		rc = stats_bus(url, is_json, &bus_j);
 	}
-	rc = stats_print(reply, is_json);
-	nng_msg_free(reply);
+	if (data != NULL) {
+		if (url != NULL && !is_json && rc == CLI_EXIT_OK) {
+			putchar('\n');
+		}
+		r  = stats_log_read(data, is_json, &log_j);
+		rc = r > rc ? r : rc;
+	}
+	if (is_json && (bus_j != NULL || log_j != NULL)) {
+		r  = stats_json_out(bus_j, log_j, url != NULL && data != NULL);
+		rc = r > rc ? r : rc;
+	}
+	json_decref(bus_j);
+	json_decref(log_j);
 	return cli_output_finish(&cli_cmd_stats, rc);
 }

@@ -1321,3 +1321,321 @@ Test(pipeline, confirmed_ingest_answers_bad_input_and_keeps_running)
 	json_decref(l.lines);
 	pt_stop(s.pid);
 }
+
+/* ---- replay --follow and stats --data ---------------------------------------
+ * A follower is `evbus replay --follow` with its stdout in a file; it has
+ * caught up once the file holds the lines expected (stdout is flushed
+ * whenever it reaches the end of the log, so the file fills without a
+ * signal).
+ */
+
+/* pt_mixed writes n events, market_data and user_action by turns (even
+ * i: market_data), with ids <tag>-<i>, to a file. */
+static char *
+pt_mixed(const char *tag, int n)
+{
+	char  name[64];
+	char *path;
+	FILE *f;
+
+	(void) snprintf(name, sizeof(name), "%s-mixed.jsonl", tag);
+	path = pt_path(name);
+	cr_assert_not_null(f = fopen(path, "w"));
+	for (int i = 0; i < n; i++) {
+		if (i % 2 == 0) {
+			fprintf(f,
+			    "{\"type\":\"market_data\",\"id\":\"%s-%d\","
+			    "\"source\":\"pt\",\"data\":{\"symbol\":\"EURUSD\","
+			    "\"bid\":1.5,\"ask\":1.75,\"volume\":%d}}\n",
+			    tag, i, i);
+		} else {
+			fprintf(f,
+			    "{\"type\":\"user_action\",\"id\":\"%s-%d\","
+			    "\"source\":\"pt\",\"data\":{\"user_id\":\"u-%d\","
+			    "\"action\":\"click\"}}\n",
+			    tag, i, i);
+		}
+	}
+	cr_assert_eq(fclose(f), 0);
+	return path;
+}
+
+/* pt_follow starts `evbus replay --follow --data dir EXTRA...`. */
+static pid_t *
+pt_follow(const char *dir, const char *const *extra, const char *out_name)
+{
+	const char *args[PT_MAX_ARGS + 1] = { "replay", "--follow", "--data",
+		dir };
+	int         argc                  = 4;
+	char       *argv[PT_MAX_ARGS + 2];
+	evb_ts_io   io  = { NULL, pt_path(out_name), pt_path("follow.err") };
+	pid_t      *pid = pt_slot();
+
+	for (; *extra != NULL; extra++) {
+		cr_assert_lt(argc, PT_MAX_ARGS);
+		args[argc++] = *extra;
+	}
+	args[argc] = NULL;
+	pt_argv(argv, args);
+	cr_assert_eq(evb_ts_spawn(pid, argv, &io), EVB_OK);
+	return pid;
+}
+
+/* pt_lines counts the complete lines in a file (0 if it is missing). */
+static size_t
+pt_lines(const char *path)
+{
+	char  *data;
+	size_t len, n = 0;
+
+	if (evb_ts_file_read(path, &data, &len) != EVB_OK) {
+		return 0;
+	}
+	for (size_t i = 0; i < len; i++) {
+		n += data[i] == '\n';
+	}
+	free(data);
+	return n;
+}
+
+/* pt_wait_lines waits until the follower's output holds n lines. */
+static void
+pt_wait_lines(pid_t *pid, const char *path, size_t n)
+{
+	uint64_t end = evb_clock_mono_ms() + evb_ts_timeout_ms(PT_WAIT_MS);
+	int      status;
+
+	while (pt_lines(path) < n) {
+		cr_assert_neq(evb_ts_wait(pid, 0, &status), EVB_OK,
+		    "the follower exited with %d", evb_ts_exit_code(status));
+		cr_assert_lt(evb_clock_mono_ms(), end,
+		    "the follower printed %zu lines, not %zu", pt_lines(path),
+		    n);
+		pt_pause();
+	}
+}
+
+/* pt_interrupt sends SIGINT to the follower and returns its exit code. */
+static int
+pt_interrupt(pid_t *pid)
+{
+	int status;
+
+	cr_assert_eq(kill(*pid, SIGINT), 0);
+	cr_assert_eq(evb_ts_wait(pid, evb_ts_timeout_ms(PT_WAIT_MS), &status),
+	    EVB_OK, "the follower did not stop on SIGINT");
+	return evb_ts_exit_code(status);
+}
+
+/* pt_same_as_replay asserts the follower's output is byte for byte
+ * what `evbus replay --data dir EXTRA...` prints now. */
+static void
+pt_same_as_replay(const char *path, const char *dir, const char *const *extra)
+{
+	const char *args[PT_MAX_ARGS + 1] = { "replay", "--data", dir };
+	int         argc                  = 3;
+	char       *want, *got;
+	size_t      len;
+
+	for (; *extra != NULL; extra++) {
+		args[argc++] = *extra;
+	}
+	args[argc] = NULL;
+	cr_assert_eq(pt_run(args, &want), 0);
+	cr_assert_eq(evb_ts_file_read(path, &got, &len), EVB_OK);
+	cr_assert_str_eq(
+	    got, want, "the follower's output differs from replay");
+	free(want);
+	free(got);
+}
+
+/* Issue #4: replay --follow across the end of the log under live load. */
+Test(pipeline, replay_follow_continues_live_with_no_gap_and_no_duplicate)
+{
+	pt_server s;
+	char     *data = pt_path("data");
+	char     *out  = pt_path("follow.out");
+	pid_t    *f;
+	pt_log    l;
+	char      tag[16];
+
+	pt_serve(&s, "run", ARGS("--data", data), false, "run.err");
+	pt_publish(&s, pt_events("a", 0, 500));
+	json_decref(pt_wait_stored(data, 500).lines);
+	f = pt_follow(data, ARGS(NULL), "follow.out");
+	pt_wait_lines(f, out, 500);
+	// Bursts while it follows: it waits between some, not all.
+	for (int b = 0; b < 6; b++) {
+		(void) snprintf(tag, sizeof(tag), "b%d", b);
+		pt_publish(&s, pt_events(tag, 0, 300));
+		if (b % 2 == 0) {
+			pt_wait_lines(f, out, 500 + 300 * (size_t) (b + 1));
+		}
+	}
+	pt_wait_lines(f, out, 2300);
+	cr_assert_eq(pt_interrupt(f), 0);
+	pt_same_as_replay(out, data, ARGS(NULL));
+	l = pt_replay(data);
+	cr_assert_eq(json_array_size(l.lines), 2300);
+	pt_check_once(&l, "a", 0, 500);
+	for (int b = 0; b < 6; b++) {
+		(void) snprintf(tag, sizeof(tag), "b%d", b);
+		pt_check_once(&l, tag, 0, 300);
+	}
+	pt_check_order(&l);
+	json_decref(l.lines);
+	pt_stop(s.pid);
+}
+
+Test(pipeline, replay_follow_applies_the_type_filter_to_live_events)
+{
+	pt_server s;
+	char     *data = pt_path("data");
+	char     *out  = pt_path("follow.out");
+	pid_t    *f;
+	char     *got;
+	char     *line;
+	char     *save = NULL;
+	size_t    len;
+
+	pt_serve(&s, "run", ARGS("--data", data), false, "run.err");
+	pt_publish(&s, pt_mixed("a", 100));
+	json_decref(pt_wait_stored(data, 100).lines);
+	f = pt_follow(data, ARGS("--type", "user_action"), "follow.out");
+	pt_wait_lines(f, out, 50);
+	pt_publish(&s, pt_mixed("b", 400));
+	pt_publish(&s, pt_mixed("c", 200));
+	pt_wait_lines(f, out, 350);
+	// Whatever came after the last user_action is filtered out.
+	json_decref(pt_wait_stored(data, 700).lines);
+	cr_assert_eq(pt_interrupt(f), 0);
+	cr_assert_eq(pt_lines(out), 350);
+	pt_same_as_replay(out, data, ARGS("--type", "user_action"));
+	cr_assert_eq(evb_ts_file_read(out, &got, &len), EVB_OK);
+	for (line = strtok_r(got, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		cr_assert(strstr(line, "\"type\":\"user_action\"") != NULL,
+		    "%s", line);
+	}
+	free(got);
+	pt_stop(s.pid);
+}
+
+Test(pipeline, replay_follow_exits_2_when_the_log_is_removed)
+{
+	pt_server s;
+	char     *data = pt_path("data");
+	char     *err  = pt_path("follow.err");
+	pid_t    *f;
+	int       status;
+
+	pt_serve(&s, "run", ARGS("--data", data), false, "run.err");
+	pt_publish(&s, pt_events("a", 0, 10));
+	json_decref(pt_wait_stored(data, 10).lines);
+	f = pt_follow(data, ARGS(NULL), "follow.out");
+	pt_wait_lines(f, pt_path("follow.out"), 10);
+	pt_stop(s.pid);
+	cr_assert_eq(evb_ts_tmpdir_remove(strdup(data)), EVB_OK);
+	cr_assert_eq(evb_ts_wait(f, evb_ts_timeout_ms(PT_WAIT_MS), &status),
+	    EVB_OK, "the follower goes on without its log");
+	cr_assert_eq(evb_ts_exit_code(status), 2);
+	cr_assert(pt_has(err, "the log was removed while followed"));
+}
+
+/* pt_stats_json runs `evbus stats ARGS... --json` and parses it. */
+static json_t *
+pt_stats_json(const char *const *args)
+{
+	char   *out;
+	json_t *j;
+
+	cr_assert_eq(pt_run(args, &out), 0);
+	cr_assert_not_null(j = json_loads(out, 0, NULL), "%s", out);
+	free(out);
+	return j;
+}
+
+/* pt_int reads the integer at key in object j. */
+static json_int_t
+pt_int(const json_t *j, const char *key)
+{
+	const json_t *v = json_object_get(j, key);
+
+	cr_assert(json_is_integer(v), "no integer %s", key);
+	return json_integer_value(v);
+}
+
+/* pt_row reads the number after "KEY " at the start of a line of a
+ * table that `evbus stats` printed; -1 when there is no such line. */
+static long long
+pt_row(const char *out, const char *key)
+{
+	size_t      n = strlen(key);
+	long long   v;
+	const char *p = out;
+
+	for (; p != NULL; p = strchr(p, '\n'), p = p != NULL ? p + 1 : NULL) {
+		if (strncmp(p, key, n) == 0 && p[n] == ' ' &&
+		    sscanf(p + n, "%lld", &v) == 1) {
+			return v;
+		}
+	}
+	return -1;
+}
+
+Test(pipeline, stats_data_counts_a_live_log_by_type)
+{
+	pt_server s;
+	char     *data = pt_path("data");
+	char *src = evb_ts_path(evb_test_source_dir(), "examples/events.jsonl");
+	json_t *j, *types, *both;
+	char   *out;
+
+	cr_assert_not_null(src);
+	pt_serve(&s, "run", ARGS("--data", data), false, "run.err");
+	// One event of each of the 8 types, then 50 market_data and 50
+	// user_action.
+	pt_publish(&s, src);
+	pt_publish(&s, pt_mixed("m", 100));
+	json_decref(pt_wait_stored(data, 108).lines);
+	j = pt_stats_json(ARGS("stats", "--data", data, "--json"));
+	cr_assert_eq(pt_int(j, "first_off"), 1);
+	cr_assert_eq(pt_int(j, "last_off"), 108);
+	cr_assert_eq(pt_int(j, "record_count"), 108);
+	cr_assert_eq(pt_int(j, "events"), 108);
+	cr_assert_eq(pt_int(j, "gap_records"), 0);
+	cr_assert_eq(pt_int(j, "gap_seqs"), 0);
+	cr_assert_eq(pt_int(j, "bad_records"), 0);
+	cr_assert_eq(pt_int(j, "events_last_hour"), 108);
+	cr_assert_gt(pt_int(j, "file_bytes"), 0);
+	types = json_object_get(j, "events_by_type");
+	cr_assert_eq(json_object_size(types), 9);
+	cr_assert_eq(pt_int(types, "market_data"), 51);
+	cr_assert_eq(pt_int(types, "user_action"), 51);
+	cr_assert_eq(pt_int(types, "signal_generated"), 1);
+	cr_assert_eq(pt_int(types, "pattern_detected"), 1);
+	cr_assert_eq(pt_int(types, "unknown"), 0);
+
+	// Both sources: the broker's counters and the log's, one object.
+	both = pt_stats_json(
+	    ARGS("stats", "--ctl", s.ctl, "--data", data, "--json"));
+	cr_assert_eq(pt_int(json_object_get(both, "bus"), "published"), 108);
+	cr_assert_eq(pt_int(json_object_get(both, "log"), "events"), 108);
+	json_decref(both);
+	json_decref(j);
+
+	cr_assert_eq(pt_run(ARGS("stats", "--data", data), &out), 0);
+	cr_assert_eq(pt_row(out, "events"), 108, "%s", out);
+	cr_assert_eq(pt_row(out, "record_count"), 108, "%s", out);
+	cr_assert_eq(pt_row(out, "market_data"), 51, "%s", out);
+	cr_assert_eq(pt_row(out, "user_action"), 51, "%s", out);
+	cr_assert_eq(pt_row(out, "fire_command"), 1, "%s", out);
+	free(out);
+	cr_assert_eq(
+	    pt_run(ARGS("stats", "--ctl", s.ctl, "--data", data), &out), 0);
+	cr_assert(strstr(out, "published ") != NULL, "%s", out);
+	cr_assert(strstr(out, "\nlog ") != NULL, "%s", out);
+	free(out);
+	pt_stop(s.pid);
+	free(src);
+}
