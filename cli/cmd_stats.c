@@ -54,7 +54,9 @@ const cli_cmd cli_cmd_stats = {
 	    "published and rejected by reason (malformed, schema, too_big).\n"
 	    "Events whose type could not be read are counted as 'unknown'.\n"
 	    "Rejected events are never stored, so rejects come from a\n"
-	    "running bus only.\n"
+	    "running bus only. 'evbus run' adds its collector's counters\n"
+	    "(events and bytes stored, gaps, lost, commit times) as\n"
+	    "collector.* lines.\n"
 	    "\n"
 	    "--data opens the log read-only (the bus may be running) and\n"
 	    "prints its offsets, record count and sizes, then what a scan\n"
@@ -140,6 +142,43 @@ stats_cell(const msgpack_object *m, const char *key, int width)
 	}
 }
 
+/*
+ * stats_sections prints each map of m other than the two per-type ones:
+ * the counters of the other components in the broker's process (the
+ * collector's in `evbus run`), as "section.key value" lines.
+ */
+static void
+stats_sections(const msgpack_object *m)
+{
+	for (uint32_t i = 0; i < m->via.map.size; i++) {
+		const msgpack_object *k = &m->via.map.ptr[i].key;
+		const msgpack_object *v = &m->via.map.ptr[i].val;
+
+		if (k->type != MSGPACK_OBJECT_STR ||
+		    v->type != MSGPACK_OBJECT_MAP ||
+		    stats_get(m, "published_by_type") == v ||
+		    stats_get(m, "rejected_by_type") == v) {
+			continue;
+		}
+		putchar('\n');
+		for (uint32_t j = 0; j < v->via.map.size; j++) {
+			const msgpack_object *ck = &v->via.map.ptr[j].key;
+			const msgpack_object *cv = &v->via.map.ptr[j].val;
+			char                  name[96];
+
+			if (ck->type != MSGPACK_OBJECT_STR ||
+			    cv->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+				continue;
+			}
+			(void) snprintf(name, sizeof(name), "%.*s.%.*s",
+			    (int) k->via.str.size, k->via.str.ptr,
+			    (int) ck->via.str.size, ck->via.str.ptr);
+			printf("%-26s %llu\n", name,
+			    (unsigned long long) cv->via.u64);
+		}
+	}
+}
+
 /* stats_table prints the reply m as a table. */
 static void
 stats_table(const msgpack_object *m)
@@ -179,6 +218,7 @@ stats_table(const msgpack_object *m)
 		stats_cell(&rej->via.map.ptr[i].val, "too_big", 10);
 		putchar('\n');
 	}
+	stats_sections(m);
 }
 
 /* stats_json converts o to a new JSON value, or NULL (out of memory). */
