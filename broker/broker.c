@@ -43,6 +43,8 @@
  * itself; only a message over twice the limit goes uncounted.
  */
 #define BROKER_RECVMAX_FACTOR 2
+/* Longest wait of one confirm reply for its pipe (broker_confirm.c). */
+#define BROKER_CONFIRM_SEND_MS 5000
 #define BROKER_RECV_MAX_LIMIT ((size_t) 1 << 30) /* Largest --max-msg. */
 
 #define BROKER_PUB_LOG_WINDOW_MS 10000 /* pub0 send failure lines: */
@@ -218,9 +220,11 @@ open_sockets(evb_broker *b, evb_diag *diag)
 		}
 		b->has_confirm = true;
 		if ((rv = nng_socket_set_size(b->confirm, NNG_OPT_RECVMAXSZ,
-		         o->recv_max_bytes * BROKER_RECVMAX_FACTOR)) != 0) {
+		         o->recv_max_bytes * BROKER_RECVMAX_FACTOR)) != 0 ||
+		    (rv = nng_socket_set_ms(b->confirm, NNG_OPT_SENDTIMEO,
+		         BROKER_CONFIRM_SEND_MS)) != 0) {
 			return broker_nng_err(
-			    rv, diag, "confirm receive limit");
+			    rv, diag, "confirm socket options");
 		}
 		if ((rv = open_listen(b->confirm, o->confirm_url, "confirm",
 		         diag)) != EVB_OK) {
@@ -292,6 +296,11 @@ evb_broker_open(evb_broker **out, const evb_broker_opts *o, evb_diag *diag)
 		rc = evb_err_errno(rc);
 		goto fail;
 	}
+	if ((rc = pthread_cond_init(&b->confirm_cv, NULL)) != 0) {
+		(void) pthread_mutex_destroy(&b->confirm_mtx);
+		rc = evb_err_errno(rc);
+		goto fail;
+	}
 	b->has_confirm_sync = true;
 	if ((rc = ring_init(&b->ring, o->ring_bytes)) != EVB_OK) {
 		goto fail;
@@ -341,8 +350,11 @@ evb_broker_start(evb_broker *b)
 	    (rc = start_thread(&b->ctl_thr, &b->has_ctl_thr, ctl_main, b)) !=
 	        EVB_OK ||
 	    (b->has_confirm &&
-	        (rc = start_thread(&b->confirm_thr, &b->has_confirm_thr,
-	             confirm_main, b)) != EVB_OK)) {
+	        ((rc = start_thread(&b->confirm_send_thr,
+	              &b->has_confirm_send_thr, confirm_sender_main, b)) !=
+	                EVB_OK ||
+	            (rc = start_thread(&b->confirm_thr, &b->has_confirm_thr,
+	                 confirm_main, b)) != EVB_OK))) {
 		evb_broker_stop(b);
 		return rc;
 	}
@@ -396,6 +408,10 @@ evb_broker_stop(evb_broker *b)
 	stop_join(b->ingest_thr, &b->has_ingest_thr);
 	stop_socket(b->confirm, &b->has_confirm);
 	stop_join(b->confirm_thr, &b->has_confirm_thr);
+	if (b->has_confirm_send_thr) {
+		confirm_sender_stop(b);
+		stop_join(b->confirm_send_thr, &b->has_confirm_send_thr);
+	}
 	confirm_drop_all(b);
 	stop_socket(b->ctl, &b->has_ctl);
 	stop_join(b->ctl_thr, &b->has_ctl_thr);
@@ -420,6 +436,7 @@ evb_broker_close(evb_broker *b)
 	stop_socket(b->pub, &b->has_pub);
 	confirm_drop_all(b);
 	if (b->has_confirm_sync) {
+		(void) pthread_cond_destroy(&b->confirm_cv);
 		(void) pthread_mutex_destroy(&b->confirm_mtx);
 	}
 	if (b->has_sync) {

@@ -24,8 +24,15 @@
  * Locks: confirm_mtx guards the queue, every queued request's results
  * and the durable position. It is never held together with
  * evb_broker.mtx: the notes take it after broker_publish has returned.
- * The nng send under it never waits (NNG_FLAG_NONBLOCK) and calls nothing
- * of ours.
+ *
+ * Sending: a covered request moves to the ready list, and a sender thread
+ * of its own sends the replies, outside the lock, with a send that may
+ * wait. Why not send on the spot, without waiting: the collector's thread
+ * is the one that learns what is durable, and rep0 takes one reply per
+ * pipe at a time; when the requester's previous reply is still being
+ * written, a send that must not wait fails, and the reply was lost (a
+ * requester that does not resend then hangs). The sender waits for the
+ * pipe instead, at most BROKER_CONFIRM_SEND_MS.
  */
 #include <msgpack.h>
 #include <stdlib.h>
@@ -198,7 +205,12 @@ confirm_encode(const confirm_req *r, msgpack_sbuffer *sb)
 	return e;
 }
 
-/* confirm_send sends r's reply (with the request's route) and frees r. */
+/*
+ * confirm_send sends r's reply (with the request's route) and frees r. On
+ * the sender thread, without confirm_mtx: the send may wait, for at most
+ * BROKER_CONFIRM_SEND_MS, until the requester's pipe has written the reply
+ * before (rep0 holds one reply per pipe in flight and queues the next).
+ */
 static void
 confirm_send(evb_broker *b, confirm_req *r)
 {
@@ -209,7 +221,7 @@ confirm_send(evb_broker *b, confirm_req *r)
 	nng_msg_clear(m);
 	if (confirm_encode(r, &sb) != 0 ||
 	    nng_msg_append(m, sb.data, sb.size) != 0 ||
-	    nng_sendmsg(b->confirm, m, NNG_FLAG_NONBLOCK) != 0) {
+	    nng_sendmsg(b->confirm, m, 0) != 0) {
 		// The requester times out and retries; the WAL's duplicate
 		// suppression gives the retry the original seqs.
 		atomic_fetch_add(&b->confirm_unsent, 1);
@@ -221,12 +233,13 @@ confirm_send(evb_broker *b, confirm_req *r)
 	confirm_req_free(r);
 }
 
-/* confirm_pop sends every queued reply that the durable position covers.
- * Under confirm_mtx. */
+/* confirm_pop hands every queued reply that the durable position covers
+ * to the sender thread. Under confirm_mtx. */
 static void
 confirm_pop(evb_broker *b)
 {
 	confirm_req *r;
+	bool         any = false;
 
 	while ((r = b->confirm_head) != NULL && !r->is_open &&
 	    r->max_seq <= b->confirm_durable) {
@@ -234,8 +247,54 @@ confirm_pop(evb_broker *b)
 		if (b->confirm_head == NULL) {
 			b->confirm_tail = NULL;
 		}
-		confirm_send(b, r);
+		r->next = NULL;
+		if (b->confirm_ready_tail != NULL) {
+			b->confirm_ready_tail->next = r;
+		} else {
+			b->confirm_ready = r;
+		}
+		b->confirm_ready_tail = r;
+		any                   = true;
 	}
+	if (any) {
+		evb_assert(pthread_cond_signal(&b->confirm_cv) == 0);
+	}
+}
+
+void *
+confirm_sender_main(void *arg)
+{
+	evb_broker  *b = arg;
+	confirm_req *r;
+
+	evb_assert(pthread_mutex_lock(&b->confirm_mtx) == 0);
+	for (;;) {
+		while (b->confirm_ready == NULL && !b->confirm_stopping) {
+			evb_assert(pthread_cond_wait(
+			               &b->confirm_cv, &b->confirm_mtx) == 0);
+		}
+		if ((r = b->confirm_ready) == NULL) {
+			break; // Stopping, and nothing left to try.
+		}
+		b->confirm_ready = r->next;
+		if (b->confirm_ready == NULL) {
+			b->confirm_ready_tail = NULL;
+		}
+		evb_assert(pthread_mutex_unlock(&b->confirm_mtx) == 0);
+		confirm_send(b, r);
+		evb_assert(pthread_mutex_lock(&b->confirm_mtx) == 0);
+	}
+	evb_assert(pthread_mutex_unlock(&b->confirm_mtx) == 0);
+	return NULL;
+}
+
+void
+confirm_sender_stop(evb_broker *b)
+{
+	evb_assert(pthread_mutex_lock(&b->confirm_mtx) == 0);
+	b->confirm_stopping = true;
+	evb_assert(pthread_cond_broadcast(&b->confirm_cv) == 0);
+	evb_assert(pthread_mutex_unlock(&b->confirm_mtx) == 0);
 }
 
 /* confirm_open queues r, open, before its events are published. */
@@ -365,6 +424,12 @@ confirm_drop_all(evb_broker *b)
 		confirm_req_free(r);
 	}
 	b->confirm_tail = NULL;
+	while ((r = b->confirm_ready) != NULL) {
+		b->confirm_ready = r->next;
+		atomic_fetch_add(&b->confirm_unsent, 1);
+		confirm_req_free(r);
+	}
+	b->confirm_ready_tail = NULL;
 	free(b->confirm_late);
 	b->confirm_late     = NULL;
 	b->confirm_nlate    = 0;

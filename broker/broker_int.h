@@ -150,7 +150,9 @@ struct evb_broker {
 	pthread_t ctl_thr;
 	pthread_t timer_thr;
 	pthread_t confirm_thr;
+	pthread_t confirm_send_thr; /* Sends the ready replies. */
 	bool      has_confirm_thr;
+	bool      has_confirm_send_thr;
 	bool      has_ingest_thr;
 	bool      has_ctl_thr;
 	bool      has_timer_thr;
@@ -172,6 +174,10 @@ struct evb_broker {
 	bool             has_confirm_sync; /* confirm_mtx initialised. */
 	confirm_req     *confirm_head;     /* Oldest waiting request. */
 	confirm_req     *confirm_tail;     /* Newest waiting request. */
+	confirm_req     *confirm_ready;    /* Replies to send, oldest first. */
+	confirm_req     *confirm_ready_tail;
+	pthread_cond_t   confirm_cv;       /* Wakes the reply sender. */
+	bool             confirm_stopping; /* The sender exits when idle. */
 	uint64_t         confirm_durable;  /* Durable seq of this epoch. */
 	confirm_late    *confirm_late;     /* Reports for the open request. */
 	size_t           confirm_nlate;    /* Entries in confirm_late. */
@@ -209,6 +215,10 @@ void confirm_note_refused(evb_broker *b, confirm_req *r, const char *msg);
 /* confirm_drop_all frees the waiting requests, unanswered (stop). */
 void confirm_drop_all(evb_broker *b);
 
+/* confirm_sender_stop makes the reply sender exit once it has tried the
+ * replies ready so far (they fail fast once the socket is closed). */
+void confirm_sender_stop(evb_broker *b);
+
 /* ---- broker.c ----------------------------------------------------------- */
 
 /*
@@ -238,10 +248,11 @@ void ring_append(broker_ring *r, uint64_t seq, const void *frame, size_t len);
 
 /* ---- Threads: each file's entry point ----------------------------------- */
 
-void *ingest_main(void *arg);    /* broker_ingest.c */
-void *ctl_main(void *arg);       /* broker_ctl.c */
-void *heartbeat_main(void *arg); /* broker_heartbeat.c */
-void *confirm_main(void *arg);   /* broker_confirm.c */
+void *ingest_main(void *arg);         /* broker_ingest.c */
+void *ctl_main(void *arg);            /* broker_ctl.c */
+void *heartbeat_main(void *arg);      /* broker_heartbeat.c */
+void *confirm_main(void *arg);        /* broker_confirm.c */
+void *confirm_sender_main(void *arg); /* broker_confirm.c */
 
 /*
  * heartbeat_event builds the broker's system_health event (broker_

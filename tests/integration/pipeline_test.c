@@ -1184,21 +1184,32 @@ pt_md(msgpack_packer *pk, const char *id, bool bid_ok)
 	msgpack_pack_double(pk, 1.75);
 }
 
-/* pt_ask sends body on req and returns the reply, decoded into u. */
-static const msgpack_object *
-pt_ask(nng_socket req, const msgpack_sbuffer *body, msgpack_unpacked *u)
-{
-	nng_msg *m;
+/* A reply of the confirmed ingest: the unpacked map points into msg. */
+typedef struct pt_reply {
+	nng_msg         *msg;
+	msgpack_unpacked u;
+} pt_reply;
 
+/* pt_ask sends body on req and returns the reply's map, held in r until
+ * pt_reply_done. */
+static const msgpack_object *
+pt_ask(nng_socket req, const msgpack_sbuffer *body, pt_reply *r)
+{
 	cr_assert_eq(nng_send(req, body->data, body->size, 0), 0);
-	cr_assert_eq(nng_recvmsg(req, &m, 0), 0, "no reply");
-	msgpack_unpacked_init(u);
-	cr_assert_eq(
-	    msgpack_unpack_next(u, nng_msg_body(m), nng_msg_len(m), NULL),
+	cr_assert_eq(nng_recvmsg(req, &r->msg, 0), 0, "no reply");
+	msgpack_unpacked_init(&r->u);
+	cr_assert_eq(msgpack_unpack_next(&r->u, nng_msg_body(r->msg),
+	                 nng_msg_len(r->msg), NULL),
 	    MSGPACK_UNPACK_SUCCESS);
-	nng_msg_free(m);
-	cr_assert_eq(u->data.type, MSGPACK_OBJECT_MAP);
-	return &u->data;
+	cr_assert_eq(r->u.data.type, MSGPACK_OBJECT_MAP);
+	return &r->u.data;
+}
+
+static void
+pt_reply_done(pt_reply *r)
+{
+	msgpack_unpacked_destroy(&r->u);
+	nng_msg_free(r->msg);
 }
 
 /* pt_key finds key in map m, or NULL. */
@@ -1238,7 +1249,7 @@ Test(pipeline, confirmed_ingest_answers_bad_input_and_keeps_running)
 	nng_socket            req;
 	msgpack_sbuffer       sb;
 	msgpack_packer        pk;
-	msgpack_unpacked      u;
+	pt_reply              rep;
 	const msgpack_object *r;
 	const msgpack_object *res;
 	char                  pad[2100];
@@ -1258,9 +1269,9 @@ Test(pipeline, confirmed_ingest_answers_bad_input_and_keeps_running)
 
 	// Garbage bytes: the whole message is refused.
 	msgpack_sbuffer_write(&sb, "\xc1\xc1garbage", 9);
-	r = pt_ask(req, &sb, &u);
+	r = pt_ask(req, &sb, &rep);
 	pt_has_str(pt_key(r, "error"), "");
-	msgpack_unpacked_destroy(&u);
+	pt_reply_done(&rep);
 
 	// A wrong-kind field in a batch: that event alone is rejected.
 	msgpack_sbuffer_clear(&sb);
@@ -1268,7 +1279,7 @@ Test(pipeline, confirmed_ingest_answers_bad_input_and_keeps_running)
 	pt_md(&pk, "c-1", true);
 	pt_md(&pk, "c-2", false);
 	pt_md(&pk, "c-3", true);
-	r   = pt_ask(req, &sb, &u);
+	r   = pt_ask(req, &sb, &rep);
 	res = pt_key(r, "results");
 	cr_assert_not_null(res);
 	cr_assert_eq(res->type, MSGPACK_OBJECT_ARRAY);
@@ -1277,28 +1288,28 @@ Test(pipeline, confirmed_ingest_answers_bad_input_and_keeps_running)
 	pt_has_str(pt_key(&res->via.array.ptr[1], "error"),
 	    "market_data.data.bid: expected");
 	cr_assert_not_null(pt_key(&res->via.array.ptr[2], "seq"));
-	msgpack_unpacked_destroy(&u);
+	pt_reply_done(&rep);
 
 	// Over --max-msg: refused whole, with the limit named.
 	msgpack_sbuffer_clear(&sb);
 	memset(pad, 'x', sizeof(pad) - 1);
 	pad[sizeof(pad) - 1] = '\0';
 	pt_md(&pk, pad, true);
-	r = pt_ask(req, &sb, &u);
+	r = pt_ask(req, &sb, &rep);
 	pt_has_str(pt_key(r, "error"), "over the limit");
-	msgpack_unpacked_destroy(&u);
+	pt_reply_done(&rep);
 
 	// Trailing bytes: the event stands, one more result says why.
 	msgpack_sbuffer_clear(&sb);
 	pt_md(&pk, "c-4", true);
 	msgpack_pack_nil(&pk);
-	r   = pt_ask(req, &sb, &u);
+	r   = pt_ask(req, &sb, &rep);
 	res = pt_key(r, "results");
 	cr_assert_not_null(res);
 	cr_assert_eq(res->via.array.size, 2);
 	cr_assert_not_null(pt_key(&res->via.array.ptr[0], "seq"));
 	pt_has_str(pt_key(&res->via.array.ptr[1], "error"), "trailing");
-	msgpack_unpacked_destroy(&u);
+	pt_reply_done(&rep);
 	msgpack_sbuffer_destroy(&sb);
 	cr_assert_eq(nng_close(req), 0);
 
