@@ -16,11 +16,12 @@
  *                                the WAL's env flags for the mode (no
  *                                flush thread in periodic mode)
  *   wal_append_<mode>_b<batch>   evb_wal_append with default options:
- *                                each record has an id (duplicate check
- *                                and index) and a ts (time index)
+ *                                each record has an id (stored in it and
+ *                                checked against the duplicate window)
+ *                                and a ts (time index)
  *   wal_noid_<mode>_b<batch>     the same without ids: the log and the
  *                                time index only, so the difference to
- *                                the line above is the duplicate index
+ *                                the line above is the duplicate window
  *   wal_replay                   an iterator over the none_b8192 log,
  *                                warm in the page cache; latencies per
  *                                chunk of BENCH_REPLAY_CHUNK records
@@ -28,11 +29,20 @@
  *                                1024 (no time limit); the rate column is
  *                                the size of data.mdb divided by N, in
  *                                bytes per event, indexes included
+ *   wal_dedup_rebuild            that log reopened, and its first append
+ *                                of one event timed: it builds the
+ *                                duplicate window's table from the last N
+ *                                records (the default window is 1,000,000
+ *                                records); n is the ids in the window,
+ *                                rate ids per second, and the latencies
+ *                                that one append
  *
  * Append latencies are per commit (one batch), and secs is the sum of
  * them, so making the next batch's ids (the producers' work) is not
  * counted on either side. Both sides map 1 GiB up front, so map growth
- * is not part of the comparison. Ids are what
+ * is not part of the comparison. Each wal_append case is a fresh handle,
+ * so it includes building the duplicate window's table (empty) and
+ * faulting in its memory as the window fills. Ids are what
  * producers send: ULIDs (10 characters of millisecond time, 16 random)
  * from BENCH_PRODUCERS producers interleaved at random, each producer's
  * ids increasing within a millisecond, a millisecond every
@@ -437,7 +447,35 @@ dir_remove:
 	return (rc);
 }
 
-/* bench_disk appends exactly n events and reports bytes on disk each. */
+/*
+ * bench_rebuild times the first append of a handle just opened on a log
+ * full of ids, which builds the duplicate window from the records.
+ */
+static int
+bench_rebuild(evb_wal *w, bench_events *ev)
+{
+	evb_wal_stat  st;
+	evb_diag      d = { { 0 } };
+	uint64_t      c0, ns;
+	bench_samples s = { NULL, 0, 0 };
+	int           rc;
+
+	bench_events_next(ev, 1, true);
+	c0 = evb_clock_mono_ns();
+	if ((rc = evb_wal_append(w, ev->recs, 1, NULL, &d)) != EVB_OK) {
+		return (bench_fail("append", rc, d.msg));
+	}
+	ns = evb_clock_mono_ns() - c0;
+	if ((rc = evb_wal_stats(w, &st)) != EVB_OK) {
+		return (bench_fail("stats", rc, NULL));
+	}
+	bench_samples_add(&s, (double) ns / 1e3);
+	bench_report("wal_dedup_rebuild", st.id_count, (double) ns / 1e9, &s);
+	return (0);
+}
+
+/* bench_disk appends exactly n events and reports bytes on disk each,
+ * then times the rebuild of the duplicate window. */
 static int
 bench_disk(bench_events *ev, uint64_t n)
 {
@@ -476,6 +514,7 @@ bench_disk(bench_events *ev, uint64_t n)
 			printf("wal_disk_b%d %llu %.3f %.1f 0.000 0.000\n",
 			    BENCH_DISK_BATCH, (unsigned long long) n, t,
 			    (double) st.file_bytes / (double) n);
+			rc = bench_rebuild(w, ev);
 		}
 		evb_wal_close(w);
 	}

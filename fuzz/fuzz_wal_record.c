@@ -8,11 +8,12 @@
  * input:
  *   - a refused value gives EVB_ECORRUPT, a non-empty diag, and leaves
  *     the entry alone; the answer does not depend on the diag;
- *   - an accepted value has the header's length, a payload inside the
- *     input, flags 0, and encodes back to exactly the input (the format
- *     has one encoding per record);
- *   - the input taken as a payload, with header fields from its first
- *     bytes, encodes to a record that decodes back to the same fields;
+ *   - an accepted value has the header's lengths, an id and a payload
+ *     inside the input, flags 0, and encodes back to exactly the input
+ *     (the format has one encoding per record);
+ *   - the input taken as a payload, with header fields and an id from its
+ *     first bytes, encodes to a record that decodes back to the same
+ *     fields;
  *   - CRC-32C over the input in one call equals the CRC extended over
  *     two pieces split anywhere (the incremental form the decoder uses).
  *
@@ -31,7 +32,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FUZZ_OFF 7             /* The offset the value is read at. */
-#define FUZZ_HDR 44            /* The record header (docs). */
+#define FUZZ_HDR 45            /* The record header (docs). */
 #define FUZZ_MAX_PAYLOAD 65536 /* Cap for the encode round trip. */
 
 static uint64_t
@@ -68,14 +69,20 @@ fuzz_decode(const uint8_t *data, size_t size)
 		    "a refused decode wrote the entry");
 		return;
 	}
-	fuzz_check(size >= FUZZ_HDR && e.len == size - FUZZ_HDR, "length");
+	fuzz_check(size >= FUZZ_HDR && e.id_len <= EVB_WAL_ID_MAX &&
+	        e.len == size - FUZZ_HDR - e.id_len,
+	    "lengths");
 	fuzz_check(e.off == FUZZ_OFF && e.flags == 0, "offset and flags");
-	fuzz_check(e.len == 0 ? e.payload == NULL
-	                      : (const uint8_t *) e.payload == data + FUZZ_HDR,
+	fuzz_check(e.id_len == 0 ? e.id == NULL
+	                         : (const uint8_t *) e.id == data + FUZZ_HDR,
+	    "id inside the value");
+	fuzz_check(e.len == 0
+	        ? e.payload == NULL
+	        : (const uint8_t *) e.payload == data + FUZZ_HDR + e.id_len,
 	    "payload inside the value");
-	fuzz_check(evb_wal_record_size(e.len) == size, "record size");
+	fuzz_check(evb_wal_record_size(e.id_len, e.len) == size, "record size");
 	r = (evb_wal_rec) { e.type, e.epoch, e.seq, e.ts_ns, e.payload, e.len,
-		NULL, 0 };
+		e.id, e.id_len };
 	if ((enc = malloc(size)) == NULL) {
 		return;
 	}
@@ -89,24 +96,28 @@ static void
 fuzz_encode(const uint8_t *data, size_t size)
 {
 	size_t        len = size < FUZZ_MAX_PAYLOAD ? size : FUZZ_MAX_PAYLOAD;
+	size_t        idn = size == 0 ? 0 : data[0] % (EVB_WAL_ID_MAX + 1);
 	evb_wal_rec   r   = { (uint16_t) fuzz_be64(data, size, 0),
 		    fuzz_be64(data, size, 1), fuzz_be64(data, size, 2),
-		    (int64_t) fuzz_be64(data, size, 3), data, len, NULL, 0 };
+		    (int64_t) fuzz_be64(data, size, 3), data, len, data,
+                idn < size ? idn : size };
 	int64_t       at  = (int64_t) fuzz_be64(data, size, 4);
 	evb_wal_entry e;
 	uint8_t      *enc;
 
-	if ((enc = malloc(evb_wal_record_size(len))) == NULL) {
+	if ((enc = malloc(evb_wal_record_size(r.id_len, len))) == NULL) {
 		return;
 	}
 	evb_wal_record_encode(enc, &r, at);
 	fuzz_check(evb_wal_record_decode(FUZZ_OFF, enc,
-	               evb_wal_record_size(len), &e, NULL) == EVB_OK,
+	               evb_wal_record_size(r.id_len, len), &e, NULL) == EVB_OK,
 	    "our own record must decode");
 	fuzz_check(e.type == r.type && e.epoch == r.epoch && e.seq == r.seq &&
-	        e.ts_ns == r.ts_ns && e.append_ns == at && e.len == len,
+	        e.ts_ns == r.ts_ns && e.append_ns == at && e.len == len &&
+	        e.id_len == r.id_len,
 	    "fields changed in a round trip");
 	fuzz_check(len == 0 || memcmp(e.payload, data, len) == 0, "payload");
+	fuzz_check(r.id_len == 0 || memcmp(e.id, data, r.id_len) == 0, "id");
 	free(enc);
 }
 

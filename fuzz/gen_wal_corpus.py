@@ -2,7 +2,7 @@
 """Write the named seeds of fuzz/corpus/fuzz_wal_record/.
 
 Each seed is one stored WAL record value (docs/wal-format.md, record
-version 2). A name says what it must do, and tests/unit/wal_corpus_test.c
+version 3). A name says what it must do, and tests/unit/wal_corpus_test.c
 checks it: valid-* decodes, hostile-* is refused with EVB_ECORRUPT.
 Needs only the standard library: python3 fuzz/gen_wal_corpus.py
 Run it again after a change to the record format.
@@ -10,8 +10,8 @@ Run it again after a change to the record format.
 import os
 import struct
 
-VERSION = 2
-HDR = 44
+VERSION = 3
+HDR = 45
 
 
 def crc32c(data, crc=0):
@@ -27,13 +27,16 @@ assert crc32c(b"123456789") == 0xE3069283
 
 
 def record(type_, epoch, seq, ts, append, payload, version=VERSION,
-           flags=0, length=None):
+           flags=0, length=None, id_=b"", id_len=None):
     if length is None:
         length = len(payload)
+    if id_len is None:
+        id_len = len(id_)
     head = struct.pack(">BBHQQqqI", version, flags, type_, epoch, seq, ts,
                        append, length)
-    crc = crc32c(payload, crc32c(head))
-    return head + struct.pack(">I", crc) + payload
+    tail = bytes([id_len]) + id_ + payload
+    crc = crc32c(tail, crc32c(head))
+    return head + struct.pack(">I", crc) + tail
 
 
 def event_302():
@@ -42,16 +45,23 @@ def event_302():
 
 
 APPEND = 1764035435123456789
+ULID = b"01KAW7Q3ZK8F9V2M4N6P8R0T2W"
 SEEDS = {
     "valid-empty-payload.rec": record(0, 0, 0, 0, 0, b""),
     "valid-event-302.rec": record(3, 1, 42, APPEND - 1000, APPEND,
-                                  event_302()),
+                                  event_302(), id_=ULID),
+    "valid-id-max.rec": record(2, 1, 1, 1, 1, b"p", id_=b"i" * 128),
+    "valid-id-no-payload.rec": record(2, 1, 1, 1, 1, b"", id_=ULID),
     "valid-extremes.rec": record(0xFFFF, 2**64 - 1, 2**64 - 1, -2**63,
                                  2**63 - 1, b"\x81\xa1k\x01\x00"),
     "valid-negative-times.rec": record(1, 7, 8, -2, -1, b"x" * 9),
     "hostile-short.rec": record(3, 1, 1, 1, 1, b"")[:HDR - 1],
     "hostile-empty.rec": b"",
     "hostile-version-1.rec": record(3, 1, 1, 1, 1, b"abc", version=1),
+    "hostile-version-2.rec": record(3, 1, 1, 1, 1, b"abc", version=2),
+    "hostile-id-too-long.rec": record(3, 1, 1, 1, 1, b"", id_=b"i" * 129),
+    "hostile-id-past-end.rec": record(3, 1, 1, 1, 1, b"abc", id_=b"ab",
+                                      id_len=6, length=0),
     "hostile-flags.rec": record(3, 1, 1, 1, 1, b"abc", flags=0x80),
     "hostile-length-long.rec": record(3, 1, 1, 1, 1, b"abc", length=4),
     "hostile-length-short.rec": record(3, 1, 1, 1, 1, b"abc", length=2),

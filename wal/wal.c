@@ -3,9 +3,10 @@
  * offset, stats).
  *
  * The log is one LMDB environment (a directory holding data.mdb and
- * lock.mdb) with six named DBs: "log" (offset -> record), "cursors" (name
- * -> offset), "meta" (format version, dedup state), "ts" (the time index)
- * and "ids.0"/"ids.1" (the duplicate index's two generations).
+ * lock.mdb) with four named DBs: "log" (offset -> record, the event id
+ * included), "cursors" (name -> offset), "meta" (the format version) and
+ * "ts" (the time index). The duplicate window is not stored apart: the
+ * appending handle rebuilds it in memory from the records (wal_dedup.c).
  * docs/wal-format.md has the bytes. Everything an open handle needs is in
  * struct evb_wal; there is no global state. The environment is opened with
  * MDB_NOTLS so that read txns are not tied to threads: an iterator keeps a
@@ -14,13 +15,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "wal/wal_int.h"
 
 #define WAL_MAP_SIZE_DEFAULT (64u * 1024 * 1024) /* 64 MiB; grows. */
 #define WAL_MAX_READERS_DEFAULT 126              /* LMDB's own default. */
-/* Named DBs the env may hold: 6 today, and room for two more without
+/* Named DBs the env may hold: 4 today, and room for more without
  * reopening old logs with new settings. */
 #define WAL_MAX_DBS 8
 #define WAL_DEDUP_COUNT_DEFAULT 1000000              /* Records. */
@@ -219,15 +221,22 @@ open_format(evb_wal *w, MDB_txn *txn, evb_diag *d)
 	}
 	if ((ver = evb_get_be32(v.mv_data)) != WAL_FORMAT_VERSION) {
 		evb_diag_set(d,
-		    "meta.format: log format version %lu, this "
-		    "build reads %d: use the evbus that wrote it",
+		    "meta.format: the log has format version %lu and this "
+		    "build reads only version %d; there is no conversion: "
+		    "read it with the evbus that wrote it, or move it aside "
+		    "and start a new log",
 		    (unsigned long) ver, WAL_FORMAT_VERSION);
 		return (EVB_EVERSION);
 	}
 	return (EVB_OK);
 }
 
-/* open_dbs opens (creating unless read-only) the six named DBs. */
+/*
+ * open_dbs opens (creating unless read-only) the four named DBs. "meta" is
+ * opened and its version checked first, so that a log of another version
+ * is refused with EVB_EVERSION before its missing or different DBs are
+ * looked for.
+ */
 static int
 open_dbs(evb_wal *w, evb_diag *d)
 {
@@ -241,26 +250,27 @@ open_dbs(evb_wal *w, evb_diag *d)
 		return (wal_err(rc, d, "beginning the open txn"));
 	}
 	if ((rc = mdb_dbi_open(txn, "meta", dflags, &w->dbi_meta)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "log", dflags, &w->dbi_log)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "cursors", dflags, &w->dbi_cursors)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "ts", dflags, &w->dbi_ts)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "ids.0", dflags, &w->dbi_ids[0])) != 0 ||
-	    (rc = mdb_dbi_open(txn, "ids.1", dflags, &w->dbi_ids[1])) != 0) {
-		if (rc == MDB_NOTFOUND) {
-			evb_diag_set(d,
-			    "no WAL here: its named DBs are "
-			    "missing (open it read-write once to create them)");
-			rc = EVB_ENOTFOUND;
-		} else {
-			rc = wal_err(rc, d, "mdb_dbi_open");
-		}
-		goto txn_abort;
+	    (rc = mdb_dbi_open(txn, "log", dflags, &w->dbi_log)) != 0) {
+		goto missing;
 	}
 	if ((rc = open_format(w, txn, d)) != EVB_OK) {
 		goto txn_abort;
 	}
+	if ((rc = mdb_dbi_open(txn, "cursors", dflags, &w->dbi_cursors)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "ts", dflags, &w->dbi_ts)) != 0) {
+		goto missing;
+	}
 	return (wal_err(mdb_txn_commit(txn), d, "committing the open txn"));
 
+missing:
+	if (rc == MDB_NOTFOUND) {
+		evb_diag_set(d,
+		    "no WAL here: its named DBs are "
+		    "missing (open it read-write once to create them)");
+		rc = EVB_ENOTFOUND;
+	} else {
+		rc = wal_err(rc, d, "mdb_dbi_open");
+	}
 txn_abort:
 	mdb_txn_abort(txn);
 	return (rc);
@@ -315,6 +325,13 @@ evb_wal_open(evb_wal **out, const char *dir, const evb_wal_opts *o, evb_diag *d)
 	atomic_init(&w->dup_count, 0);
 	atomic_init(&w->retain_removed, 0);
 	atomic_init(&w->retain_failures, 0);
+	atomic_init(&w->id_count, -1);
+	// The seed of the dedup window's id hashes (wal_dedup.c). Without
+	// getrandom (Linux < 3.17) the clock still makes it differ by run.
+	if (getrandom(&w->id_seed, sizeof(w->id_seed), GRND_NONBLOCK) !=
+	    (ssize_t) sizeof(w->id_seed)) {
+		w->id_seed = (uint64_t) evb_clock_mono_ns() ^ (uintptr_t) w;
+	}
 	if ((rc = open_locks(w)) != EVB_OK ||
 	    (rc = open_env(w, dir, d)) != EVB_OK ||
 	    (rc = open_dbs(w, d)) != EVB_OK ||
@@ -352,6 +369,7 @@ evb_wal_close(evb_wal *w)
 		}
 		mdb_env_close(w->env);
 	}
+	wal_dedup_free(w->ids);
 	if (w->has_locks) {
 		(void) pthread_rwlock_destroy(&w->map_lock);
 		(void) pthread_mutex_destroy(&w->wlock);
@@ -419,19 +437,17 @@ stat_pages(const MDB_stat *st)
 static int
 stat_read(evb_wal *w, MDB_txn *txn, evb_wal_stat *s)
 {
-	MDB_stat st, ids0, ids1;
+	MDB_stat st;
 	int      rc;
 
 	if ((rc = wal_log_bound(w, txn, MDB_FIRST, &s->first_off)) != 0 ||
 	    (rc = wal_log_bound(w, txn, MDB_LAST, &s->last_off)) != 0 ||
 	    (rc = mdb_stat(txn, w->dbi_log, &st)) != 0 ||
-	    (rc = mdb_stat(txn, w->dbi_ids[0], &ids0)) != 0 ||
-	    (rc = mdb_stat(txn, w->dbi_ids[1], &ids1)) != 0) {
+	    (rc = wal_dedup_count(w, txn, &s->id_count)) != 0) {
 		return (rc);
 	}
 	s->record_count = st.ms_entries;
 	s->log_bytes    = stat_pages(&st);
-	s->id_count     = (uint64_t) ids0.ms_entries + ids1.ms_entries;
 	return (MDB_SUCCESS);
 }
 

@@ -30,6 +30,9 @@
  * Writes through one handle are serialised inside it, so a second writing
  * thread (or the handle's own retention thread) waits instead of
  * corrupting anything. An iterator belongs to one thread at a time.
+ * Only one process may append to a log at a time: the duplicate window
+ * lives in the appending handle's memory. Other processes may open the
+ * log read-only, or read-write to call evb_wal_cursor_set.
  * Do not fork() with a handle open and use it in the child.
  */
 #ifndef EVB_WAL_H
@@ -49,8 +52,8 @@
 #define EVB_WAL_MAX_PAYLOAD (16u * 1024 * 1024)
 /* Longest cursor name, bytes. LMDB keys are at most 511 bytes. */
 #define EVB_WAL_CURSOR_NAME_MAX 128
-/* Longest event id, bytes: proto's EVB_PROTO_MAX_ID. Ids are keys of the
- * duplicate index, and LMDB keys are at most 511 bytes. */
+/* Longest event id, bytes: proto's EVB_PROTO_MAX_ID. An id is stored in
+ * its record, its length in one byte (docs/wal-format.md). */
 #define EVB_WAL_ID_MAX 128
 
 /*
@@ -104,8 +107,15 @@ typedef struct evb_wal_opts {
 	 * last dedup_window_count records before the batch AND the last
 	 * dedup_window_age_ms before it, so it ends at whichever limit comes
 	 * first. 0 turns a limit off; both 0 turn suppression off (ids are
-	 * then neither checked nor indexed). Defaults 1,000,000 records and
-	 * 86,400,000 ms (24 h). age <= INT64_MAX / 1,000,000.
+	 * then stored in their records but not checked). Defaults 1,000,000
+	 * records and 86,400,000 ms (24 h). age <= INT64_MAX / 1,000,000.
+	 * Memory: the handle that appends keeps the window's ids in memory
+	 * from its first append with ids on (built from the log's records,
+	 * so the window survives a reopen): about 40 bytes per id, in arrays
+	 * sized at that append for dedup_window_count ids rounded up to a
+	 * power of 2 (40 MiB at the default, 42 bytes per id) and doubled
+	 * when a batch or an age-only window needs more. Handles that never
+	 * append ids (read-only ones) use none.
 	 */
 	uint64_t dedup_window_count;
 	uint64_t dedup_window_age_ms;
@@ -169,7 +179,7 @@ typedef struct evb_wal_rec {
 	size_t      len;     /* Payload bytes, <= EVB_WAL_MAX_PAYLOAD. */
 	const void *id;      /* Event id for duplicate suppression. */
 	size_t      id_len;  /* Id bytes, <= EVB_WAL_ID_MAX; 0: no id, never
-	                        a duplicate. */
+	                        a duplicate. Stored in the record. */
 } evb_wal_rec;
 
 /*
@@ -244,6 +254,9 @@ typedef struct evb_wal_entry {
 	                        ns since the Unix epoch. */
 	const void *payload; /* As appended (NULL when len is 0). */
 	size_t      len;     /* Payload bytes. */
+	const void *id;      /* The event id as appended (NULL when id_len
+	                        is 0). */
+	size_t id_len;       /* Id bytes. */
 } evb_wal_entry;
 
 /*
@@ -373,7 +386,11 @@ typedef struct evb_wal_stat {
 	                             (what retain_bytes limits). */
 	uint64_t file_bytes;      /* Size of data.mdb on disk, bytes. */
 	uint64_t map_size;        /* Current map size, bytes. */
-	uint64_t id_count;        /* Entries in the duplicate index. */
+	uint64_t id_count;        /* Ids in the duplicate window for the
+	                             next append: the appending handle's
+	                             table; other handles count them in the
+	                             log (up to dedup_window_count records
+	                             read). */
 	uint64_t map_grows;       /* Map growths by this handle since open. */
 	uint64_t sync_failures;   /* PERIODIC flushes that failed (logged
 	                             as EVB-WAL-SYNC). */
@@ -415,25 +432,26 @@ int evb_wal_verify(evb_wal *w, evb_wal_verify_report *out, evb_diag *diag);
  * fuzzer that check records by hand. The log uses exactly these.
  */
 
-/* evb_wal_record_size is the stored size of a record with len payload
- * bytes. */
-size_t evb_wal_record_size(size_t len);
+/* evb_wal_record_size is the stored size of a record with an id of
+ * id_len bytes and len payload bytes. */
+size_t evb_wal_record_size(size_t id_len, size_t len);
 
 /*
- * evb_wal_record_encode writes r (its type, epoch, seq, ts_ns and payload;
- * the id is not part of the record) stamped with append_ns to dst, which
- * holds evb_wal_record_size(r->len) bytes. r->len <= EVB_WAL_MAX_PAYLOAD.
+ * evb_wal_record_encode writes r (its type, epoch, seq, ts_ns, id and
+ * payload) stamped with append_ns to dst, which holds
+ * evb_wal_record_size(r->id_len, r->len) bytes.
+ * r->len <= EVB_WAL_MAX_PAYLOAD, r->id_len <= EVB_WAL_ID_MAX.
  */
 void evb_wal_record_encode(
     uint8_t *dst, const evb_wal_rec *r, int64_t append_ns);
 
 /*
  * evb_wal_record_decode checks the stored value val (len bytes) of offset
- * off: its size against the header, the version, the flags, the payload
- * length and the CRC-32C, in that order. Returns EVB_OK, or EVB_ECORRUPT
- * with the first problem in the diag (NULL allowed); EVB_EINVAL for a NULL
- * out, or a NULL val with len > 0.
- * OUT: *out, on success only; out->payload borrows val.
+ * off: its size against the header, the version, the flags, the id
+ * length, the payload length and the CRC-32C, in that order. Returns EVB_OK, or
+ * EVB_ECORRUPT with the first problem in the diag (NULL allowed); EVB_EINVAL
+ * for a NULL out, or a NULL val with len > 0. OUT: *out, on success only;
+ * out->id and out->payload borrow val.
  */
 int evb_wal_record_decode(uint64_t off, const void *val, size_t len,
     evb_wal_entry *out, evb_diag *diag);

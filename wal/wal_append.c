@@ -5,9 +5,12 @@
  *   1. the next offset, from the log's last key;
  *   2. offsets for the records to store, consecutive in batch order: with
  *      duplicate suppression on and ids in the batch, wal_dedup.c decides
- *      which are duplicates and indexes the ids of the others (it sorts
- *      the ids once, before the txn);
- *   3. the records themselves, each noted in the time index (wal_time.c).
+ *      which are duplicates from its in-memory window (it hashes the ids
+ *      once, before the txn);
+ *   3. the records themselves, ids included, each noted in the time index
+ *      (wal_time.c).
+ * Once the txn has committed, the stored ids join the window
+ * (append_done, under the writer lock, so the next batch sees them).
  * The next offset is read inside the txn, not cached in the handle, so it
  * is right after a reopen, after another process wrote, and on every retry
  * after map growth; the step recomputes everything from the batch, as
@@ -24,7 +27,7 @@
 typedef struct append_arg {
 	const evb_wal_rec *recs;   /* The batch, borrowed. */
 	size_t             n;      /* Records in it. */
-	wal_dedup          dedup;  /* Its ids, sorted. */
+	wal_dedup          dedup;  /* Its ids, hashed. */
 	int64_t            now_ns; /* The batch's append time. */
 	evb_wal_result    *res;    /* OUT: per record, n entries. */
 	uint64_t           dups;   /* OUT: records not stored. */
@@ -49,7 +52,8 @@ append_records(evb_wal *w, MDB_txn *txn, MDB_cursor *cur, append_arg *a)
 		evb_put_be64(kb, a->res[i].off);
 		k.mv_size = sizeof(kb);
 		k.mv_data = kb;
-		v.mv_size = evb_wal_record_size(a->recs[i].len);
+		v.mv_size =
+		    evb_wal_record_size(a->recs[i].id_len, a->recs[i].len);
 		v.mv_data = NULL;
 		rc = mdb_cursor_put(cur, &k, &v, MDB_APPEND | MDB_RESERVE);
 		if (rc != MDB_SUCCESS) {
@@ -77,9 +81,9 @@ append_step(evb_wal *w, MDB_txn *txn, void *arg)
 		return (rc);
 	}
 	next++;
-	if (a->dedup.nents > 0) {
+	if (a->dedup.nids > 0) {
 		rc = wal_dedup_assign(
-		    w, txn, &a->dedup, a->n, next, a->now_ns, a->res);
+		    w, txn, a->recs, &a->dedup, a->n, next, a->now_ns, a->res);
 		if (rc != MDB_SUCCESS) {
 			return (rc);
 		}
@@ -101,6 +105,22 @@ append_step(evb_wal *w, MDB_txn *txn, void *arg)
 	rc = append_records(w, txn, cur, a);
 	mdb_cursor_close(cur);
 	return (rc);
+}
+
+/* append_done adds the committed batch's ids to the dedup window. */
+static void
+append_done(evb_wal *w, void *arg)
+{
+	append_arg *a    = arg;
+	uint64_t    last = 0;
+
+	if (a->dedup.nids == 0) {
+		return;
+	}
+	for (size_t i = 0; i < a->n; i++) {
+		last = a->res[i].status == EVB_OK ? a->res[i].off : last;
+	}
+	wal_dedup_commit(w, last, a->now_ns);
 }
 
 /* append_check validates the batch before any txn; an evb_err. */
@@ -168,7 +188,8 @@ evb_wal_append(evb_wal *w, const evb_wal_rec *recs, size_t n,
 		rc = EVB_ENOMEM;
 		goto res_free;
 	}
-	if ((rc = wal_write(w, append_step, &a, diag, "append")) == EVB_OK) {
+	if ((rc = wal_write(w, append_step, append_done, &a, diag, "append")) ==
+	    EVB_OK) {
 		atomic_fetch_add(&w->dup_count, a.dups);
 		if (res != NULL) {
 			memcpy(res, a.res, n * sizeof(*res));

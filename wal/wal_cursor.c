@@ -55,7 +55,7 @@ evb_wal_cursor_set(evb_wal *w, const char *name, uint64_t off)
 	if ((rc = cursor_name_check(name, &a.len)) != EVB_OK) {
 		return (rc);
 	}
-	return (wal_write(w, cursor_put, &a, NULL, "cursor set"));
+	return (wal_write(w, cursor_put, NULL, &a, NULL, "cursor set"));
 }
 
 int

@@ -1,541 +1,767 @@
 /*
- * wal_dedup.c: duplicate suppression, an index from event id to offset in
- * two generations, the named DBs "ids.0" and "ids.1" (docs/wal-format.md).
+ * wal_dedup.c: duplicate suppression. The ids of the records in the
+ * window live in memory, in a table that the appending handle builds from
+ * the log itself; on disk an id is only a field of its record
+ * (docs/wal-format.md, "Duplicate window").
  *
- * Why generations: expiring ids one by one needs each old record's id
- * (stored a second time, in the record or a by-offset DB, about 40 bytes
- * per event) and a delete at a random place in the index per event. A
- * generation instead holds the ids of a run of offsets; new ids go into
- * the current one, and when it spans the window (dedup_window_count
- * offsets or dedup_window_age_ms) the older generation is emptied with
- * mdb_drop, which frees its pages without reading its leaves, and the two
- * swap roles. Every id stored within the window is in one of the two, so
- * a lookup is at most two searches; an entry found there is then checked
- * exactly against the window (the original's offset and append time), so
- * the coarse expiry never changes the answer.
+ * Why in memory: an on-disk index from id to offset cost 120-145 ns and
+ * about 20% more written pages per id (docs/benchmarks.md), because ids
+ * arrive in no useful order and every commit rewrote index pages all over
+ * its tree. The record already has to be written; its id adds 27 bytes to
+ * it and nothing else to the commit. The price is a scan of the window's
+ * records when the table is built (about 0.14 s for 1,000,000 records from
+ * a warm page cache) and the memory (wal.h, dedup_window_count).
  *
- * Invariant (why the drop is safe): the switch happens when the current
- * generation, starting at offset S and time T, has next - S >= count or
- * now - T >= age. The generation dropped then holds only offsets below S,
- * all outside the window by the limit that triggered the switch.
+ * When it is built: by the first append with ids of a handle, inside that
+ * append's write txn, scanning the log backwards from its last record
+ * until the window ends. Not at open: read-only handles (replay) and
+ * read-write handles that only set cursors (a compactor) never append, so
+ * they never pay for it. Only one process appends (wal.h); the table
+ * follows that process's own appends.
  *
- * A batch's ids are handled in sorted order (LMDB's key order, equal ids
- * in batch order), with one search each in the current generation: LMDB
- * checks the cursor's page before descending, so sorted keys mostly stay
- * on one page, and sorted inserts split pages near their end, which keeps
- * the index's pages fuller (about 440 instead of 450 bytes per event in
- * bench/wal_bench). The put with MDB_NOOVERWRITE inserts the id with the
- * offset its record would get if the batch had no duplicate (next + its
- * index), or finds the entry already there:
- *   - a value in this batch's range: a copy within the batch;
- *   - an older value: checked against the window;
- *   - a new id: looked up in the older generation.
- * A duplicate takes no offset, and its entry points at the original
- * (MDB_CURRENT rewrites the 8-byte value in place), so a later copy finds
- * it in the current generation. Then offsets are given in batch order;
- * only in a batch with duplicates do they differ from the guesses, and
- * only then is a second sorted pass needed to correct the entries. An
- * entry's value is always its id's latest stored record, so when that
- * one is outside the window, any older one is too.
+ * The table: a ring of entries {hash of the id, offset, append time} in
+ * offset order, so that ids leave the window at its front, and an open
+ * addressing index (linear probing, load <= 1/2) of slots holding 32 bits
+ * of the hash and the entry's position. The id bytes are not kept: a
+ * matching hash is confirmed by reading the record at the entry's offset
+ * (its id, its CRC, and that retention has not removed it) in the append's
+ * txn. Matches are rare (a producer's retry), so that read costs nothing
+ * in the common case, and a hash collision can only cost a read, never a
+ * wrong answer. The hash is seeded per handle (getrandom, at open), so
+ * producers cannot aim collisions at it. The index is sized for the whole
+ * count window when the table is built (16 bytes per id, written at
+ * once, on huge pages when it is large: idtab_slots_new), so it does not
+ * rehash while the window fills; the ring's pages are touched only as
+ * the window fills.
+ *
+ * An id may have several entries (it was stored again after its record
+ * left the window); a lookup takes the newest confirmed one. One probe
+ * per id both looks it up and, for a new id, inserts it where the probe
+ * ended: a stored id joins the table at once, as pending, so a copy later
+ * in the same batch finds it (and is compared with the batch's record,
+ * not the log). Pending entries become the window's when the txn commits
+ * (wal_dedup_commit, run under wlock by wal_write); the next pass takes
+ * back any that were not (a txn retried after map growth, or failed), so
+ * the table always describes the committed log.
+ *
+ * Cost per id at the window's steady state: the probe and the eviction of
+ * the id that leaves the window each touch one random cache line of the
+ * index; both are prefetched a few ids ahead so the misses overlap, and
+ * huge pages keep them from missing the TLB as well
+ * (docs/benchmarks.md has the measurements).
  */
+// MAP_ANONYMOUS and madvise are not POSIX; glibc shows them with this.
+#define _DEFAULT_SOURCE
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "wal/wal_int.h"
 
-/* A result status used inside a pass: a copy of an earlier record of the
- * batch, whose guessed offset is in off. Never returned. */
-#define DEDUP_COPY (-1)
+/* Positions are 32-bit in the index slots, and the home slot is taken
+ * from the 31 low bits of a tag: the ring holds at most 2^30 entries (40
+ * GiB of table), the index 2^31 slots. */
+#define IDTAB_MAX_CAP ((size_t) 1 << 30)
+/* Smallest ring; the index has twice as many slots. */
+#define IDTAB_MIN_CAP 1024
+/* An index at least this big gets huge pages (2 MiB, x86-64's). */
+#define IDTAB_HUGE_BYTES ((size_t) 2 << 20)
+/* How far ahead of the record being decided its index slot is fetched. */
+#define IDTAB_PREFETCH 16
 
-/* Fewer ids than this are merge sorted: a radix pass clears and sums 256
- * counters, more than the compares it saves on a short run. */
-#define DEDUP_RADIX_MIN 256
+/* One id in the window. */
+typedef struct idtab_ent {
+	uint64_t hash; /* The id's hash (idtab_hash). */
+	uint64_t off;  /* Its record's offset. */
+	int64_t  ns;   /* Its record's append time. */
+} idtab_ent;
 
-/* The generation state, meta "dedup" (WAL_META_DEDUP_SIZE bytes). */
-typedef struct dedup_gen {
-	unsigned cur;      /* Index of the current generation, 0 or 1. */
-	uint64_t start;    /* Its first offset. */
-	int64_t  start_ns; /* Its start time. */
-} dedup_gen;
+struct wal_idtab {
+	idtab_ent *ring; /* cap entries; entry of position p at p & mask. */
+	size_t     cap;  /* A power of 2. */
+	uint64_t   head; /* Position of the oldest entry. */
+	uint64_t   done; /* Position after the newest committed entry;
+	                    done..tail are pending. */
+	uint64_t  tail;  /* Position after the newest. */
+	uint64_t *slots; /* nslots: hash >> 32 << 32 | (position + 1) mod
+	                    2^32; 0 is empty. */
+	size_t nslots;   /* A power of 2, >= 2 cap. */
+};
 
-/* The state of one batch's pass over its ids. */
-typedef struct dedup_pass {
-	evb_wal    *w;
-	MDB_txn    *txn;
-	MDB_cursor *gens[2]; /* Current generation, older one (or NULL). */
-	uint64_t    next;    /* The batch's first offset. */
-	size_t      n;       /* Records in the batch. */
-	int64_t     now;     /* The batch's append time. */
-} dedup_pass;
+/* ---- The table ------------------------------------------------------------
+ */
 
-static const MDB_val dedup_meta_key = { sizeof(WAL_META_DEDUP_KEY) - 1,
-	(void *) WAL_META_DEDUP_KEY };
-
-/* dedup_gen_read reads the state; *found is false before the first use. */
-static int
-dedup_gen_read(evb_wal *w, MDB_txn *txn, dedup_gen *g, bool *found)
+/* idtab_mum multiplies to 128 bits and folds the halves together. */
+static inline uint64_t
+idtab_mum(uint64_t a, uint64_t b)
 {
-	MDB_val  k = dedup_meta_key, v;
-	uint8_t *p;
-	int      rc;
+	__uint128_t r = (__uint128_t) a * b;
 
-	*found = false;
-	rc     = mdb_get(txn, w->dbi_meta, &k, &v);
-	if (rc == MDB_NOTFOUND) {
-		return (MDB_SUCCESS);
-	}
-	if (rc != MDB_SUCCESS) {
-		return (rc);
-	}
-	p = v.mv_data;
-	if (v.mv_size != WAL_META_DEDUP_SIZE || p[0] > 1) {
-		return (MDB_CORRUPTED);
-	}
-	g->cur      = p[0];
-	g->start    = evb_get_be64(p + 1);
-	g->start_ns = (int64_t) evb_get_be64(p + 9);
-	*found      = true;
-	return (MDB_SUCCESS);
+	return ((uint64_t) r ^ (uint64_t) (r >> 64));
 }
 
-static int
-dedup_gen_write(evb_wal *w, MDB_txn *txn, const dedup_gen *g)
+static inline uint64_t
+idtab_rd64(const uint8_t *p)
 {
-	uint8_t buf[WAL_META_DEDUP_SIZE];
-	MDB_val k = dedup_meta_key, v = { sizeof(buf), buf };
+	uint64_t v;
 
-	buf[0] = (uint8_t) g->cur;
-	evb_put_be64(buf + 1, g->start);
-	evb_put_be64(buf + 9, (uint64_t) g->start_ns);
-	return (mdb_put(txn, w->dbi_meta, &k, &v, 0));
+	memcpy(&v, p, sizeof(v));
+	return (v);
+}
+
+static inline uint64_t
+idtab_rd32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return (v);
 }
 
 /*
- * dedup_gen_update loads the state, starting the first generation on
- * first use and a new one when the current one spans the window.
+ * idtab_hash hashes an id with the handle's seed: one 64x64->128-bit
+ * multiply per 16 bytes, the last 1 to 16 bytes read as two (possibly
+ * overlapping) words, and a final multiply with the length, in the manner
+ * of wyhash. A 26-byte ULID takes three multiplies. The seed is in both
+ * operands of every multiply, so that no id bytes chosen without knowing
+ * it can zero one (which would erase everything hashed before), and
+ * which ids collide differs by handle. Its top bit
+ * is always set, so neither the hash (0 marks a record without an id) nor
+ * an index slot is ever 0. Words are read in host order: the hash is
+ * never stored.
+ */
+static uint64_t
+idtab_hash(uint64_t seed, const uint8_t *id, size_t len)
+{
+	const uint64_t k1 = 0xa0761d6478bd642full, k2 = 0xe7037ed1a0b428dbull;
+	uint64_t       h = seed, a = 0, b = 0;
+	size_t         r = len;
+
+	for (; r > 16; r -= 16, id += 16) {
+		h = idtab_mum(
+		    idtab_rd64(id) ^ k1 ^ h, idtab_rd64(id + 8) ^ k2 ^ seed);
+	}
+	if (r >= 8) {
+		a = idtab_rd64(id);
+		b = idtab_rd64(id + r - 8);
+	} else if (r >= 4) {
+		a = idtab_rd32(id);
+		b = idtab_rd32(id + r - 4);
+	} else if (r > 0) {
+		a = (uint64_t) id[0] << 16 | (uint64_t) id[r >> 1] << 8 |
+		    id[r - 1];
+	}
+	h = idtab_mum(a ^ k1 ^ h, b ^ k2 ^ seed);
+	return (idtab_mum(h ^ k1, len ^ k2 ^ seed) | 1ull << 63);
+}
+
+static inline idtab_ent *
+idtab_at(const wal_idtab *t, uint64_t pos)
+{
+	return (&t->ring[pos & (t->cap - 1)]);
+}
+
+/*
+ * idtab_tag is the part of a hash kept in a slot, its high 32 bits (never
+ * 0). The home slot is taken from the same bits, so that a deletion can
+ * find the home of every slot it shifts without reading its entry.
+ */
+static inline uint64_t
+idtab_tag(uint64_t hash)
+{
+	return (hash >> 32);
+}
+
+/* idtab_home is the first slot probed for a hash (or a slot's tag). */
+static inline size_t
+idtab_home(const wal_idtab *t, uint64_t hash)
+{
+	return ((size_t) (hash >> 32) & (t->nslots - 1));
+}
+
+static inline uint64_t
+idtab_slot_make(uint64_t hash, uint64_t pos)
+{
+	return (idtab_tag(hash) << 32 | (uint32_t) (pos + 1));
+}
+
+/* idtab_slot_pos is the position a slot holds; tail bounds it, as
+ * positions in the table are within cap <= 2^31 below tail. */
+static inline uint64_t
+idtab_slot_pos(const wal_idtab *t, uint64_t slot)
+{
+	uint32_t low = (uint32_t) slot - 1;
+
+	return (t->tail - (uint32_t) ((uint32_t) t->tail - low));
+}
+
+static void
+idtab_index_put(wal_idtab *t, uint64_t hash, uint64_t pos)
+{
+	size_t mask = t->nslots - 1;
+	size_t i    = idtab_home(t, hash);
+
+	while (t->slots[i] != 0) {
+		i = (i + 1) & mask;
+	}
+	t->slots[i] = idtab_slot_make(hash, pos);
+}
+
+/*
+ * idtab_index_del removes the slot of position pos (its entry's hash is
+ * hash), shifting later slots of the probe run back so that no lookup
+ * stops early (linear probing's deletion without tombstones).
+ */
+static void
+idtab_index_del(wal_idtab *t, uint64_t hash, uint64_t pos)
+{
+	size_t   mask = t->nslots - 1;
+	size_t   i    = idtab_home(t, hash), j, home;
+	uint64_t want = idtab_slot_make(hash, pos);
+
+	while (t->slots[i] != want) {
+		evb_assert(t->slots[i] != 0);
+		i = (i + 1) & mask;
+	}
+	for (j = (i + 1) & mask; t->slots[j] != 0; j = (j + 1) & mask) {
+		home = idtab_home(t, t->slots[j]);
+		// Move j back to the hole i unless its home lies in (i, j].
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			t->slots[i] = t->slots[j];
+			i           = j;
+		}
+	}
+	t->slots[i] = 0;
+}
+
+/*
+ * idtab_slots_new returns n empty index slots (free with idtab_slots_free).
+ * Probes land anywhere in the index, so with 4 KiB pages nearly every one
+ * of a large window also misses the TLB, and in a VM a page walk costs
+ * dozens of memory reads: an index of 2 MiB or more is mapped and asked
+ * for transparent huge pages (madvise is only a hint; without THP it
+ * changes nothing but speed, so its failure is ignored). The slots are
+ * written now, which faults every page in once, here, rather than twice
+ * (the zero page, then a copy) under the first appends.
+ */
+static uint64_t *
+idtab_slots_new(size_t n)
+{
+	size_t bytes = n * sizeof(uint64_t);
+	void  *p;
+
+	if (bytes < IDTAB_HUGE_BYTES) {
+		return (calloc(n, sizeof(uint64_t)));
+	}
+	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		return (NULL);
+	}
+	(void) madvise(p, bytes, MADV_HUGEPAGE);
+	memset(p, 0, bytes);
+	return (p);
+}
+
+static void
+idtab_slots_free(uint64_t *slots, size_t n)
+{
+	if (slots == NULL) {
+		return;
+	}
+	if (n * sizeof(uint64_t) < IDTAB_HUGE_BYTES) {
+		free(slots);
+	} else {
+		(void) munmap(slots, n * sizeof(uint64_t));
+	}
+}
+
+/*
+ * idtab_reserve makes room for more entries beyond the ones held: the
+ * ring and the index double until they fit. Both new arrays are
+ * allocated before either replaces the old one, so a failure leaves the
+ * table as it was. ENOMEM (also past IDTAB_MAX_CAP) or 0.
  */
 static int
-dedup_gen_update(
-    evb_wal *w, MDB_txn *txn, uint64_t next, int64_t now, dedup_gen *g)
+idtab_reserve(wal_idtab *t, size_t more)
+{
+	size_t     need = (size_t) (t->tail - t->head) + more, cap = t->cap;
+	idtab_ent *ring;
+	uint64_t  *slots;
+
+	if (need <= t->cap) {
+		return (0);
+	}
+	if (need > IDTAB_MAX_CAP) {
+		return (ENOMEM);
+	}
+	while (cap < need) {
+		cap *= 2;
+	}
+	ring  = malloc(cap * sizeof(*ring));
+	slots = idtab_slots_new(2 * cap);
+	if (ring == NULL || slots == NULL) {
+		free(ring);
+		idtab_slots_free(slots, 2 * cap);
+		return (ENOMEM);
+	}
+	// An entry's place is its position modulo the size, and a slot
+	// holds the position, so moved entries keep their positions.
+	for (uint64_t p = t->head; p != t->tail; p++) {
+		ring[p & (cap - 1)] = *idtab_at(t, p);
+	}
+	free(t->ring);
+	idtab_slots_free(t->slots, t->nslots);
+	t->ring   = ring;
+	t->cap    = cap;
+	t->slots  = slots;
+	t->nslots = 2 * cap;
+	for (uint64_t p = t->head; p != t->tail; p++) {
+		idtab_index_put(t, idtab_at(t, p)->hash, p);
+	}
+	return (0);
+}
+
+/* idtab_new makes an empty table for at least want entries. */
+static wal_idtab *
+idtab_new(size_t want)
+{
+	wal_idtab *t = calloc(1, sizeof(*t));
+
+	if (t == NULL) {
+		return (NULL);
+	}
+	for (t->cap = IDTAB_MIN_CAP; t->cap < want; t->cap *= 2) {
+	}
+	t->nslots = 2 * t->cap;
+	t->ring   = malloc(t->cap * sizeof(*t->ring));
+	t->slots  = idtab_slots_new(t->nslots);
+	if (t->ring == NULL || t->slots == NULL) {
+		wal_dedup_free(t);
+		return (NULL);
+	}
+	return (t);
+}
+
+void
+wal_dedup_free(wal_idtab *t)
+{
+	if (t == NULL) {
+		return;
+	}
+	free(t->ring);
+	idtab_slots_free(t->slots, t->nslots);
+	free(t);
+}
+
+/* idtab_push adds an entry at the tail, its index slot at the empty
+ * slot i; room was reserved. */
+static void
+idtab_push(wal_idtab *t, size_t i, uint64_t hash, uint64_t off, int64_t ns)
+{
+	*idtab_at(t, t->tail) = (idtab_ent) { hash, off, ns };
+	t->slots[i]           = idtab_slot_make(hash, t->tail);
+	t->tail++;
+}
+
+/* idtab_pop removes the oldest entry. */
+static void
+idtab_pop(wal_idtab *t)
+{
+	idtab_index_del(t, idtab_at(t, t->head)->hash, t->head);
+	t->head++;
+}
+
+/* idtab_rollback removes the pending entries, newest first. */
+static void
+idtab_rollback(wal_idtab *t)
+{
+	while (t->tail != t->done) {
+		t->tail--;
+		idtab_index_del(t, idtab_at(t, t->tail)->hash, t->tail);
+	}
+}
+
+/* idtab_live is the number of committed entries. */
+static int_least64_t
+idtab_live(const wal_idtab *t)
+{
+	return ((int_least64_t) (t->done - t->head));
+}
+
+static void
+idtab_prefetch_home(const wal_idtab *t, uint64_t hash)
+{
+	__builtin_prefetch(&t->slots[idtab_home(t, hash)]);
+}
+
+/* ---- The window -----------------------------------------------------------
+ */
+
+/*
+ * dedup_in_window says whether the record at off, appended at ns, is in
+ * the window of a batch whose first offset is next, appended at now: among
+ * the last dedup_window_count records before next, and appended less than
+ * dedup_window_age_ms before now.
+ */
+static bool
+dedup_in_window(
+    const evb_wal *w, uint64_t off, int64_t ns, uint64_t next, int64_t now)
 {
 	uint64_t count = w->opts.dedup_window_count;
 	uint64_t age   = w->opts.dedup_window_age_ms;
-	bool     found;
-	int      rc;
 
-	if ((rc = dedup_gen_read(w, txn, g, &found)) != MDB_SUCCESS) {
-		return (rc);
+	if (off >= next || (count != 0 && next - off > count)) {
+		return (false);
 	}
-	if (!found) {
-		g->cur = 0;
-	} else if ((count != 0 && next - g->start >= count) ||
-	    (age != 0 && wal_older(g->start_ns, now, wal_ms_to_ns(age)))) {
-		rc = mdb_drop(txn, w->dbi_ids[g->cur ^ 1u], 0);
-		if (rc != MDB_SUCCESS) {
-			return (rc);
+	return (age == 0 || !wal_older(ns, now, wal_ms_to_ns(age)));
+}
+
+/* dedup_evict drops the oldest entries while they are out of the window
+ * of a batch at (next, now). Append times follow offsets unless the clock
+ * steps back, so the scan stops at the first entry still in. */
+static void
+dedup_evict(evb_wal *w, uint64_t next, int64_t now)
+{
+	wal_idtab *t = w->ids;
+
+	while (t->head != t->done) {
+		idtab_ent *e = idtab_at(t, t->head);
+
+		if (dedup_in_window(w, e->off, e->ns, next, now)) {
+			break;
 		}
-		g->cur ^= 1u;
-	} else {
-		return (MDB_SUCCESS);
+		if (t->done - t->head > IDTAB_PREFETCH) {
+			idtab_prefetch_home(
+			    t, idtab_at(t, t->head + IDTAB_PREFETCH)->hash);
+		}
+		idtab_pop(t);
 	}
-	g->start    = next;
-	g->start_ns = now;
-	return (dedup_gen_write(w, txn, g));
+	atomic_store(&w->id_count, idtab_live(t));
 }
 
 /*
- * dedup_in_window decides whether the record at off, found under an id,
- * still counts: it is among the last dedup_window_count records before
- * next, it was appended less than dedup_window_age_ms before now, and it
- * is still in the log. A record whose header cannot be read does not
- * count, so its id's new record is stored rather than lost.
+ * dedup_scan walks the log backwards from its last record while the
+ * records are in the window of a batch at (next, now), calling fn for
+ * each record with an id, newest first. A record whose header cannot be
+ * read is skipped (it cannot be an original). Returns an LMDB code, or
+ * fn's.
+ */
+typedef int (*dedup_scan_fn)(
+    void *arg, uint64_t off, int64_t ns, const uint8_t *id, size_t id_len);
+
+static int
+dedup_scan(evb_wal *w, MDB_txn *txn, uint64_t next, int64_t now,
+    dedup_scan_fn fn, void *arg)
+{
+	MDB_cursor    *cur;
+	MDB_val        k, v;
+	MDB_cursor_op  op = MDB_LAST;
+	const uint8_t *id;
+	size_t         id_len;
+	uint64_t       off;
+	int64_t        ns;
+	int            rc;
+
+	if ((rc = mdb_cursor_open(txn, w->dbi_log, &cur)) != MDB_SUCCESS) {
+		return (rc);
+	}
+	while ((rc = mdb_cursor_get(cur, &k, &v, op)) == MDB_SUCCESS) {
+		op = MDB_PREV;
+		if (k.mv_size != WAL_KEY_SIZE) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		off = evb_get_be64(k.mv_data);
+		if (w->opts.dedup_window_count != 0 &&
+		    next - off > w->opts.dedup_window_count) {
+			break;
+		}
+		// A record whose header cannot be read is no original.
+		if (wal_rec_peek(v.mv_data, v.mv_size, &ns, &id, &id_len) !=
+		    EVB_OK) {
+			continue;
+		}
+		if (!dedup_in_window(w, off, ns, next, now)) {
+			break;
+		}
+		if (id_len > 0 &&
+		    (rc = fn(arg, off, ns, id, id_len)) != MDB_SUCCESS) {
+			break;
+		}
+	}
+	mdb_cursor_close(cur);
+	return (rc == MDB_NOTFOUND ? MDB_SUCCESS : rc);
+}
+
+/* The table being built, newest entry first, in a growing array. */
+typedef struct dedup_builder {
+	uint64_t   seed; /* The handle's. */
+	wal_idtab *t;
+	idtab_ent *ents;
+	size_t     n, cap;
+} dedup_builder;
+
+static int
+dedup_build_one(
+    void *arg, uint64_t off, int64_t ns, const uint8_t *id, size_t id_len)
+{
+	dedup_builder *b = arg;
+	idtab_ent     *ents;
+
+	if (b->n == b->cap) {
+		if (b->cap >= IDTAB_MAX_CAP) {
+			return (ENOMEM);
+		}
+		ents = realloc(b->ents, 2 * b->cap * sizeof(*ents));
+		if (ents == NULL) {
+			return (ENOMEM);
+		}
+		b->ents = ents;
+		b->cap *= 2;
+	}
+	b->ents[b->n++] =
+	    (idtab_ent) { idtab_hash(b->seed, id, id_len), off, ns };
+	return (MDB_SUCCESS);
+}
+
+/*
+ * dedup_build makes w->ids from the records in the window of a batch at
+ * (next, now): a scan of the log backwards, then the entries in offset
+ * order. Returns an LMDB code (or ENOMEM); w->ids stays NULL on failure.
  */
 static int
-dedup_in_window(dedup_pass *p, uint64_t off, bool *in)
+dedup_build(evb_wal *w, MDB_txn *txn, uint64_t next, int64_t now)
 {
-	uint64_t count = p->w->opts.dedup_window_count;
-	uint64_t age   = p->w->opts.dedup_window_age_ms;
-	uint8_t  kb[WAL_KEY_SIZE];
-	MDB_val  k = { sizeof(kb), kb }, v;
-	int64_t  then;
-	int      rc;
+	uint64_t      count = w->opts.dedup_window_count;
+	dedup_builder b     = { w->id_seed,
+		    idtab_new(count < IDTAB_MAX_CAP ? count : IDTAB_MAX_CAP), NULL,
+		    0, IDTAB_MIN_CAP };
+	int           rc;
 
-	*in = false;
-	if (off >= p->next || (count != 0 && p->next - off > count)) {
+	if (b.t == NULL || (b.ents = malloc(b.cap * sizeof(*b.ents))) == NULL) {
+		rc = ENOMEM;
+		goto fail;
+	}
+	if ((rc = dedup_scan(w, txn, next, now, dedup_build_one, &b)) != 0 ||
+	    (rc = idtab_reserve(b.t, b.n)) != 0) {
+		goto fail;
+	}
+	for (size_t i = b.n; i-- > 0;) {
+		*idtab_at(b.t, b.t->tail) = b.ents[i];
+		idtab_index_put(b.t, b.ents[i].hash, b.t->tail++);
+	}
+	b.t->done = b.t->tail;
+	free(b.ents);
+	w->ids = b.t;
+	atomic_store(&w->id_count, idtab_live(b.t));
+	return (MDB_SUCCESS);
+
+fail:
+	free(b.ents);
+	wal_dedup_free(b.t);
+	return (rc);
+}
+
+static int
+dedup_count_one(
+    void *arg, uint64_t off, int64_t ns, const uint8_t *id, size_t id_len)
+{
+	(void) off;
+	(void) ns;
+	(void) id;
+	(void) id_len;
+	(*(uint64_t *) arg)++;
+	return (MDB_SUCCESS);
+}
+
+int
+wal_dedup_count(evb_wal *w, MDB_txn *txn, uint64_t *count)
+{
+	int_least64_t built = atomic_load(&w->id_count);
+	uint64_t      last;
+	int           rc;
+
+	*count = 0;
+	if (built >= 0) {
+		*count = (uint64_t) built;
 		return (MDB_SUCCESS);
 	}
+	if (!wal_dedup_on(w)) {
+		return (MDB_SUCCESS);
+	}
+	if ((rc = wal_log_bound(w, txn, MDB_LAST, &last)) != MDB_SUCCESS) {
+		return (rc);
+	}
+	return (dedup_scan(
+	    w, txn, last + 1, wal_now_ns(w), dedup_count_one, count));
+}
+
+/* ---- A batch --------------------------------------------------------------
+ */
+
+/* The state of one batch's pass over its ids. */
+typedef struct dedup_pass {
+	evb_wal           *w;
+	MDB_txn           *txn;
+	const evb_wal_rec *recs;
+	const wal_dedup   *d;
+	uint64_t           next; /* The batch's first offset. */
+	int64_t            now;  /* The batch's append time. */
+} dedup_pass;
+
+/*
+ * dedup_confirm says whether the committed record at off holds the id of
+ * r (bytes equal) and is intact. A record that retention removed, or that
+ * fails its check, is no original: the new one is stored rather than
+ * lost.
+ */
+static int
+dedup_confirm(dedup_pass *p, uint64_t off, const evb_wal_rec *r, bool *same)
+{
+	uint8_t       kb[WAL_KEY_SIZE];
+	MDB_val       k = { sizeof(kb), kb }, v;
+	evb_wal_entry e;
+	int           rc;
+
+	*same = false;
 	evb_put_be64(kb, off);
-	if ((rc = mdb_get(p->txn, p->w->dbi_log, &k, &v)) == MDB_NOTFOUND) {
-		return (MDB_SUCCESS); // Removed by retention.
+	rc = mdb_get(p->txn, p->w->dbi_log, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		return (MDB_SUCCESS);
 	}
 	if (rc != MDB_SUCCESS) {
 		return (rc);
 	}
-	if (wal_rec_append_ns(v.mv_data, v.mv_size, &then) != EVB_OK) {
-		return (MDB_SUCCESS);
+	if (evb_wal_record_decode(off, v.mv_data, v.mv_size, &e, NULL) ==
+	    EVB_OK) {
+		*same = e.id_len == r->id_len &&
+		    memcmp(e.id, r->id, r->id_len) == 0;
 	}
-	*in = age == 0 || !wal_older(then, p->now, wal_ms_to_ns(age));
 	return (MDB_SUCCESS);
 }
 
-/* dedup_value decodes an entry's offset; MDB_CORRUPTED if malformed. */
-static int
-dedup_value(const MDB_val *v, uint64_t *off)
+/* dedup_same_pending says whether the pending entry at off (a record
+ * stored earlier in this batch) has the id of r. */
+static bool
+dedup_same_pending(const dedup_pass *p, uint64_t off, const evb_wal_rec *r)
 {
-	if (v->mv_size != WAL_KEY_SIZE) {
-		return (MDB_CORRUPTED);
-	}
-	*off = evb_get_be64(v->mv_data);
-	return (MDB_SUCCESS);
+	const evb_wal_rec *o = &p->recs[p->d->stored[off - p->next]];
+
+	return (o->id_len == r->id_len && memcmp(o->id, r->id, r->id_len) == 0);
 }
 
-/* dedup_in_older looks key up in the older generation: *orig is the
- * offset when it is there and in the window, else 0. */
+/*
+ * dedup_probe looks up the id of r (hash h): *orig is the offset of the
+ * record that holds it in the window (a copy earlier in the batch, or the
+ * newest confirmed committed record), else 0; then *empty is the index
+ * slot where the probe ended, for the insert.
+ */
 static int
-dedup_in_older(dedup_pass *p, const MDB_val *key, uint64_t *orig)
+dedup_probe(dedup_pass *p, const evb_wal_rec *r, uint64_t h, uint64_t *orig,
+    size_t *empty)
 {
-	MDB_val k = *key, v;
-	bool    in;
-	int     rc;
+	wal_idtab *t    = p->w->ids;
+	size_t     mask = t->nslots - 1, i;
+	bool       same;
+	int        rc;
 
 	*orig = 0;
-	if (p->gens[1] == NULL) {
-		return (MDB_SUCCESS);
-	}
-	rc = mdb_cursor_get(p->gens[1], &k, &v, MDB_SET);
-	if (rc == MDB_NOTFOUND) {
-		return (MDB_SUCCESS);
-	}
-	if (rc != MDB_SUCCESS || (rc = dedup_value(&v, orig)) != 0 ||
-	    (rc = dedup_in_window(p, *orig, &in)) != 0) {
-		return (rc);
-	}
-	*orig = in ? *orig : 0;
-	return (MDB_SUCCESS);
-}
+	for (i = idtab_home(t, h); t->slots[i] != 0; i = (i + 1) & mask) {
+		idtab_ent *e;
 
-/* dedup_repoint rewrites the value of the entry under the current
- * generation's cursor (just put or found) to off. */
-static int
-dedup_repoint(dedup_pass *p, const MDB_val *key, uint64_t off)
-{
-	uint8_t vb[WAL_KEY_SIZE];
-	MDB_val k = *key, v = { sizeof(vb), vb };
-
-	evb_put_be64(vb, off);
-	return (mdb_cursor_put(p->gens[0], &k, &v, MDB_CURRENT));
-}
-
-/*
- * dedup_one handles the record at idx with key k: res gets {its guessed
- * offset, EVB_OK}, {original, EVB_EEXIST}, or {the guessed offset of an
- * earlier copy in the batch, DEDUP_COPY}.
- */
-static int
-dedup_one(dedup_pass *p, const MDB_val *key, size_t idx, evb_wal_result *res)
-{
-	uint64_t guess = p->next + idx, orig;
-	uint8_t  vb[WAL_KEY_SIZE];
-	MDB_val  k = *key, v = { sizeof(vb), vb };
-	bool     in;
-	int      rc;
-
-	evb_put_be64(vb, guess);
-	rc = mdb_cursor_put(p->gens[0], &k, &v, MDB_NOOVERWRITE);
-	if (rc == MDB_SUCCESS) {
-		// New to the current generation; the older one may have it.
-		if ((rc = dedup_in_older(p, key, &orig)) != MDB_SUCCESS) {
-			return (rc);
-		}
-		if (orig != 0) {
-			*res = (evb_wal_result) { orig, EVB_EEXIST };
-			return (dedup_repoint(p, key, orig));
-		}
-		*res = (evb_wal_result) { guess, EVB_OK };
-		return (MDB_SUCCESS);
-	}
-	if (rc != MDB_KEYEXIST || (rc = dedup_value(&v, &orig)) != 0) {
-		return (rc);
-	}
-	if (orig >= p->next && orig - p->next < p->n) {
-		*res = (evb_wal_result) { orig, DEDUP_COPY };
-		return (MDB_SUCCESS);
-	}
-	if ((rc = dedup_in_window(p, orig, &in)) != MDB_SUCCESS) {
-		return (rc);
-	}
-	if (in) {
-		*res = (evb_wal_result) { orig, EVB_EEXIST };
-		return (MDB_SUCCESS);
-	}
-	// Its record left the window: this one is stored, and the entry
-	// points at it from now on.
-	*res = (evb_wal_result) { guess, EVB_OK };
-	return (dedup_repoint(p, key, guess));
-}
-
-/*
- * dedup_number gives the stored records their offsets in batch order and
- * resolves copies to their first record's; returns whether any stored
- * record's offset differs from its guess.
- */
-static bool
-dedup_number(dedup_pass *p, evb_wal_result *res)
-{
-	uint64_t off   = p->next;
-	bool     moved = false;
-
-	for (size_t i = 0; i < p->n; i++) {
-		if (res[i].status == EVB_OK) {
-			moved      = moved || res[i].off != off;
-			res[i].off = off++;
-		} else if (res[i].status == DEDUP_COPY) {
-			// The first copy has a lower index: already numbered.
-			res[i] =
-			    (evb_wal_result) { res[res[i].off - p->next].off,
-				    EVB_EEXIST };
-		}
-	}
-	return (moved);
-}
-
-/* dedup_correct points the entries of stored records whose offset moved
- * at the offset they got (sorted order, so the searches stay local). */
-static int
-dedup_correct(dedup_pass *p, const wal_dedup *d, const evb_wal_result *res)
-{
-	int rc = MDB_SUCCESS;
-
-	for (size_t k = 0; k < d->nents && rc == MDB_SUCCESS; k++) {
-		const wal_dedup_ent *e   = &d->ents[k];
-		MDB_val              key = { e->len, (void *) e->id }, v;
-
-		if (res[e->idx].status != EVB_OK ||
-		    res[e->idx].off == p->next + e->idx) {
+		if (t->slots[i] >> 32 != idtab_tag(h)) {
 			continue;
 		}
-		if ((rc = mdb_cursor_get(p->gens[0], &key, &v, MDB_SET)) == 0) {
-			rc = dedup_repoint(p, &key, res[e->idx].off);
+		e = idtab_at(t, idtab_slot_pos(t, t->slots[i]));
+		if (e->hash != h) {
+			continue;
 		}
+		if (e->off >= p->next) {
+			if (dedup_same_pending(p, e->off, r)) {
+				*orig = e->off;
+				return (MDB_SUCCESS);
+			}
+			continue;
+		}
+		if (e->off <= *orig ||
+		    !dedup_in_window(p->w, e->off, e->ns, p->next, p->now)) {
+			continue;
+		}
+		if ((rc = dedup_confirm(p, e->off, r, &same)) != MDB_SUCCESS) {
+			return (rc);
+		}
+		*orig = same ? e->off : *orig;
 	}
-	return (rc);
-}
-
-/* dedup_open_gens opens cursors on the current generation and, when it
- * holds anything, the older one (else gens[1] stays NULL). */
-static int
-dedup_open_gens(evb_wal *w, MDB_txn *txn, unsigned cur, MDB_cursor *gens[2])
-{
-	MDB_stat st;
-	int      rc;
-
-	if ((rc = mdb_cursor_open(txn, w->dbi_ids[cur], &gens[0])) != 0) {
-		gens[0] = NULL;
-		return (rc);
-	}
-	if ((rc = mdb_stat(txn, w->dbi_ids[cur ^ 1u], &st)) != 0) {
-		return (rc);
-	}
-	if (st.ms_entries > 0 &&
-	    (rc = mdb_cursor_open(txn, w->dbi_ids[cur ^ 1u], &gens[1])) != 0) {
-		gens[1] = NULL;
-	}
-	return (rc);
+	*empty = i;
+	return (MDB_SUCCESS);
 }
 
 int
-wal_dedup_assign(evb_wal *w, MDB_txn *txn, const wal_dedup *d, size_t n,
-    uint64_t next, int64_t now_ns, evb_wal_result *res)
+wal_dedup_assign(evb_wal *w, MDB_txn *txn, const evb_wal_rec *recs,
+    const wal_dedup *d, size_t n, uint64_t next, int64_t now_ns,
+    evb_wal_result *res)
 {
-	dedup_pass p = { w, txn, { NULL, NULL }, next, n, now_ns };
-	dedup_gen  g;
+	dedup_pass p     = { w, txn, recs, d, next, now_ns };
+	uint64_t   off   = next, orig;
+	size_t     empty = 0;
 	int        rc;
 
+	if (w->ids == NULL &&
+	    (rc = dedup_build(w, txn, next, now_ns)) != MDB_SUCCESS) {
+		return (rc);
+	}
+	idtab_rollback(w->ids);
+	dedup_evict(w, next, now_ns);
+	if ((rc = idtab_reserve(w->ids, d->nids)) != 0) {
+		return (rc);
+	}
 	for (size_t i = 0; i < n; i++) {
-		res[i] = (evb_wal_result) { next + i, EVB_OK };
-	}
-	if ((rc = dedup_gen_update(w, txn, next, now_ns, &g)) != 0 ||
-	    (rc = dedup_open_gens(w, txn, g.cur, p.gens)) != 0) {
-		goto cursors_close;
-	}
-	for (size_t k = 0; k < d->nents && rc == MDB_SUCCESS; k++) {
-		const wal_dedup_ent *e   = &d->ents[k];
-		MDB_val              key = { e->len, (void *) e->id };
-
-		rc = dedup_one(&p, &key, e->idx, &res[e->idx]);
-	}
-	if (rc == MDB_SUCCESS && dedup_number(&p, res)) {
-		rc = dedup_correct(&p, d, res);
-	}
-cursors_close:
-	for (int i = 0; i < 2; i++) {
-		if (p.gens[i] != NULL) {
-			mdb_cursor_close(p.gens[i]);
+		if (i + IDTAB_PREFETCH < n && d->hash[i + IDTAB_PREFETCH]) {
+			idtab_prefetch_home(
+			    w->ids, d->hash[i + IDTAB_PREFETCH]);
 		}
-	}
-	return (rc);
-}
-
-/* dedup_cmp orders ids as LMDB orders keys (bytes, then the shorter
- * first); every id has the first skip bytes in common. */
-static int
-dedup_cmp(const wal_dedup_ent *a, const wal_dedup_ent *b, size_t skip)
-{
-	size_t n = a->len < b->len ? a->len : b->len;
-	size_t i = skip;
-	int    c;
-
-	// Eight bytes at a time as big-endian words: one compare usually
-	// settles ids that share a time prefix, such as ULIDs.
-	for (; i + 8 <= n; i += 8) {
-		uint64_t x = evb_get_be64(a->id + i),
-		         y = evb_get_be64(b->id + i);
-
-		if (x != y) {
-			return (x < y ? -1 : 1);
-		}
-	}
-	if ((c = memcmp(a->id + i, b->id + i, n - i)) != 0) {
-		return (c);
-	}
-	return ((a->len > b->len) - (a->len < b->len));
-}
-
-/* dedup_merge is a bottom-up merge sort by the full ids: stable, so
- * equal ids keep batch order; tmp holds n entries. */
-static void
-dedup_merge(wal_dedup_ent *a, wal_dedup_ent *tmp, size_t n, size_t skip)
-{
-	wal_dedup_ent *src = a, *dst = tmp, *t;
-
-	for (size_t w = 1; w < n; w *= 2) {
-		for (size_t lo = 0; lo < n; lo += 2 * w) {
-			size_t mid = lo + w < n ? lo + w : n;
-			size_t hi  = lo + 2 * w < n ? lo + 2 * w : n;
-			size_t i = lo, j = mid, k = lo;
-
-			while (i < mid && j < hi) {
-				dst[k++] = dedup_cmp(&src[j], &src[i], skip) < 0
-				    ? src[j++]
-				    : src[i++];
+		if (d->hash[i] != 0) {
+			rc = dedup_probe(
+			    &p, &recs[i], d->hash[i], &orig, &empty);
+			if (rc != MDB_SUCCESS) {
+				return (rc);
 			}
-			while (i < mid) {
-				dst[k++] = src[i++];
+			if (orig != 0) {
+				res[i] = (evb_wal_result) { orig, EVB_EEXIST };
+				continue;
 			}
-			while (j < hi) {
-				dst[k++] = src[j++];
-			}
+			idtab_push(w->ids, empty, d->hash[i], off, now_ns);
 		}
-		t   = src;
-		src = dst;
-		dst = t;
+		d->stored[off - next] = (uint32_t) i;
+		res[i]                = (evb_wal_result) { off++, EVB_OK };
 	}
-	if (src != a) {
-		memcpy(a, src, n * sizeof(*a));
-	}
+	return (MDB_SUCCESS);
 }
 
-/*
- * dedup_radix sorts a[0..n-1] by key, stably, with tmp (n entries) as
- * scratch: a least-significant-byte-first radix sort, one pass per key
- * byte, skipping the bytes every key shares. Unlike the merge sort it
- * has no data-dependent branches to mispredict: for batches of 1024 and
- * 8192 ULIDs, wal_dedup_prepare went from 55-60 to 46 ns per id
- * (docs/benchmarks.md).
- */
-static void
-dedup_radix(wal_dedup_ent *a, wal_dedup_ent *tmp, size_t n)
+void
+wal_dedup_commit(evb_wal *w, uint64_t last, int64_t now_ns)
 {
-	wal_dedup_ent *src = a, *dst = tmp, *t;
-	size_t         count[256];
-
-	for (unsigned shift = 0; shift < 64; shift += 8) {
-		size_t pos = 0;
-
-		memset(count, 0, sizeof(count));
-		for (size_t i = 0; i < n; i++) {
-			count[(src[i].key >> shift) & 0xff]++;
-		}
-		if (count[(src[0].key >> shift) & 0xff] == n) {
-			continue; // Every key has this byte: order unchanged.
-		}
-		for (size_t b = 0; b < 256; b++) {
-			size_t c = count[b];
-
-			count[b] = pos;
-			pos += c;
-		}
-		for (size_t i = 0; i < n; i++) {
-			dst[count[(src[i].key >> shift) & 0xff]++] = src[i];
-		}
-		t   = src;
-		src = dst;
-		dst = t;
+	w->ids->done = w->ids->tail;
+	if (last != 0) {
+		dedup_evict(w, last + 1, now_ns);
 	}
-	if (src != a) {
-		memcpy(a, src, n * sizeof(*a));
-	}
+	atomic_store(&w->id_count, idtab_live(w->ids));
 }
 
-/* dedup_common is the length of the prefix every id of e[0..n-1]
- * shares, knowing that they share the first skip bytes. */
-static size_t
-dedup_common(const wal_dedup_ent *e, size_t n, size_t skip)
+void
+wal_dedup_retained(evb_wal *w, uint64_t first)
 {
-	size_t common = e[0].len;
+	wal_idtab *t = w->ids;
 
-	for (size_t k = 1; k < n && common > skip; k++) {
-		size_t i = skip;
-
-		common = common < e[k].len ? common : e[k].len;
-		while (i < common && e[k].id[i] == e[0].id[i]) {
-			i++;
-		}
-		common = i;
-	}
-	return (common);
-}
-
-/*
- * dedup_sort puts a[0..n-1] (ids sharing their first skip bytes) in
- * LMDB's key order, equal ids in batch order; tmp holds n entries. It
- * radix sorts by the 8 bytes after the common prefix, zero-padded, which
- * orders as LMDB does (a shorter id sorts before a longer one it
- * starts). A run of ids that tie on those 8 bytes shares 8 more bytes,
- * so the run is sorted the same way from there: ULIDs from one producer
- * in one millisecond differ only in their last bytes. A run that has an
- * id ending within the 8 bytes is copies or ids that differ only in
- * length or padding, and is merge sorted by the full ids. The depth is
- * at most EVB_WAL_ID_MAX / 8.
- */
-static void
-dedup_sort(wal_dedup_ent *a, wal_dedup_ent *tmp, size_t n, size_t skip)
-{
-	skip = dedup_common(a, n, skip);
-	if (n < DEDUP_RADIX_MIN) {
-		dedup_merge(a, tmp, n, skip);
+	if (t == NULL) {
 		return;
 	}
-	for (size_t k = 0; k < n; k++) {
-		uint8_t b[8] = { 0 };
-		size_t  m    = a[k].len - skip < 8 ? a[k].len - skip : 8;
-
-		memcpy(b, a[k].id + skip, m);
-		a[k].key = evb_get_be64(b);
+	while (t->head != t->done && idtab_at(t, t->head)->off < first) {
+		idtab_pop(t);
 	}
-	dedup_radix(a, tmp, n);
-	for (size_t lo = 0, hi; lo < n; lo = hi) {
-		bool is_long = a[lo].len > skip + 8;
-
-		for (hi = lo + 1; hi < n && a[hi].key == a[lo].key; hi++) {
-			is_long = is_long && a[hi].len > skip + 8;
-		}
-		if (hi - lo > 1 && is_long) {
-			dedup_sort(a + lo, tmp, hi - lo, skip + 8);
-		} else if (hi - lo > 1) {
-			dedup_merge(a + lo, tmp, hi - lo, skip);
-		}
-	}
+	atomic_store(&w->id_count, idtab_live(t));
 }
 
 int
@@ -543,8 +769,7 @@ wal_dedup_prepare(evb_wal *w, const evb_wal_rec *recs, size_t n, wal_dedup *d)
 {
 	size_t m = 0;
 
-	d->ents  = NULL;
-	d->nents = 0;
+	memset(d, 0, sizeof(*d));
 	if (!wal_dedup_on(w)) {
 		return (EVB_OK);
 	}
@@ -554,43 +779,24 @@ wal_dedup_prepare(evb_wal *w, const evb_wal_rec *recs, size_t n, wal_dedup *d)
 	if (m == 0) {
 		return (EVB_OK);
 	}
-	if ((d->ents = malloc(2 * m * sizeof(*d->ents))) == NULL) {
+	d->nids = m;
+	if ((d->hash = malloc(n * sizeof(*d->hash))) == NULL ||
+	    (d->stored = malloc(n * sizeof(*d->stored))) == NULL) {
+		wal_dedup_fini(d);
 		return (EVB_ENOMEM);
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (recs[i].id_len > 0) {
-			d->ents[d->nents++] = (wal_dedup_ent) { recs[i].id,
-				recs[i].id_len, i, 0 };
-		}
+		d->hash[i] = recs[i].id_len == 0
+		    ? 0
+		    : idtab_hash(w->id_seed, recs[i].id, recs[i].id_len);
 	}
-	dedup_sort(d->ents, d->ents + m, m, 0);
 	return (EVB_OK);
 }
 
 void
 wal_dedup_fini(wal_dedup *d)
 {
-	free(d->ents);
-	d->ents  = NULL;
-	d->nents = 0;
-}
-
-int
-wal_dedup_retained(evb_wal *w, MDB_txn *txn, uint64_t first)
-{
-	dedup_gen g;
-	MDB_stat  st;
-	bool      found;
-	int       rc;
-
-	if ((rc = dedup_gen_read(w, txn, &g, &found)) != MDB_SUCCESS ||
-	    !found || first < g.start) {
-		return (rc);
-	}
-	// Every offset of the older generation is below g.start: all gone.
-	if ((rc = mdb_stat(txn, w->dbi_ids[g.cur ^ 1u], &st)) != 0 ||
-	    st.ms_entries == 0) {
-		return (rc);
-	}
-	return (mdb_drop(txn, w->dbi_ids[g.cur ^ 1u], 0));
+	free(d->hash);
+	free(d->stored);
+	memset(d, 0, sizeof(*d));
 }

@@ -25,17 +25,22 @@
  * Record value layout, all big-endian (docs/wal-format.md). These are part
  * of the format: changing one breaks existing logs; bump WAL_REC_VERSION
  * and WAL_FORMAT_VERSION in the same commit, and update
- * evb_wal_record_decode, evb_wal_verify, docs/wal-format.md, the byte-exact
- * test in tests/unit/wal_basic_test.c and the fuzz corpus
+ * evb_wal_record_decode, wal_rec_peek, evb_wal_verify, docs/wal-format.md,
+ * the byte-exact test in tests/unit/wal_basic_test.c and the fuzz corpus
  * (fuzz/gen_wal_corpus.py) with it.
  *
  *   0     1     2     4       12      20      28          36    40     44
  *   +-----+-----+-----+-------+-------+-------+-----------+-----+------+---
  *   | ver |flags| type| epoch | seq   | ts_ns | append_ns | len |crc32c|
- * payload
  *   +-----+-----+-----+-------+-------+-------+-----------+-----+------+---
+ *   44      45                45 + id_len
+ *   +-------+-----------------+-----------------
+ *   |id_len | id (id_len)     | payload (len)
+ *   +-------+-----------------+-----------------
+ *
+ * The CRC covers bytes 0..39, then everything from byte 44 to the end.
  */
-#define WAL_REC_VERSION 2 /* Record header version byte. */
+#define WAL_REC_VERSION 3 /* Record header version byte. */
 #define WAL_REC_OFF_VER 0
 #define WAL_REC_OFF_FLAGS 1
 #define WAL_REC_OFF_TYPE 2
@@ -45,11 +50,12 @@
 #define WAL_REC_OFF_APPEND 28
 #define WAL_REC_OFF_LEN 36
 #define WAL_REC_OFF_CRC 40
-#define WAL_REC_HDR_SIZE 44   /* Header bytes before the payload. */
-#define WAL_REC_FLAGS_KNOWN 0 /* No flag bit is defined in version 2. */
+#define WAL_REC_OFF_IDLEN 44
+#define WAL_REC_HDR_SIZE 45   /* Header bytes before the id. */
+#define WAL_REC_FLAGS_KNOWN 0 /* No flag bit is defined in version 3. */
 
 /* The environment's format version, key "format" in the meta DB. */
-#define WAL_FORMAT_VERSION 2
+#define WAL_FORMAT_VERSION 3
 #define WAL_META_FORMAT_KEY "format"
 #define WAL_KEY_SIZE 8 /* Log keys: the offset, u64 big-endian. */
 
@@ -60,12 +66,10 @@
  */
 #define WAL_TS_BUCKET_NS 1000000 /* 1 ms. */
 
-/* The duplicate index's generation state, key "dedup" in the meta DB:
- * current generation (u8), its first offset (u64), its start time (i64). */
-#define WAL_META_DEDUP_KEY "dedup"
-#define WAL_META_DEDUP_SIZE 17
-
 #define WAL_NS_PER_MS 1000000
+
+/* The dedup window's ids in memory (wal_dedup.c). */
+typedef struct wal_idtab wal_idtab;
 
 /*
  * A thread that runs fn every period_ms until stopped (wal_bg.c). The
@@ -84,13 +88,11 @@ typedef struct wal_ticker {
 } wal_ticker;
 
 struct evb_wal {
-	MDB_env *env;                     /* Set once at open. */
-	MDB_dbi  dbi_log;                 /* "log": offset -> record. */
-	MDB_dbi  dbi_cursors;             /* "cursors": name -> offset. */
-	MDB_dbi  dbi_meta;                /* "meta": format, dedup state. */
-	MDB_dbi  dbi_ts;                  /* "ts": time index. */
-	MDB_dbi  dbi_ids[2];              /* "ids.0", "ids.1": id ->
-	                                     offset, two generations. */
+	MDB_env              *env;         /* Set once at open. */
+	MDB_dbi               dbi_log;     /* "log": offset -> record. */
+	MDB_dbi               dbi_cursors; /* "cursors": name -> offset. */
+	MDB_dbi               dbi_meta;    /* "meta": format, dedup state. */
+	MDB_dbi               dbi_ts;      /* "ts": time index. */
 	evb_wal_opts          opts;       /* Copied at open; read-only after. */
 	pthread_mutex_t       wlock;      /* Serialises write txns. */
 	pthread_rwlock_t      map_lock;   /* See the top comment. */
@@ -101,6 +103,11 @@ struct evb_wal {
 	atomic_uint_least64_t dup_count;       /* Duplicates not stored. */
 	atomic_uint_least64_t retain_removed;  /* Records retention removed. */
 	atomic_uint_least64_t retain_failures; /* Failed retention runs. */
+	wal_idtab            *ids;     /* The dedup window's ids; built by the
+	                                  first append with ids (wal_dedup.c),
+	                                  guarded by wlock. NULL until then. */
+	atomic_int_least64_t id_count; /* Ids in *ids; -1 until built. */
+	uint64_t             id_seed;  /* Seeds id hashes; set at open. */
 
 	wal_ticker    sync_tk;   /* PERIODIC flushes. */
 	wal_ticker    retain_tk; /* Retention, with retain_period_ms. */
@@ -176,47 +183,48 @@ void wal_read_end(evb_wal *w, MDB_txn **txn, bool keep);
 /* A write step: fills txn; returns an LMDB code (0 to commit). */
 typedef int (*wal_write_fn)(evb_wal *w, MDB_txn *txn, void *arg);
 
+/* What to do once a write step's txn has committed (still under wlock,
+ * before any other write txn of the handle); it cannot fail. */
+typedef void (*wal_done_fn)(evb_wal *w, void *arg);
+
 /*
- * wal_write runs fn in one write txn and commits it. On MDB_MAP_FULL it
- * aborts, grows the map and runs fn again from the start, so fn must
- * depend only on arg and the txn. Returns an evb_err; the diag starts
- * with what ("append", "cursor set").
+ * wal_write runs fn in one write txn and commits it, then calls done (may
+ * be NULL) with wlock still held. On MDB_MAP_FULL it aborts, grows the map
+ * and runs fn again from the start, so fn must depend only on arg and the
+ * txn. Returns an evb_err; the diag starts with what ("append", "cursor
+ * set").
  */
-int wal_write(
-    evb_wal *w, wal_write_fn fn, void *arg, evb_diag *d, const char *what);
+int wal_write(evb_wal *w, wal_write_fn fn, wal_done_fn done, void *arg,
+    evb_diag *d, const char *what);
 
 /* ---- wal_crc.c / wal_rec.c ---------------------------------------------- */
 
 /*
- * wal_rec_append_ns reads the append time of the stored value val without
- * checking its CRC (for retention and the dedup window, which read many
- * records and only need this field). EVB_ECORRUPT when val is shorter than
- * the header or has another version. OUT: *ns, on success only.
+ * wal_rec_peek reads the append time and the id of the stored value val
+ * without checking its CRC (for retention and the dedup window, which
+ * read many records and only need these fields). EVB_ECORRUPT when val is
+ * shorter than its header and id, or has another version. OUT: *ns, and
+ * *id (borrowing val) and *id_len when id is not NULL, on success only.
  */
-int wal_rec_append_ns(const uint8_t *val, size_t len, int64_t *ns);
+int wal_rec_peek(const uint8_t *val, size_t len, int64_t *ns,
+    const uint8_t **id, size_t *id_len);
 
 /* ---- wal_dedup.c -------------------------------------------------------- */
 
-/* One record with an id, for the sorted pass over a batch. */
-typedef struct wal_dedup_ent {
-	const uint8_t *id;  /* Borrowed from the batch. */
-	size_t         len; /* Bytes of id. */
-	size_t         idx; /* The record's index in the batch. */
-	uint64_t       key; /* The radix sort's key: the 8 id bytes after
-	                       the prefix its run shares, zero-padded. */
-} wal_dedup_ent;
-
-/* A batch's ids in LMDB's key order, equal ids in batch order. Built by
- * wal_dedup_prepare before the write txn (it depends only on the batch),
- * used by wal_dedup_assign in it, maybe more than once (wal_write). */
+/* A batch's ids, hashed before the write txn (they depend only on the
+ * batch), used by wal_dedup_assign in it, maybe more than once
+ * (wal_write). */
 typedef struct wal_dedup {
-	wal_dedup_ent *ents;  /* nents entries, then nents of sort space. */
-	size_t         nents; /* Records with an id. */
+	uint64_t *hash;   /* n hashes; 0 for a record without an id. NULL
+	                     when nids is 0. */
+	uint32_t *stored; /* n: the batch index of the k-th stored record
+	                     (offset next + k); filled by the pass. */
+	size_t nids;      /* Records with an id. */
 } wal_dedup;
 
 /*
- * wal_dedup_prepare sorts the ids of recs[0..n-1]. With suppression off
- * or no id in the batch it allocates nothing and d->nents is 0. Returns
+ * wal_dedup_prepare hashes the ids of recs[0..n-1]. With suppression off
+ * or no id in the batch it allocates nothing and d->nids is 0. Returns
  * EVB_OK or EVB_ENOMEM. Release with wal_dedup_fini.
  */
 int wal_dedup_prepare(
@@ -224,23 +232,37 @@ int wal_dedup_prepare(
 void wal_dedup_fini(wal_dedup *d);
 
 /*
- * wal_dedup_assign decides which records of a batch of n (its ids sorted
- * in d) are stored and gives those consecutive offsets from next on, in
- * batch order: res[i] is
- * {offset, EVB_OK}, or {the original's offset, EVB_EEXIST} for a
- * duplicate. It indexes the ids of the stored records, and may start a new
- * generation (dropping the oldest). now_ns is the batch's append time.
- * Returns an LMDB code.
+ * wal_dedup_assign decides which records of the batch recs[0..n-1] (ids
+ * hashed in d) are stored and gives those consecutive offsets from next
+ * on, in batch order: res[i] is {offset, EVB_OK}, or {the original's
+ * offset, EVB_EEXIST} for a duplicate. It builds the window's table on
+ * first use and adds the stored ids to it as pending: wal_dedup_commit
+ * keeps them once the txn has committed, and the next wal_dedup_assign
+ * takes back any that were not kept (a retried or failed txn). now_ns is
+ * the batch's append time. Returns an LMDB code (or ENOMEM).
  */
-int wal_dedup_assign(evb_wal *w, MDB_txn *txn, const wal_dedup *d, size_t n,
-    uint64_t next, int64_t now_ns, evb_wal_result *res);
+int wal_dedup_assign(evb_wal *w, MDB_txn *txn, const evb_wal_rec *recs,
+    const wal_dedup *d, size_t n, uint64_t next, int64_t now_ns,
+    evb_wal_result *res);
+
+/* wal_dedup_commit keeps the pending ids of a committed batch whose last
+ * stored offset is last (0: none) and drops the ids that left the
+ * window. */
+void wal_dedup_commit(evb_wal *w, uint64_t last, int64_t now_ns);
+
+/* wal_dedup_retained drops the table's ids of records below first, which
+ * retention has removed (committed). */
+void wal_dedup_retained(evb_wal *w, uint64_t first);
 
 /*
- * wal_dedup_retained tells the index that the log now starts at first:
- * the older generation is dropped once all its offsets are gone. Returns
- * an LMDB code.
+ * wal_dedup_count is the number of ids in the window for the next append:
+ * the table's when it is built, else counted from the log in txn. Returns
+ * an LMDB code. OUT: *count.
  */
-int wal_dedup_retained(evb_wal *w, MDB_txn *txn, uint64_t first);
+int wal_dedup_count(evb_wal *w, MDB_txn *txn, uint64_t *count);
+
+/* wal_dedup_free releases the table; NULL is ok. */
+void wal_dedup_free(wal_idtab *t);
 
 /* ---- wal_time.c --------------------------------------------------------- */
 

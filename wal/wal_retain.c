@@ -4,8 +4,10 @@
  *
  * Each transaction (retain_step) removes at most max records from the
  * front of the log, then the index entries that only described them:
- * time index entries before the one covering the new first offset, and
- * the older dedup generation once all its offsets are gone. The writer
+ * time index entries before the one covering the new first offset. The
+ * ids of removed records go with them (an id is part of its record); once
+ * the txn has committed, retain_done drops them from the appending
+ * handle's in-memory window too. The writer
  * lock is released between transactions, so an append waits for at most
  * one of them, and LMDB puts the freed pages on its free list for later
  * transactions to reuse.
@@ -34,6 +36,8 @@ typedef struct retain_arg {
 	uint64_t removed; /* OUT: records this txn removed. */
 	uint64_t bad_off; /* OUT: a record whose append time is unreadable
 	                     stopped retention by age (0: none). */
+	uint64_t first;   /* OUT: the first kept offset after this txn (0:
+	                     nothing removed). */
 } retain_arg;
 
 /* retain_by_bytes is how many records the size limit condemns. */
@@ -96,7 +100,7 @@ retain_eligible(
 	if (w->opts.retain_age_ms == 0) {
 		return (false);
 	}
-	if (wal_rec_append_ns(v->mv_data, v->mv_size, &then) != EVB_OK) {
+	if (wal_rec_peek(v->mv_data, v->mv_size, &then, NULL, NULL) != EVB_OK) {
 		a->bad_off = off;
 		return (false);
 	}
@@ -139,6 +143,7 @@ retain_step(evb_wal *w, MDB_txn *txn, void *arg)
 
 	a->removed = 0;
 	a->bad_off = 0;
+	a->first   = 0;
 	if ((rc = retain_bound(w, txn, &bound)) != 0 ||
 	    (rc = retain_by_bytes(w, txn, &need)) != 0 || bound == 0) {
 		return (rc);
@@ -152,10 +157,19 @@ retain_step(evb_wal *w, MDB_txn *txn, void *arg)
 		return (rc);
 	}
 	// The newest record is never removed, so first is a kept offset.
-	if ((rc = wal_time_retained(w, txn, first)) != MDB_SUCCESS) {
-		return (rc);
+	a->first = first;
+	return (wal_time_retained(w, txn, first));
+}
+
+/* retain_done drops the removed records' ids from the dedup window. */
+static void
+retain_done(evb_wal *w, void *arg)
+{
+	retain_arg *a = arg;
+
+	if (a->first != 0) {
+		wal_dedup_retained(w, a->first);
 	}
-	return (wal_dedup_retained(w, txn, first));
 }
 
 int
@@ -175,8 +189,8 @@ evb_wal_retain(
 	a.max    = max_records_per_txn;
 	a.now_ns = wal_now_ns(w);
 	do {
-		if ((rc = wal_write(w, retain_step, &a, diag, "retain")) !=
-		    EVB_OK) {
+		if ((rc = wal_write(w, retain_step, retain_done, &a, diag,
+		         "retain")) != EVB_OK) {
 			return (rc);
 		}
 		total += a.removed;

@@ -6,12 +6,27 @@
  * Invariant: a write transaction is committed whole or not at all. When a
  * step hits MDB_MAP_FULL the txn is aborted, the map grows, and the whole
  * step runs again in a fresh txn; nothing is ever continued half-done.
+ *
+ * A full disk: LMDB (0.9, without MDB_WRITEMAP, as the WAL opens it)
+ * writes the txn's pages with pwrite before it writes the meta page that
+ * commits them, so a failed write leaves the last committed txn in
+ * place. It returns ENOSPC (EDQUOT, EFBIG) when a write fails outright,
+ * but EIO when one writes only part of its pages, which is how a disk
+ * usually fills up; so an EIO from a write txn is taken for a full disk
+ * when the file system then has less than WAL_FULL_BYTES free
+ * (txn_disk_full), and stays a storage error otherwise.
  * Lock order (wal_int.h): wlock, then map_lock.
  */
 #include <errno.h>
 #include <stdint.h>
+#include <sys/statvfs.h>
 
 #include "wal/wal_int.h"
+
+/* Below this many free bytes after a short write, the disk is full: a
+ * short write stops where the space ran out, so what is left is less
+ * than a file system block or two. */
+#define WAL_FULL_BYTES (1024 * 1024)
 
 int
 wal_err(int rc, evb_diag *d, const char *what)
@@ -150,6 +165,26 @@ txn_grow(evb_wal *w, evb_diag *d, const char *what)
 	return (EVB_OK);
 }
 
+/*
+ * txn_disk_full says whether the file system of the log has less than
+ * WAL_FULL_BYTES available to this process (an EIO then was a short
+ * write on a full disk). OUT: *avail, bytes available.
+ */
+static bool
+txn_disk_full(evb_wal *w, uint64_t *avail)
+{
+	mdb_filehandle_t fd;
+	struct statvfs   sv;
+
+	*avail = 0;
+	if (mdb_env_get_fd(w->env, &fd) != MDB_SUCCESS ||
+	    fstatvfs(fd, &sv) != 0) {
+		return (false);
+	}
+	*avail = (uint64_t) sv.f_bavail * sv.f_frsize;
+	return (*avail < WAL_FULL_BYTES);
+}
+
 /* txn_once runs fn in one write txn; returns an LMDB code. */
 static int
 txn_once(evb_wal *w, wal_write_fn fn, void *arg)
@@ -169,9 +204,11 @@ txn_once(evb_wal *w, wal_write_fn fn, void *arg)
 }
 
 int
-wal_write(evb_wal *w, wal_write_fn fn, void *arg, evb_diag *d, const char *what)
+wal_write(evb_wal *w, wal_write_fn fn, wal_done_fn done, void *arg, evb_diag *d,
+    const char *what)
 {
-	int rc;
+	uint64_t avail;
+	int      rc;
 
 	evb_assert(pthread_mutex_lock(&w->wlock) == 0);
 	for (;;) {
@@ -190,6 +227,18 @@ wal_write(evb_wal *w, wal_write_fn fn, void *arg, evb_diag *d, const char *what)
 			continue;
 		}
 		break;
+	}
+	if (rc == MDB_SUCCESS && done != NULL) {
+		done(w, arg);
+	}
+	if (rc == EIO && txn_disk_full(w, &avail)) {
+		evb_diag_set(d,
+		    "%s: %s after a short write, with %llu bytes left on the "
+		    "file system: the disk is full; free space and retry, "
+		    "nothing of this transaction was written",
+		    what, mdb_strerror(rc), (unsigned long long) avail);
+		rc = EVB_EFULL;
+		goto unlock;
 	}
 	rc = wal_err(rc, d, what);
 unlock:

@@ -6,13 +6,19 @@
  * check, and every error the header lists.
  *
  * Files are damaged by hand with LMDB's own API or by flipping bytes in
- * data.mdb, never through a test hook in the WAL.
+ * data.mdb, never through a test hook in the WAL. A full disk is a small
+ * tmpfs mounted for the test when it runs as root and may mount one (in a
+ * mount namespace of its own), else RLIMIT_FSIZE.
  */
+// unshare and CLONE_NEWNS, for the disk-full test's private tmpfs.
+#define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -27,6 +33,7 @@
 
 static char *tmp;     /* Fresh per test. */
 static char *wal_dir; /* tmp/wal, created by evb_wal_open. */
+static char *mnt;     /* tmp/fs while a tmpfs is mounted there. */
 
 static void
 setup(void)
@@ -37,6 +44,16 @@ setup(void)
 static void
 teardown(void)
 {
+	// Also after a failed assertion: the mount must not outlive the
+	// test (its namespace dies with the process anyway).
+	if (mnt != NULL) {
+		if (umount2(mnt, MNT_DETACH) != 0) {
+			fprintf(stderr, "wal_basic_test: unmounting %s: %s\n",
+			    mnt, strerror(errno));
+		}
+		free(mnt);
+		mnt = NULL;
+	}
 	wtl_dir_remove(tmp, wal_dir);
 }
 
@@ -230,14 +247,16 @@ Test(wal, stored_record_bytes_match_the_documented_format)
 	evb_wal_rec          rec       = { 0x0102, 0x0304050607080910ull,
 		               0x1112131415161718ull, -2, payload, sizeof(payload), "id-1",
 		               4 };
-	uint8_t              want[44 + sizeof(payload)] = {
-		             2, 0,       // version, flags
+	uint8_t              want[45 + 4 + sizeof(payload)] = {
+		             3, 0,       // version, flags
 		             0x01, 0x02, // type
 		             0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x10, // epoch
 		             0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, // seq
 		             0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, // ts_ns = -2
 		             0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, // append_ns
 		             0x00, 0x00, 0x00, sizeof(payload), // payload length
+		             0, 0, 0, 0,                        // crc, below
+		             4, 'i', 'd', '-', '1',             // id length, id
 	};
 	uint8_t      key[8] = { 0, 0, 0, 0, 0, 0, 0, 1 };
 	uint8_t      enc[sizeof(want)];
@@ -255,13 +274,13 @@ Test(wal, stored_record_bytes_match_the_documented_format)
 	cr_assert_eq(evb_wal_append(w, &rec, 1, NULL, NULL), EVB_OK);
 	evb_wal_close(w);
 
+	memcpy(want + 49, payload, sizeof(payload));
 	crc      = wtl_ref_crc32c(0, want, 40);
-	crc      = wtl_ref_crc32c(crc, payload, sizeof(payload));
+	crc      = wtl_ref_crc32c(crc, want + 44, sizeof(want) - 44);
 	want[40] = (uint8_t) (crc >> 24);
 	want[41] = (uint8_t) (crc >> 16);
 	want[42] = (uint8_t) (crc >> 8);
 	want[43] = (uint8_t) crc;
-	memcpy(want + 44, payload, sizeof(payload));
 
 	wtl_raw_begin(&r, wal_dir, "log", false);
 	cr_assert_eq(mdb_get(r.txn, r.dbi, &k, &v), 0);
@@ -270,7 +289,7 @@ Test(wal, stored_record_bytes_match_the_documented_format)
 	wtl_raw_end(&r);
 
 	// The public encoder writes the same bytes.
-	cr_assert_eq(evb_wal_record_size(sizeof(payload)), sizeof(want));
+	cr_assert_eq(evb_wal_record_size(4, sizeof(payload)), sizeof(want));
 	evb_wal_record_encode(enc, &rec, append_ns);
 	cr_assert_eq(memcmp(enc, want, sizeof(want)), 0);
 }
@@ -412,7 +431,121 @@ Test(wal, map_size_max_gives_efull_and_keeps_the_log)
 	evb_wal_close(w);
 }
 
-Test(wal, full_disk_gives_efull_and_later_appends_work)
+/* The tmpfs of the disk-full test: small enough to fill in a moment. */
+#define FULL_FS_KIB 1024
+#define FULL_FILLER_BYTES (256 * 1024) /* Freed to make room again. */
+#define FULL_REC_BYTES 500             /* Payload of each record. */
+#define FULL_BATCH 16                  /* Records per append. */
+
+/*
+ * full_mount mounts a FULL_FS_KIB tmpfs on tmp/fs in a mount namespace
+ * of the test's own, and says why not when it cannot (not root, or the
+ * container refuses). OUT: mnt on success.
+ */
+static bool
+full_mount(char *why, size_t n)
+{
+	char *dir = evb_ts_path(tmp, "fs");
+	char  opts[64];
+
+	cr_assert_not_null(dir);
+	if (geteuid() != 0) {
+		(void) snprintf(why, n, "not root");
+	} else if (unshare(CLONE_NEWNS) != 0) {
+		(void) snprintf(why, n, "unshare: %s", strerror(errno));
+	} else if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+		(void) snprintf(
+		    why, n, "making / private: %s", strerror(errno));
+	} else if (mkdir(dir, 0700) != 0) {
+		(void) snprintf(why, n, "mkdir: %s", strerror(errno));
+	} else {
+		(void) snprintf(
+		    opts, sizeof(opts), "size=%dk,mode=0700", FULL_FS_KIB);
+		if (mount("evb-test", dir, "tmpfs", MS_NOSUID | MS_NODEV,
+		        opts) == 0) {
+			mnt = dir;
+			return (true);
+		}
+		(void) snprintf(why, n, "mount: %s", strerror(errno));
+	}
+	free(dir);
+	return (false);
+}
+
+/* full_filler writes a file of FULL_FILLER_BYTES at path. */
+static void
+full_filler(const char *path)
+{
+	static const uint8_t buf[4096];
+	FILE                *f = fopen(path, "wb");
+
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	for (size_t i = 0; i < FULL_FILLER_BYTES / sizeof(buf); i++) {
+		cr_assert_eq(fwrite(buf, sizeof(buf), 1, f), 1);
+	}
+	cr_assert_eq(fclose(f), 0);
+}
+
+/*
+ * full_tmpfs: a log on the tmpfs (behind a filler file) is appended to
+ * until the disk is full. The append fails whole with EVB_EFULL, the log
+ * verifies and holds every committed record intact, and once the filler
+ * is deleted appends work again, also after a reopen.
+ */
+static void
+full_tmpfs(void)
+{
+	char        *dir    = evb_ts_path(mnt, "wal");
+	char        *filler = evb_ts_path(mnt, "filler");
+	evb_wal_opts o;
+	evb_wal     *w;
+	evb_diag     d    = { { 0 } };
+	uint64_t     good = 0;
+	int          rc   = EVB_OK;
+
+	cr_assert(dir != NULL && filler != NULL);
+	full_filler(filler);
+	evb_wal_opts_default(&o);
+	o.map_size_initial = 64 * 1024; // It grows on the way, too.
+	w                  = wtl_open(dir, &o);
+	for (int i = 0; i < 1000 && rc == EVB_OK; i++) {
+		rc = append_n(w, good + 1, FULL_BATCH, FULL_REC_BYTES, &d);
+		good += rc == EVB_OK ? FULL_BATCH : 0;
+	}
+	cr_assert_eq(rc, EVB_EFULL, "got %d: %s", rc, d.msg);
+	cr_assert(strstr(d.msg, "the disk is full") != NULL, "%s", d.msg);
+	cr_assert_gt(good, 0);
+	fprintf(stderr, "wal_basic_test: full disk: %s\n", d.msg);
+	// Nothing of the failed batch, nothing damaged; it fails again
+	// while the disk stays full.
+	verify_clean(w, good);
+	check_all(w, good, FULL_REC_BYTES);
+	cr_assert_eq(
+	    append_n(w, good + 1, FULL_BATCH, FULL_REC_BYTES, &d), EVB_EFULL);
+
+	cr_assert_eq(unlink(filler), 0);
+	cr_assert_eq(append_n(w, good + 1, FULL_BATCH, FULL_REC_BYTES, &d),
+	    EVB_OK, "%s", d.msg);
+	good += FULL_BATCH;
+	evb_wal_close(w);
+	w = wtl_open(dir, &o);
+	cr_assert_eq(append_n(w, good + 1, FULL_BATCH, FULL_REC_BYTES, &d),
+	    EVB_OK, "%s", d.msg);
+	good += FULL_BATCH;
+	verify_clean(w, good);
+	check_all(w, good, FULL_REC_BYTES);
+	evb_wal_close(w);
+	free(filler);
+	free(dir);
+}
+
+/*
+ * full_rlimit: where no tmpfs can be mounted, RLIMIT_FSIZE stands in for
+ * a full disk: writes past it fail with EFBIG (SIGXFSZ is ignored), as
+ * ENOSPC would.
+ */
+static void
+full_rlimit(void)
 {
 	evb_wal      *w = wtl_open(wal_dir, NULL);
 	evb_diag      d = { { 0 } };
@@ -422,8 +555,6 @@ Test(wal, full_disk_gives_efull_and_later_appends_work)
 	int           rc;
 
 	cr_assert_eq(append_n(w, 1, 10, 100, NULL), EVB_OK);
-	// RLIMIT_FSIZE stands in for a full disk: writes past it fail with
-	// EFBIG (SIGXFSZ is ignored), as ENOSPC would.
 	cr_assert_eq(stat(data, &st), 0);
 	cr_assert_neq(signal(SIGXFSZ, SIG_IGN), SIG_ERR);
 	cr_assert_eq(getrlimit(RLIMIT_FSIZE, &rl), 0);
@@ -432,6 +563,8 @@ Test(wal, full_disk_gives_efull_and_later_appends_work)
 	rc = append_n(w, 11, 2000, 1000, &d);
 	cr_assert_eq(rc, EVB_EFULL, "got %d: %s", rc, d.msg);
 	cr_assert(strstr(d.msg, "free space") != NULL, "%s", d.msg);
+	verify_clean(w, 10);
+	check_all(w, 10, 100);
 
 	rl.rlim_cur = rl.rlim_max;
 	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
@@ -441,6 +574,27 @@ Test(wal, full_disk_gives_efull_and_later_appends_work)
 	verify_clean(w, 2010);
 	evb_wal_close(w);
 	free(data);
+}
+
+/* Issue #3: a full disk is a clear error, corrupts nothing, and appends
+ * resume when space returns. */
+Test(wal, full_disk_gives_efull_and_later_appends_work)
+{
+	char why[160];
+
+	if (full_mount(why, sizeof(why))) {
+		fprintf(stderr,
+		    "wal_basic_test: full disk: on a %d KiB tmpfs mounted "
+		    "for the test\n",
+		    FULL_FS_KIB);
+		full_tmpfs();
+	} else {
+		fprintf(stderr,
+		    "wal_basic_test: full disk: RLIMIT_FSIZE stands in, no "
+		    "tmpfs (%s)\n",
+		    why);
+		full_rlimit();
+	}
 }
 
 /* ---- Durability modes -------------------------------------------------- */
@@ -651,7 +805,7 @@ Test(wal, truncated_record_is_corrupt)
 	evb_wal_iter_close(it);
 	cr_assert_eq(evb_wal_verify(w, &r, &d), EVB_ECORRUPT);
 	cr_assert_eq(r.first_bad_off, 2);
-	cr_assert(strstr(d.msg, "shorter than its 44-byte header") != NULL,
+	cr_assert(strstr(d.msg, "shorter than its 45-byte header") != NULL,
 	    "%s", d.msg);
 	evb_wal_close(w);
 }
@@ -673,6 +827,53 @@ Test(wal, unknown_format_version_is_refused)
 	cr_assert_eq(evb_wal_open(&w, wal_dir, NULL, &d), EVB_EVERSION);
 	cr_assert_null(w);
 	cr_assert(strstr(d.msg, "version 99") != NULL, "%s", d.msg);
+}
+
+/*
+ * Issue #3: format 3 moved the event ids into the records and dropped the
+ * on-disk id index ("ids.0", "ids.1"). A log of format 2 is refused, by
+ * read-write and read-only opens alike, with EVB_EVERSION and a diag that
+ * says what to do, and is left as it was.
+ */
+Test(wal, format_2_log_is_refused_and_left_alone)
+{
+	evb_wal     *w = wal_open_fast();
+	evb_diag     d = { { 0 } };
+	evb_wal_opts o;
+	uint8_t      ver[4] = { 0, 0, 0, 2 };
+	uint8_t      off[8] = { 0, 0, 0, 0, 0, 0, 0, 1 };
+	MDB_val      k = { 6, "format" }, v = { sizeof(ver), ver };
+	MDB_val      ik = { 4, "id-1" }, iv = { sizeof(off), off };
+	MDB_dbi      ids;
+	wtl_raw      raw;
+
+	cr_assert_eq(append_n(w, 1, 3, 20, NULL), EVB_OK);
+	evb_wal_close(w);
+	// What a format 2 log held besides: the two id index generations.
+	wtl_raw_begin(&raw, wal_dir, "meta", true);
+	cr_assert_eq(mdb_put(raw.txn, raw.dbi, &k, &v, 0), 0);
+	cr_assert_eq(mdb_dbi_open(raw.txn, "ids.0", MDB_CREATE, &ids), 0);
+	cr_assert_eq(mdb_put(raw.txn, ids, &ik, &iv, 0), 0);
+	cr_assert_eq(mdb_dbi_open(raw.txn, "ids.1", MDB_CREATE, &ids), 0);
+	wtl_raw_end(&raw);
+
+	evb_wal_opts_default(&o);
+	for (int ro = 0; ro < 2; ro++) {
+		o.read_only = ro == 1;
+		w           = NULL;
+		d.msg[0]    = '\0';
+		cr_assert_eq(evb_wal_open(&w, wal_dir, &o, &d), EVB_EVERSION);
+		cr_assert_null(w);
+		cr_assert(strstr(d.msg, "format version 2") != NULL &&
+		        strstr(d.msg, "reads only version 3") != NULL &&
+		        strstr(d.msg, "start a new log") != NULL,
+		    "%s", d.msg);
+	}
+	wtl_raw_begin(&raw, wal_dir, "meta", false);
+	cr_assert_eq(mdb_get(raw.txn, raw.dbi, &k, &v), 0);
+	cr_assert_eq(((const uint8_t *) v.mv_data)[3], 2);
+	cr_assert_eq(mdb_dbi_open(raw.txn, "ids.0", 0, &ids), 0);
+	wtl_raw_end(&raw);
 }
 
 /* ---- Readers in other processes ---------------------------------------- */

@@ -2,8 +2,10 @@
  * wal_dedup_test: duplicate suppression in evb_wal_append (wal/wal.h):
  * ids inside the window are not stored again and report the original's
  * offset, copies within one batch, the window's edges by count and by age
- * (with an injected clock, so nothing sleeps), reopen, generations that
- * keep the index bounded, records removed by retention, and the errors.
+ * (with an injected clock, so nothing sleeps), reopen (the window is
+ * rebuilt from the log), a window that stays bounded and exact over many
+ * windows, records removed by retention, logs of the previous format, and
+ * the errors.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -280,10 +282,10 @@ Test(wal_dedup, window_survives_reopen)
 }
 
 /*
- * Many windows' worth of ids: the index keeps at most two generations,
- * so it stays near twice the window, and answers stay exact at the edge.
+ * Many windows' worth of ids: the window holds at most its count of ids,
+ * and answers stay exact at the edge.
  */
-Test(wal_dedup, generations_bound_the_index_and_stay_exact)
+Test(wal_dedup, window_stays_bounded_and_exact)
 {
 	evb_wal     *w = wal_open_window(100, 0);
 	evb_wal_stat s;
@@ -294,7 +296,7 @@ Test(wal_dedup, generations_bound_the_index_and_stay_exact)
 		    id, sizeof(id), "id-%llu", (unsigned long long) i);
 		send_one(w, id, EVB_OK, i);
 		cr_assert_eq(evb_wal_stats(w, &s), EVB_OK);
-		cr_assert_leq(s.id_count, 200, "%llu ids after %llu records",
+		cr_assert_leq(s.id_count, 100, "%llu ids after %llu records",
 		    (unsigned long long) s.id_count, (unsigned long long) i);
 	}
 	// The window is 901..1000.
@@ -373,7 +375,7 @@ Test(wal_dedup, bad_window_options_are_einval)
 	cr_assert_null(w);
 }
 
-/* A stored id of the model in sorted_pass_is_exact_for_ids_of_any_length. */
+/* A stored id of the model in window_matches_a_model. */
 typedef struct model_id {
 	uint8_t  id[24]; /* The id bytes. */
 	size_t   len;    /* Its length, 1..24. */
@@ -404,28 +406,33 @@ model_rand(uint64_t *x)
 }
 
 /*
- * Issue #3: a batch's ids are sorted by radix passes over 8 bytes at a
- * time after their common prefix (batches of 256 ids and more), ties
- * merge sorted by the full ids. Batches of 1 to 600 ids that are
+ * Issue #3: the window lives in memory, in a hash table that grows,
+ * evicts ids as they leave the window, and is rebuilt from the log by
+ * the first append after a reopen. Batches of 1 to 600 ids that are
  * prefixes of each other, share 8 or 16 leading bytes, hold zero and
  * 0xff bytes, and repeat within and across batches must get exactly the
- * answers of a plain model (a window that never expires here).
+ * answers of a plain model, with a window of 1500 records and a reopen
+ * every 6 batches.
  */
-Test(wal_dedup, sorted_pass_is_exact_for_ids_of_any_length)
+Test(wal_dedup, window_matches_a_model)
 {
 	static const uint8_t  alphabet[] = { 0x00, 'a', 'b', 0xff };
 	static evb_wal_rec    recs[600];
 	static uint8_t        ids[600][24];
 	static evb_wal_result res[600];
 	static model_id       model[24 * 600];
-	evb_wal              *w = wal_open_window(1000000, 0);
-	uint64_t              x = 0x2545F4914F6CDD1Dull, next = 1;
-	size_t                nmodel = 0, total = 0;
+	evb_wal              *w = wal_open_window(1500, 0);
+	uint64_t              x = 0x2545F4914F6CDD1Dull, next = 1, first;
+	size_t                nmodel = 0, total = 0, dups = 0, again = 0;
 
 	for (int b = 0; b < 24; b++) {
 		size_t n      = 1 + (size_t) (model_rand(&x) % 600);
 		size_t shared = (size_t) (b % 3) * 8; // 0, 8 or 16 bytes.
 
+		if (b % 6 == 5) {
+			evb_wal_close(w);
+			w = wal_open_window(1500, 0);
+		}
 		for (size_t i = 0; i < n; i++) {
 			uint64_t r = model_rand(&x);
 
@@ -440,23 +447,84 @@ Test(wal_dedup, sorted_pass_is_exact_for_ids_of_any_length)
 		}
 		cr_assert_eq(evb_wal_append(w, recs, n, res, NULL), EVB_OK);
 		total += n;
+		first = next;
 		for (size_t i = 0; i < n; i++) {
 			size_t k =
 			    model_find(model, nmodel, ids[i], recs[i].id_len);
 
-			if (k < nmodel) {
+			// In the window: stored earlier in this batch, or
+			// among the 1500 records before it.
+			if (k < nmodel &&
+			    (model[k].off >= first ||
+			        first - model[k].off <= 1500)) {
 				expect(&res[i], EVB_EEXIST, model[k].off);
+				dups++;
 				continue;
 			}
-			memcpy(model[nmodel].id, ids[i], recs[i].id_len);
-			model[nmodel].len   = recs[i].id_len;
-			model[nmodel++].off = next;
+			if (k == nmodel) {
+				memcpy(
+				    model[nmodel].id, ids[i], recs[i].id_len);
+				model[nmodel++].len = recs[i].id_len;
+			} else {
+				again++;
+			}
+			model[k].off = next;
 			expect(&res[i], EVB_OK, next++);
 		}
 	}
 	cr_assert_eq(last_off(w), next - 1);
-	// Both kinds are common: new ids and duplicates.
+	// Every kind is common: new ids, duplicates, and ids stored again
+	// after they left the window.
 	cr_assert_gt(nmodel, 1000);
-	cr_assert_gt(total, nmodel + 1000);
+	cr_assert_gt(dups, 1000);
+	cr_assert_gt(again, 100, "%zu", again);
+	evb_wal_close(w);
+}
+
+/*
+ * Issue #3: with an age window only, the table starts small and doubles
+ * as ids arrive (batches larger than its free room included); every id
+ * stays found with its offset, and all leave together when they age out.
+ */
+Test(wal_dedup, table_grows_and_stays_exact_with_an_age_window)
+{
+	static evb_wal_rec    recs[700];
+	static char           ids[700][16];
+	static evb_wal_result res[700];
+	evb_wal              *w    = wal_open_window(0, 60000);
+	uint64_t              next = 1;
+	evb_wal_stat          s;
+
+	for (int b = 0; b < 8; b++) {
+		for (size_t i = 0; i < 700; i++) {
+			(void) snprintf(ids[i], sizeof(ids[i]), "g%zu",
+			    (size_t) b * 700 + i);
+			memset(&recs[i], 0, sizeof(recs[i]));
+			recs[i].id     = ids[i];
+			recs[i].id_len = strlen(ids[i]);
+		}
+		cr_assert_eq(evb_wal_append(w, recs, 700, res, NULL), EVB_OK);
+		for (size_t i = 0; i < 700; i++) {
+			expect(&res[i], EVB_OK, next++);
+		}
+	}
+	cr_assert_eq(evb_wal_stats(w, &s), EVB_OK);
+	cr_assert_eq(s.id_count, 5600);
+	// Every eighth id again, all in one batch: all duplicates.
+	for (size_t i = 0; i < 700; i++) {
+		(void) snprintf(ids[i], sizeof(ids[i]), "g%zu", i * 8);
+		recs[i].id_len = strlen(ids[i]);
+	}
+	cr_assert_eq(evb_wal_append(w, recs, 700, res, NULL), EVB_OK);
+	for (size_t i = 0; i < 700; i++) {
+		expect(&res[i], EVB_EEXIST, i * 8 + 1);
+	}
+	atomic_fetch_add(&now_ns, 60000 * MS);
+	cr_assert_eq(evb_wal_append(w, recs, 700, res, NULL), EVB_OK);
+	for (size_t i = 0; i < 700; i++) {
+		expect(&res[i], EVB_OK, next++);
+	}
+	cr_assert_eq(evb_wal_stats(w, &s), EVB_OK);
+	cr_assert_eq(s.id_count, 700);
 	evb_wal_close(w);
 }

@@ -279,30 +279,53 @@ Test(wal_retain, works_in_transactions_of_at_most_max_records)
 	cr_assert_eq(after - before, 15, "%zu txns", after - before);
 }
 
-Test(wal_retain, removes_the_index_entries_of_removed_records)
+/* dup_of appends one record with id and says what became of it. */
+static evb_wal_result
+dup_of(evb_wal *w, const char *id)
 {
-	evb_wal_opts o = opts_test(1000, 0);
-	evb_wal     *w;
-	MDB_stat     st;
-	size_t       txnid;
+	evb_wal_rec    rec = { 0 };
+	evb_wal_result r;
+
+	rec.payload = id;
+	rec.len     = strlen(id);
+	rec.id      = id;
+	rec.id_len  = strlen(id);
+	cr_assert_eq(evb_wal_append(w, &rec, 1, &r, NULL), EVB_OK);
+	return (r);
+}
+
+Test(wal_retain, removes_the_ids_of_removed_records_from_the_window)
+{
+	evb_wal_opts   o = opts_test(1000, 0);
+	evb_wal       *w;
+	evb_wal_result r;
+	MDB_stat       st;
+	size_t         txnid;
 
 	o.dedup_window_count = 10;
 	w                    = wtl_open(wal_dir, &o);
-	// Generations of the id index start at offsets 1, 11 and 21.
 	for (int i = 0; i < 25; i++) {
 		append_n(w, 1, 20, true);
 	}
-	cr_assert_eq(stats(w).id_count, 15);
+	// The window is the last 10 records: r16..r25.
+	cr_assert_eq(stats(w).id_count, 10);
 	atomic_fetch_add(&now_ns, 5000 * MS);
 	cr_assert_eq(evb_wal_cursor_set(w, "c", 22), EVB_OK);
 	cr_assert_eq(retain(w, 100), 22);
-	// The generation of 11..20 is gone; 21..25 stay (21 and 22 point
-	// to removed records and are ignored until their generation goes).
-	cr_assert_eq(stats(w).id_count, 5);
+	cr_assert_eq(stats(w).id_count, 3);
 	evb_wal_close(w);
 	// One time entry per record (1 ms apart); the one for 23 on stay.
 	raw_stat("ts", &st, &txnid);
 	cr_assert_eq(st.ms_entries, 3);
+	// A handle that has not appended counts the window in the log.
+	w = wtl_open(wal_dir, &o);
+	cr_assert_eq(stats(w).id_count, 3);
+	r = dup_of(w, "r24");
+	cr_assert(r.status == EVB_EEXIST && r.off == 24);
+	r = dup_of(w, "r20"); // Its record is gone: stored again.
+	cr_assert(r.status == EVB_OK && r.off == 26);
+	cr_assert_eq(stats(w).id_count, 4); // r23, r24, r25, r20.
+	evb_wal_close(w);
 }
 
 /*
