@@ -1,0 +1,561 @@
+/*
+ * compactor_restart_test.c: the compactor's position and life cycle. A
+ * restart resumes exactly where the last commit left off, also after a
+ * kill -9 in the middle of projecting (the position commits with its
+ * rows); a rebuild gives the same tables as incremental projection; the
+ * thread catches up and keeps the WAL cursor; retention's removals are
+ * counted as missed; and every error the header lists. Issue #5.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <lmdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/unit/compactor_testlib.h"
+
+static char          *tmp;
+static evb_wal       *wal;
+static ctl_log        lg;
+static evb_compactor *comp;
+
+/* poll_pause waits a millisecond between looks at a condition. */
+static void
+poll_pause(void)
+{
+	struct timespec ts = { 0, 1000000 };
+
+	(void) nanosleep(&ts, NULL);
+}
+
+static evb_wal *
+wal_open(bool read_only, uint64_t retain_bytes)
+{
+	evb_wal_opts o;
+	evb_wal     *w = NULL;
+	evb_diag     d = { "" };
+
+	evb_wal_opts_default(&o);
+	o.durability   = EVB_WAL_NONE;
+	o.read_only    = read_only;
+	o.retain_bytes = retain_bytes;
+	cr_assert_eq(evb_wal_open(&w, tmp, &o, &d), EVB_OK, "%s", d.msg);
+	return (w);
+}
+
+static void
+setup(void)
+{
+	cr_assert_eq(evb_ts_tmpdir_make(&tmp), EVB_OK);
+	wal = wal_open(false, 0);
+	ctl_log_init(&lg, 11);
+}
+
+static void
+teardown(void)
+{
+	evb_compactor_close(comp);
+	comp = NULL;
+	evb_wal_close(wal);
+	wal = NULL;
+	ctl_log_fini(&lg);
+	(void) evb_ts_tmpdir_remove(tmp);
+	tmp = NULL;
+}
+
+TestSuite(compactor_restart, .init = setup, .fini = teardown, .timeout = 120);
+
+static evb_compactor *
+comp_open(bool rebuild)
+{
+	evb_compactor_opts o;
+	evb_compactor     *c = NULL;
+	evb_diag           d = { "" };
+
+	evb_compactor_opts_default(&o);
+	o.sync    = false;
+	o.rebuild = rebuild;
+	cr_assert_eq(
+	    evb_compactor_open(&c, wal, tmp, &o, &d), EVB_OK, "%s", d.msg);
+	return (c);
+}
+
+static uint64_t
+comp_position(evb_compactor *c)
+{
+	evb_compactor_stat st;
+
+	cr_assert_eq(evb_compactor_stats(c, &st), EVB_OK);
+	return (st.position);
+}
+
+/* dump closes comp (if open) and dumps the tables into out. */
+static void
+dump(evb_buf *out)
+{
+	evb_compactor_tables *t;
+	evb_diag              d = { "" };
+
+	evb_compactor_close(comp);
+	comp = NULL;
+	cr_assert_eq(
+	    evb_compactor_tables_open(&t, tmp, &d), EVB_OK, "%s", d.msg);
+	ctl_dump(t, out);
+	evb_compactor_tables_close(t);
+}
+
+/* dump_rebuilt dumps the tables as a rebuild from the log makes them. */
+static void
+dump_rebuilt(evb_buf *out)
+{
+	evb_diag d = { "" };
+
+	comp = comp_open(false);
+	cr_assert_eq(evb_compactor_rebuild(comp, &d), EVB_OK, "%s", d.msg);
+	dump(out);
+}
+
+static void
+expect_same(const evb_buf *a, const evb_buf *b)
+{
+	cr_assert_gt(a->len, 1000);
+	cr_assert_eq(
+	    a->len, b->len, "dumps differ in length: %zu, %zu", a->len, b->len);
+	cr_assert_eq(memcmp(a->data, b->data, a->len), 0, "dumps differ");
+}
+
+Test(compactor_restart, reopen_resumes_at_the_committed_position)
+{
+	evb_buf a, b;
+	size_t  done;
+
+	ctl_append_events(wal, &lg, 1000, -1);
+	comp = comp_open(false);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(
+		    evb_compactor_step(comp, 100, &done, NULL), EVB_OK);
+		cr_assert_eq(done, 100);
+	}
+	evb_compactor_close(comp);
+	comp = comp_open(false);
+	cr_assert_eq(comp_position(comp), 300);
+	ctl_project(comp, 128);
+	cr_assert_eq(comp_position(comp), 1000);
+	dump(&a);
+	dump_rebuilt(&b);
+	expect_same(&a, &b);
+	evb_buf_fini(&a);
+	evb_buf_fini(&b);
+}
+
+/*
+ * crash_child projects in steps of step records, in a child process that
+ * opens its own WAL handle, and kills itself with SIGKILL after steps
+ * steps (or, with steps 0, after its thread has committed something):
+ * no close, no flush.
+ */
+static void
+crash_child(int steps, size_t step)
+{
+	pid_t pid;
+	int   status;
+
+	evb_wal_close(wal); // No handle may cross a fork().
+	wal = NULL;
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		evb_compactor_opts o;
+		evb_compactor     *c;
+		evb_wal           *w = wal_open(false, 0);
+
+		evb_compactor_opts_default(&o);
+		o.sync          = false;
+		o.batch_records = (uint32_t) step;
+		if (evb_compactor_open(&c, w, tmp, &o, NULL) != EVB_OK) {
+			_exit(3);
+		}
+		for (int i = 0; i < steps; i++) {
+			if (evb_compactor_step(c, step, NULL, NULL) != EVB_OK) {
+				_exit(4);
+			}
+		}
+		if (steps == 0 && evb_compactor_start(c) == EVB_OK) {
+			while (comp_position(c) == 0) {
+				poll_pause();
+			}
+		}
+		(void) raise(SIGKILL);
+		_exit(5);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+	    "child status %d", status);
+	wal = wal_open(false, 0);
+}
+
+Test(compactor_restart, kill_9_mid_projection_resumes_without_loss_or_doubles)
+{
+	static const int steps[] = { 1, 4, 0, 2 };
+	evb_buf          a, b;
+	uint64_t         pos = 0;
+	uint64_t         end;
+
+	ctl_append_events(wal, &lg, 600, -1);
+	ctl_append_gap(wal, &lg, 4, 8);
+	ctl_append_events(wal, &lg, 600, -1);
+	end = lg.ev[lg.n - 1].off;
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		uint64_t now, want;
+
+		crash_child(steps[i], 97);
+		comp = comp_open(false);
+		now  = comp_position(comp);
+		// Each step commits 97 records, up to the end of the log.
+		want = pos + 97 * (uint64_t) steps[i];
+		want = want < end ? want : end;
+		cr_assert_geq(now, pos, "the position never goes back");
+		cr_assert(steps[i] == 0 || now == want,
+		    "crash %zu: position %llu after %llu", i,
+		    (unsigned long long) now, (unsigned long long) pos);
+		pos = now;
+		evb_compactor_close(comp);
+		comp = NULL;
+	}
+	comp = comp_open(false);
+	ctl_project(comp, 500);
+	dump(&a);
+	dump_rebuilt(&b);
+	expect_same(&a, &b);
+	evb_buf_fini(&a);
+	evb_buf_fini(&b);
+}
+
+Test(compactor_restart, rebuild_equals_incremental_projection)
+{
+	evb_buf            a, b;
+	evb_compactor_stat st;
+
+	ctl_append_events(wal, &lg, 700, -1);
+	comp = comp_open(false);
+	ctl_project(comp, 37);
+	ctl_append_junk(wal, &lg);
+	ctl_append_gap(wal, &lg, 1, 2);
+	ctl_append_events(wal, &lg, 700, -1);
+	ctl_project(comp, 1);
+	cr_assert_eq(evb_compactor_step(comp, 5, NULL, NULL), EVB_OK);
+	ctl_project(comp, 4096);
+	cr_assert_eq(evb_compactor_stats(comp, &st), EVB_OK);
+	cr_assert_eq(st.events, 1400);
+	cr_assert_eq(st.gaps, 1);
+	cr_assert_eq(st.bad, 1);
+	dump(&a);
+	dump_rebuilt(&b);
+	expect_same(&a, &b);
+	// A rebuild at open (opts.rebuild) too.
+	evb_buf_fini(&b);
+	comp = comp_open(true);
+	cr_assert_eq(comp_position(comp), 0);
+	ctl_project(comp, 999);
+	dump(&b);
+	expect_same(&a, &b);
+	evb_buf_fini(&a);
+	evb_buf_fini(&b);
+}
+
+Test(compactor_restart, tables_open_without_tables_is_enotfound)
+{
+	evb_compactor_tables *t = NULL;
+	evb_diag              d = { "" };
+	char                 *dir;
+
+	cr_assert_eq(evb_compactor_tables_open(&t, tmp, &d), EVB_ENOTFOUND);
+	cr_assert_neq(strstr(d.msg, "no tables yet"), NULL, "%s", d.msg);
+	dir = evb_ts_path(tmp, EVB_COMPACTOR_DIR);
+	cr_assert_eq(mkdir(dir, 0700), 0);
+	cr_assert_eq(evb_compactor_tables_open(&t, tmp, &d), EVB_ENOTFOUND);
+	free(dir);
+	cr_assert_null(t);
+	cr_assert_eq(evb_compactor_tables_open(&t, NULL, &d), EVB_EINVAL);
+}
+
+Test(compactor_restart, thread_catches_up_and_stores_the_wal_cursor)
+{
+	uint64_t last, off;
+	uint64_t deadline;
+
+	comp = comp_open(false);
+	cr_assert_eq(
+	    evb_wal_cursor_get(wal, EVB_COMPACTOR_CURSOR, &off), EVB_OK);
+	cr_assert_eq(off, 0);
+	cr_assert_eq(evb_compactor_start(comp), EVB_OK);
+	cr_assert_eq(evb_compactor_start(comp), EVB_EINVAL);
+	cr_assert_eq(evb_compactor_step(comp, 1, NULL, NULL), EVB_EBUSY);
+	cr_assert_eq(evb_compactor_rebuild(comp, NULL), EVB_EBUSY);
+	for (int i = 0; i < 10; i++) {
+		ctl_append_events(wal, &lg, 300, -1);
+	}
+	cr_assert_eq(evb_wal_last(wal, &last), EVB_OK);
+	deadline = evb_clock_mono_ms() + evb_ts_timeout_ms(60000);
+	while (comp_position(comp) < last) {
+		cr_assert_lt(evb_clock_mono_ms(), deadline, "never caught up");
+		poll_pause();
+	}
+	evb_compactor_stop(comp);
+	evb_compactor_stop(comp);
+	cr_assert_eq(
+	    evb_wal_cursor_get(wal, EVB_COMPACTOR_CURSOR, &off), EVB_OK);
+	cr_assert_eq(off, last);
+	// Stopped, it steps by hand again.
+	ctl_append_events(wal, &lg, 10, -1);
+	ctl_project(comp, 3);
+	cr_assert_eq(comp_position(comp), last + 10);
+	evb_compactor_close(comp);
+	comp = NULL;
+	cr_assert_eq(
+	    evb_wal_cursor_get(wal, EVB_COMPACTOR_CURSOR, &off), EVB_OK);
+	cr_assert_eq(off, last + 10);
+}
+
+Test(compactor_restart, records_retention_removed_first_are_counted_missed)
+{
+	evb_compactor_opts o;
+	evb_compactor_stat st;
+	uint64_t           removed;
+
+	evb_wal_close(wal);
+	wal = wal_open(false, 1); // Keep as little as retention may.
+	ctl_append_events(wal, &lg, 100, -1);
+	cr_assert_eq(evb_wal_retain(wal, 1000, &removed, NULL), EVB_OK);
+	cr_assert_eq(removed, 99);
+	evb_compactor_opts_default(&o);
+	o.wal_cursor = NULL;
+	cr_assert_eq(evb_compactor_open(&comp, wal, tmp, &o, NULL), EVB_OK);
+	ctl_project(comp, 10);
+	cr_assert_eq(evb_compactor_stats(comp, &st), EVB_OK);
+	cr_assert_eq(st.missed, 99);
+	cr_assert_eq(st.events, 1);
+	cr_assert_eq(st.position, 100);
+	// With its cursor, the compactor holds retention back.
+	evb_compactor_close(comp);
+	comp = comp_open(false);
+	ctl_append_events(wal, &lg, 50, -1);
+	cr_assert_eq(evb_wal_retain(wal, 1000, &removed, NULL), EVB_OK);
+	cr_assert_eq(removed, 1, "only what the compactor projected goes");
+	ctl_project(comp, 10);
+	cr_assert_eq(evb_compactor_stats(comp, &st), EVB_OK);
+	cr_assert_eq(st.missed, 99);
+	cr_assert_eq(st.events, 51);
+}
+
+Test(compactor_restart, open_and_step_errors)
+{
+	evb_compactor_opts o;
+	evb_compactor     *c = NULL;
+	evb_diag           d = { "" };
+
+	evb_compactor_opts_default(&o);
+	cr_assert_eq(evb_compactor_open(&c, NULL, tmp, &o, &d), EVB_EINVAL);
+	cr_assert_eq(evb_compactor_open(&c, wal, NULL, &o, &d), EVB_EINVAL);
+	o.batch_records = 0;
+	cr_assert_eq(evb_compactor_open(&c, wal, tmp, &o, &d), EVB_EINVAL);
+	cr_assert_neq(strstr(d.msg, "batch_records"), NULL);
+	evb_compactor_opts_default(&o);
+	o.poll_ms = 0;
+	cr_assert_eq(evb_compactor_open(&c, wal, tmp, &o, &d), EVB_EINVAL);
+	evb_compactor_opts_default(&o);
+	o.wal_cursor = "";
+	cr_assert_eq(evb_compactor_open(&c, wal, tmp, &o, &d), EVB_EINVAL);
+	cr_assert_null(c);
+	ctl_append_events(wal, &lg, 10, -1);
+	// A read-only WAL handle cannot keep a cursor; without one it works.
+	evb_wal_close(wal);
+	wal = wal_open(true, 0);
+	evb_compactor_opts_default(&o);
+	cr_assert_eq(evb_compactor_open(&c, wal, tmp, &o, &d), EVB_EINVAL);
+	cr_assert_neq(strstr(d.msg, "wal_cursor"), NULL, "%s", d.msg);
+	o.wal_cursor = NULL;
+	cr_assert_eq(
+	    evb_compactor_open(&comp, wal, tmp, &o, &d), EVB_OK, "%s", d.msg);
+	cr_assert_eq(evb_compactor_step(comp, 0, NULL, &d), EVB_EINVAL);
+	ctl_project(comp, 4);
+	cr_assert_eq(comp_position(comp), 10);
+	evb_compactor_close(comp);
+	comp = NULL;
+	cr_assert_eq(
+	    evb_compactor_tables_query(NULL, NULL, ctl_rows_add, NULL, &d),
+	    EVB_EINVAL);
+}
+
+/* set_format writes version into the closed tables' meta.format. */
+static void
+set_format(uint32_t version)
+{
+	char    *dir = evb_ts_path(tmp, EVB_COMPACTOR_DIR);
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi  dbi;
+	uint8_t  v[4];
+	MDB_val  k   = { 6, "format" };
+	MDB_val  val = { 4, v };
+
+	evb_put_be32(v, version);
+	cr_assert_eq(mdb_env_create(&env), 0);
+	cr_assert_eq(mdb_env_set_maxdbs(env, 64), 0);
+	cr_assert_eq(mdb_env_open(env, dir, 0, 0600), 0);
+	cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+	cr_assert_eq(mdb_put(txn, dbi, &k, &val, 0), 0);
+	cr_assert_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	free(dir);
+}
+
+Test(compactor_restart, another_format_opens_only_for_a_rebuild)
+{
+	evb_compactor_tables *t = NULL;
+	evb_compactor_opts    o;
+	evb_compactor        *c = NULL;
+	evb_diag              d = { "" };
+	evb_buf               a, b;
+
+	ctl_append_events(wal, &lg, 300, -1);
+	comp = comp_open(false);
+	ctl_project(comp, 100);
+	dump(&a);
+	set_format(EVB_COMPACTOR_FORMAT_VERSION + 1);
+	evb_compactor_opts_default(&o);
+	cr_assert_eq(evb_compactor_open(&c, wal, tmp, &o, &d), EVB_EVERSION);
+	cr_assert_neq(strstr(d.msg, "--rebuild"), NULL, "%s", d.msg);
+	cr_assert_eq(evb_compactor_tables_open(&t, tmp, &d), EVB_EVERSION);
+	cr_assert_null(c);
+	cr_assert_null(t);
+	comp = comp_open(true);
+	ctl_project(comp, 64);
+	dump(&b);
+	expect_same(&a, &b);
+	evb_buf_fini(&a);
+	evb_buf_fini(&b);
+}
+
+Test(compactor_restart, tables_of_another_log_are_refused)
+{
+	evb_compactor_opts o;
+	evb_compactor     *c = NULL;
+	evb_diag           d = { "" };
+	char              *p;
+
+	ctl_append_events(wal, &lg, 20, -1);
+	comp = comp_open(false);
+	ctl_project(comp, 100);
+	evb_compactor_close(comp);
+	comp = NULL;
+	evb_wal_close(wal);
+	p = evb_ts_path(tmp, "data.mdb");
+	cr_assert_eq(unlink(p), 0);
+	free(p);
+	wal = wal_open(false, 0);
+	ctl_append_events(wal, &lg, 5, -1);
+	evb_compactor_opts_default(&o);
+	cr_assert_eq(evb_compactor_open(&c, wal, tmp, &o, &d), EVB_ECORRUPT);
+	cr_assert_neq(strstr(d.msg, "another log"), NULL, "%s", d.msg);
+	o.rebuild = true;
+	cr_assert_eq(evb_compactor_open(&comp, wal, tmp, &o, &d), EVB_OK);
+	ctl_project(comp, 100);
+	cr_assert_eq(comp_position(comp), 5);
+}
+
+Test(compactor_restart, foreign_or_unreachable_tables_are_refused)
+{
+	char                 *dir     = evb_ts_path(tmp, EVB_COMPACTOR_DIR);
+	char                 *missing = evb_ts_path(tmp, "no/such/dir");
+	evb_compactor_opts    o;
+	evb_compactor        *c = NULL;
+	evb_compactor_tables *t = NULL;
+	evb_diag              d = { "" };
+	MDB_env              *env;
+	MDB_txn              *txn;
+	MDB_dbi               dbi;
+
+	evb_compactor_opts_default(&o);
+	cr_assert_eq(evb_compactor_open(&c, wal, missing, &o, &d),
+	    EVB_ESYSERR + ENOENT, "%s", d.msg);
+	// An LMDB environment with DBs of its own is not ours.
+	cr_assert_eq(mkdir(dir, 0700), 0);
+	cr_assert_eq(mdb_env_create(&env), 0);
+	cr_assert_eq(mdb_env_set_maxdbs(env, 4), 0);
+	cr_assert_eq(mdb_env_open(env, dir, 0, 0600), 0);
+	cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "foo", MDB_CREATE, &dbi), 0);
+	cr_assert_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	cr_assert_eq(evb_compactor_open(&c, wal, tmp, &o, &d), EVB_ECORRUPT);
+	cr_assert_neq(strstr(d.msg, "not evbus tables"), NULL, "%s", d.msg);
+	cr_assert_null(c);
+	cr_assert_eq(evb_compactor_tables_open(&t, tmp, &d), EVB_ECORRUPT);
+	cr_assert_null(t);
+	free(dir);
+	free(missing);
+}
+
+/* stop_after stops a query after its arg rows with EVB_EOF, or with
+ * EVB_ETIMEDOUT (any code) when the count is negative. */
+static int
+stop_after(void *arg, const evb_compactor_row *row)
+{
+	int *left = arg;
+
+	(void) row;
+	if (*left < 0) {
+		return (EVB_ETIMEDOUT);
+	}
+	return (--(*left) == 0 ? EVB_EOF : EVB_OK);
+}
+
+Test(compactor_restart, callbacks_stop_queries_and_bad_types_are_refused)
+{
+	evb_compactor_tables *t;
+	evb_compactor_query   q;
+	evb_diag              d = { "" };
+	int                   left;
+
+	ctl_append_events(wal, &lg, 100, -1);
+	comp = comp_open(false);
+	ctl_project(comp, 100);
+	evb_compactor_close(comp);
+	comp = NULL;
+	cr_assert_eq(
+	    evb_compactor_tables_open(&t, tmp, &d), EVB_OK, "%s", d.msg);
+	evb_compactor_query_init(&q);
+	left = 7;
+	cr_assert_eq(
+	    evb_compactor_tables_query(t, &q, stop_after, &left, &d), EVB_OK);
+	cr_assert_eq(left, 0, "EVB_EOF stops at once");
+	left = -1;
+	cr_assert_eq(evb_compactor_tables_query(t, &q, stop_after, &left, &d),
+	    EVB_ETIMEDOUT);
+	cr_assert_eq(evb_compactor_tables_latest(t, EVB_COMPACTOR_LATEST_QUOTE,
+	                 NULL, stop_after, &left, &d),
+	    EVB_ETIMEDOUT);
+	q.type = CTL_NTYPES;
+	cr_assert_eq(evb_compactor_tables_query(t, &q, stop_after, &left, &d),
+	    EVB_EINVAL);
+	cr_assert_neq(strstr(d.msg, "type"), NULL, "%s", d.msg);
+	q.type = -2;
+	cr_assert_eq(evb_compactor_tables_query(t, &q, stop_after, &left, &d),
+	    EVB_EINVAL);
+	q.type = 0;
+	cr_assert_eq(
+	    evb_compactor_tables_query(t, &q, NULL, NULL, &d), EVB_EINVAL);
+	cr_assert_str_eq(evb_compactor_table_name(0), "signal_events");
+	cr_assert_str_eq(evb_compactor_table_name(7), "pattern_events");
+	cr_assert_null(evb_compactor_table_name(8));
+	cr_assert_null(evb_compactor_table_name(-1));
+	evb_compactor_tables_close(t);
+}
