@@ -19,18 +19,12 @@
 #include <msgpack.h>
 
 #include "bench/bench.h"
+#include "bench/bench_event.h"
 #include "proto/proto.h"
 
 #define BENCH_CHUNK 1000 /* Events per timed chunk. */
 
-static const char bench_event_json[] =
-    "{\"type\":\"signal_generated\",\"id\":\"01JDQ4Z8M6W3V8K2N5R7T9X1YB\","
-    "\"ts\":1764035435123456789,\"source\":\"sig_gen\","
-    "\"corr\":\"EG_EURUSD_1764\","
-    "\"data\":{\"signal_id\":\"EG_EURUSD_1764\","
-    "\"symbol\":\"EURUSD\",\"direction\":\"BUY\",\"confidence\":85.5,"
-    "\"pattern_type\":\"LIQUIDITY_SWEEP_REVERSAL\",\"entry_price\":1.08452,"
-    "\"stop_loss\":1.08152,\"take_profit\":1.09052}}";
+static const char bench_event_json[] = BENCH_EVENT_JSON;
 
 static int
 bench_fail(const char *what, int rv, const evb_diag *d)

@@ -57,6 +57,11 @@ extern const cli_cmd cli_cmd_stats;
 extern const cli_cmd cli_cmd_run;
 extern const cli_cmd cli_cmd_collector;
 extern const cli_cmd cli_cmd_replay;
+extern const cli_cmd cli_cmd_compactor;
+extern const cli_cmd cli_cmd_compact;
+extern const cli_cmd cli_cmd_query;
+extern const cli_cmd cli_cmd_trace;
+extern const cli_cmd cli_cmd_bench;
 
 /* ---- The command table (main.c) ---------------------------------------- */
 
@@ -102,6 +107,18 @@ int cli_opts_parse(
  */
 int cli_opts_parse_max(const cli_cmd *cmd, int argc, char **argv,
     const cli_opt *opts, int max_operands, int *first);
+
+/*
+ * cli_opts_parse_mixed is cli_opts_parse for a command whose operands and
+ * options may come in any order ("evbus query TYPE --limit 5"): each
+ * operand goes, in order, to operands[], which holds max_operands; more
+ * is a usage error ("too many arguments"). "--" ends the options: what
+ * follows it is all operands. Returns as cli_opts_parse does.
+ * OUT: operands[0..*n-1] (borrowed from argv) and *n, when it returns
+ * CLI_CONTINUE.
+ */
+int cli_opts_parse_mixed(const cli_cmd *cmd, int argc, char **argv,
+    const cli_opt *opts, const char **operands, int max_operands, int *n);
 
 /*
  * cli_usage_error prints "evbus <cmd>: <message>" and a pointer to the
@@ -331,5 +348,115 @@ int cli_input_read_all(FILE *f, size_t max_bytes, uint8_t **data, size_t *len);
  * is not. Every command that writes to stdout returns through it.
  */
 int cli_output_finish(const cli_cmd *cmd, int rc);
+
+/* ---- Aligned columns (cli_table.c) -------------------------------------
+ * Rows of text cells printed with each column as wide as its widest cell
+ * (`--format table`). Caller-allocated: cli_table_init, cli_table_add for
+ * each cell (row by row, ncols cells a row; the first row is the header),
+ * cli_table_print, cli_table_fini.
+ */
+typedef struct cli_table {
+	size_t  ncols;  /* Cells per row. */
+	char  **cells;  /* Every cell, row after row; owned. */
+	size_t  ncells; /* Cells added. */
+	size_t  cap;    /* Cells allocated. */
+	size_t *width;  /* Widest cell of each column, bytes; owned. */
+	bool    failed; /* An allocation failed (sticky). */
+} cli_table;
+
+void cli_table_init(cli_table *t, size_t ncols);
+void cli_table_fini(cli_table *t);
+
+/* cli_table_add appends one cell, formatted as printf does. A failure is
+ * kept for cli_table_print to report. */
+void cli_table_add(cli_table *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * cli_table_print writes the rows to stdout, columns padded to their
+ * widest cell plus two spaces (the last column unpadded). Returns
+ * CLI_EXIT_OK, or CLI_EXIT_USAGE after reporting, naming cmd, that an
+ * add ran out of memory.
+ */
+int cli_table_print(const cli_cmd *cmd, const cli_table *t);
+
+/* ---- Compactor tables (cmd_query.c) ------------------------------------
+ * `evbus query` and `evbus trace` read the compactor's tables
+ * (compactor/compactor.h) read-only and print what they find alike.
+ */
+
+/* What --format asks for. */
+typedef enum cli_format {
+	CLI_FORMAT_JSON  = 0, /* One JSON object per line (the default). */
+	CLI_FORMAT_TABLE = 1, /* Aligned columns with a header row. */
+} cli_format;
+
+/*
+ * cli_parse_format reads text, the value of --format: "json" or "table".
+ * NULL means the default, json. Returns CLI_CONTINUE, or CLI_EXIT_USAGE
+ * after printing what was wrong. OUT: *fmt.
+ */
+int cli_parse_format(const cli_cmd *cmd, const char *text, cli_format *fmt);
+
+struct evb_compactor_tables;
+
+/*
+ * cli_tables_open opens the tables of the data directory data read-only.
+ * When it cannot (no tables yet, another format version, not tables at
+ * all), it prints why and what to run on stderr, naming cmd, and returns
+ * CLI_EXIT_USAGE; else CLI_CONTINUE. OUT: *t, on CLI_CONTINUE only;
+ * release it with evb_compactor_tables_close.
+ */
+int cli_tables_open(
+    const cli_cmd *cmd, const char *data, struct evb_compactor_tables **t);
+
+/*
+ * cli_row_decode decodes a row's envelope (bytes borrowed from a query
+ * callback). Returns CLI_EXIT_OK with *ev set (free it with
+ * evb_proto_event_free), or, after reporting the row's offset and problem
+ * on stderr, CLI_EXIT_DATA (the stored envelope is invalid) or
+ * CLI_EXIT_USAGE (out of memory). OUT: *ev, on CLI_EXIT_OK only.
+ */
+int cli_row_decode(const cli_cmd *cmd, uint64_t off, const void *envelope,
+    size_t len, evb_event **ev);
+
+/*
+ * cli_field_text writes field of ev's data as text into buf (cap bytes,
+ * truncated to fit): a string as is, an integer in decimal, any other
+ * number with up to 10 significant digits, and "" when ev has no such
+ * field.
+ */
+void cli_field_text(
+    const evb_event *ev, const char *field, char *buf, size_t cap);
+
+/* ---- The compactor's operations (cmd_compactor.c) --------------------- */
+
+struct evb_compactor;
+
+/*
+ * The compactor's counters at its last statistics line, so that the next
+ * one can give a rate. Zero it, then pass it to every cli_compactor_log.
+ */
+typedef struct cli_compactor_prev {
+	uint64_t events; /* Events projected at the last line. */
+	uint64_t at_ms;  /* Monotonic ms of the last line; 0: none yet. */
+} cli_compactor_prev;
+
+/*
+ * cli_compactor_log logs one line with the id msg_id at level: the
+ * compactor's position, the log's end and the lag between them, its
+ * stored counters and, when prev is not NULL, the projection rate since
+ * the last line (prev is then updated). A failure to read the counters is
+ * logged instead.
+ */
+void cli_compactor_log(struct evb_compactor *c, evb_log_level level,
+    const char *msg_id, cli_compactor_prev *prev);
+
+/*
+ * cli_signal_wait_ms sleeps until a signal byte arrives on sig_fd
+ * (cli_sig_open) or timeout_ms pass (0: wait for the signal only).
+ * Returns true when a signal came.
+ */
+bool cli_signal_wait_ms(int sig_fd, uint64_t timeout_ms);
 
 #endif /* EVB_CLI_H */

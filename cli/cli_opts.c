@@ -170,6 +170,46 @@ cli_opts_parse_max(const cli_cmd *cmd, int argc, char **argv,
 	return CLI_CONTINUE;
 }
 
+int
+cli_opts_parse_mixed(const cli_cmd *cmd, int argc, char **argv,
+    const cli_opt *opts, const char **operands, int max_operands, int *n)
+{
+	int at    = 0; // argv[at] is the command or the last operand taken.
+	int count = 0;
+	int first;
+	int rc;
+
+	for (;;) {
+		// cli_opts_parse skips its argv[0], so each call reads the
+		// options that follow the operand before them.
+		rc = cli_opts_parse(cmd, argc - at, argv + at, opts, &first);
+		if (rc != CLI_CONTINUE) {
+			return rc;
+		}
+		at += first;
+		if (at >= argc) {
+			break;
+		}
+		if (first >= 2 && strcmp(argv[at - 1], "--") == 0) {
+			// After "--" everything is an operand.
+			for (; at < argc; at++) {
+				if (count == max_operands) {
+					return cli_usage_error(
+					    cmd, "too many arguments");
+				}
+				operands[count++] = argv[at];
+			}
+			break;
+		}
+		if (count == max_operands) {
+			return cli_usage_error(cmd, "too many arguments");
+		}
+		operands[count++] = argv[at];
+	}
+	*n = count;
+	return CLI_CONTINUE;
+}
+
 static void opts_message(const cli_cmd *cmd, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 

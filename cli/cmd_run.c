@@ -1,6 +1,7 @@
 /*
- * cmd_run.c: `evbus run`, the broker (broker/broker.h) and an in-process
- * collector (collector/collector.h) as threads of one process.
+ * cmd_run.c: `evbus run`, the broker (broker/broker.h), an in-process
+ * collector (collector/collector.h) and the compactor
+ * (compactor/compactor.h) as threads of one process.
  *
  * The collector reads the broker's ring directly (evb_broker_read, passed
  * to it as its read callback), so the WAL receives batches without the
@@ -9,6 +10,14 @@
  * or SIGTERM it stops the broker first (no more ingest; the message in
  * hand is still published), then the collector, which drains the ring to
  * the WAL until the broker reports it closed, and exits 0.
+ *
+ * The compactor projects the WAL into the query tables through the
+ * collector's own WAL handle (evb_collector_wal: LMDB allows one handle
+ * per environment and process), so it is opened and started after the
+ * collector, and stopped and closed before it: projecting what the
+ * collector stores while it stops is left to the next start (the
+ * position is durable with the rows). While they run, the main thread
+ * wakes every --stats-log ms to log EVB-COMPACTOR-STATS.
  *
  * Confirmed ingest: the collector's callbacks report to the broker what
  * is durable (and what was lost or was a duplicate), and the broker sends
@@ -20,6 +29,7 @@
 #include "broker/broker.h"
 #include "cli/cli.h"
 #include "collector/collector.h"
+#include "compactor/compactor.h"
 
 #define RUN_CONFIRM_URL "tcp://127.0.0.1:5572" /* --confirm's default. */
 
@@ -33,12 +43,13 @@ typedef struct run_parts {
 
 const cli_cmd cli_cmd_run = {
 	.name    = "run",
-	.summary = "Run the broker and the collector in one process.",
+	.summary = "Run the broker, collector and compactor in one process.",
 	.help =
 	    "usage: evbus run [--data DIR] [--durability MODE] [--pub URL]\n"
 	    "                 [--ingest URL] [--confirm URL] [--ctl URL]\n"
 	    "                 [--max-msg BYTES] [--ring BYTES]\n"
 	    "                 [--heartbeat MS] [--stats-log MS]\n"
+	    "                 [--no-compactor]\n"
 	    "\n"
 	    "Run the whole bus in the foreground: the broker (as 'evbus\n"
 	    "broker') and a collector that reads the broker's ring in\n"
@@ -47,11 +58,13 @@ const cli_cmd cli_cmd_run = {
 	    "collector came to them are stored as a gap record. Confirmed\n"
 	    "ingest (nng req0 to the confirm endpoint, 'evbus publish\n"
 	    "--confirm') replies with each event's seq once the event is in\n"
-	    "the log. Once both\n"
-	    "run, a line with the id EVB-RUN-READY is logged on standard\n"
-	    "error. SIGINT or SIGTERM stops ingest, lets the collector store\n"
-	    "everything published, and exits. The next start continues the\n"
-	    "log (in a new epoch).\n"
+	    "the log. A compactor projects the log into the tables in\n"
+	    "DIR/tables that 'evbus query' and 'evbus trace' read (fsync'd\n"
+	    "per commit in sync mode only). Once they all run, a line with\n"
+	    "the id EVB-RUN-READY is logged on standard error. SIGINT or\n"
+	    "SIGTERM stops ingest, lets the collector store everything\n"
+	    "published, and exits. The next start continues the log (in a\n"
+	    "new epoch), and the compactor where it stopped.\n"
 	    "\n"
 	    "Options:\n"
 	    "  --data DIR         The log's directory, created (mode 0700)\n"
@@ -73,9 +86,11 @@ const cli_cmd cli_cmd_run = {
 	    "  --heartbeat MS     Period of the broker's and the collector's\n"
 	    "                     system_health events, 0 for none\n"
 	    "                     (default 5000).\n"
-	    "  --stats-log MS     Period of the EVB-BROKER-STATS and\n"
-	    "                     EVB-COLL-STATS log lines, 0 for none\n"
-	    "                     (default 60000).\n"
+	    "  --stats-log MS     Period of the EVB-BROKER-STATS,\n"
+	    "                     EVB-COLL-STATS and EVB-COMPACTOR-STATS\n"
+	    "                     log lines, 0 for none (default 60000).\n"
+	    "  --no-compactor     Run no compactor (run 'evbus compactor'\n"
+	    "                     on DIR instead, or none).\n"
 	    "  -h, --help         Print this help and exit.\n"
 	    "\n"
 	    "BYTES may end in K, M or G (KiB, MiB, GiB).\n"
@@ -161,17 +176,38 @@ run_stats_extra(void *arg, evb_broker_extra *x, size_t cap)
 	return n;
 }
 
-/* run_serve starts both, waits for a signal and stops both. */
+/* run_wait sleeps until a signal, logging the compactor's line. */
+static void
+run_wait(evb_compactor *cp, uint64_t stats_ms, int sig_fd)
+{
+	cli_compactor_prev prev = { 0, 0 };
+
+	if (cp == NULL || stats_ms == 0) {
+		cli_signal_wait(sig_fd);
+		return;
+	}
+	cli_compactor_log(cp, EVB_LOG_INFO, "EVB-COMPACTOR-STATS", &prev);
+	while (!cli_signal_wait_ms(sig_fd, stats_ms)) {
+		cli_compactor_log(
+		    cp, EVB_LOG_INFO, "EVB-COMPACTOR-STATS", &prev);
+	}
+}
+
+/*
+ * run_serve starts them all (the compactor cp may be NULL), waits for a
+ * signal and stops them all.
+ */
 static int
-run_serve(evb_broker *b, evb_collector *c, const evb_broker_opts *bo,
-    const char *dir, int sig_fd)
+run_serve(evb_broker *b, evb_collector *c, evb_compactor *cp,
+    const evb_broker_opts *bo, const char *dir, int sig_fd)
 {
 	evb_broker_stat    bs;
 	evb_collector_stat cs;
 	int                rc;
 
 	if ((rc = evb_broker_start(b)) != EVB_OK ||
-	    (rc = evb_collector_start(c)) != EVB_OK) {
+	    (rc = evb_collector_start(c)) != EVB_OK ||
+	    (cp != NULL && (rc = evb_compactor_start(cp)) != EVB_OK)) {
 		cli_error(&cli_cmd_run, "cannot start: %s", evb_strerror(rc));
 		return CLI_EXIT_USAGE;
 	}
@@ -181,10 +217,15 @@ run_serve(evb_broker *b, evb_collector *c, const evb_broker_opts *bo,
 	    "log %s",
 	    bo->pub_url, bo->ingest_url, bo->confirm_url, bo->ctl_url,
 	    (unsigned long long) bs.epoch, dir);
-	cli_signal_wait(sig_fd);
+	run_wait(cp, bo->stats_log_ms, sig_fd);
 	evb_log(EVB_LOG_NOTICE, "EVB-RUN-STOPPING",
 	    "signal received: no more ingest; storing what was published");
 	evb_broker_stop(b);
+	if (cp != NULL) {
+		evb_compactor_stop(cp);
+		cli_compactor_log(
+		    cp, EVB_LOG_NOTICE, "EVB-COMPACTOR-STOPPED", NULL);
+	}
 	evb_collector_stop(c);
 	evb_broker_stats(b, &bs);
 	evb_collector_stats(c, &cs);
@@ -229,30 +270,57 @@ run_open(const evb_broker_opts *bo, evb_collector_opts *co, evb_broker **b,
 	return CLI_CONTINUE;
 }
 
+/* run_compactor opens the compactor on the collector's WAL handle. */
+static int
+run_compactor(evb_collector *c, const char *dir, int mode, evb_compactor **cp)
+{
+	evb_compactor_opts o;
+	evb_diag           diag = { "" };
+	int                rc;
+
+	evb_compactor_opts_default(&o);
+	// The tables are derived data: as durable as the log, no more.
+	o.sync = mode == EVB_WAL_SYNC;
+	if ((rc = evb_compactor_open(
+	         cp, evb_collector_wal(c), dir, &o, &diag)) != EVB_OK) {
+		cli_error(&cli_cmd_run, "cannot open the tables in %s: %s%s",
+		    dir, cli_diag_text(&diag, rc),
+		    rc == EVB_EVERSION || rc == EVB_ECORRUPT
+		        ? "; rebuild them with 'evbus compact --rebuild', or "
+		          "run with --no-compactor"
+		        : "");
+		return CLI_EXIT_USAGE;
+	}
+	return CLI_CONTINUE;
+}
+
 static int
 run_run(int argc, char **argv)
 {
-	cli_broker_args a          = { 0 };
-	const char     *data       = NULL;
-	const char     *durability = NULL;
-	const char     *confirm    = NULL;
-	const cli_opt   opts[]     = {
-		      { "data", 0, NULL, &data },
-		      { "durability", 0, NULL, &durability },
-		      { "pub", 0, NULL, &a.pub },
-		      { "ingest", 0, NULL, &a.ingest },
-		      { "confirm", 0, NULL, &confirm },
-		      { "ctl", 0, NULL, &a.ctl },
-		      { "max-msg", 0, NULL, &a.max_msg },
-		      { "ring", 0, NULL, &a.ring },
-		      { "heartbeat", 0, NULL, &a.heartbeat },
-		      { "stats-log", 0, NULL, &a.stats_log },
-		      { NULL, 0, NULL, NULL },
+	cli_broker_args a            = { 0 };
+	const char     *data         = NULL;
+	const char     *durability   = NULL;
+	const char     *confirm      = NULL;
+	bool            no_compactor = false;
+	const cli_opt   opts[]       = {
+		        { "data", 0, NULL, &data },
+		        { "durability", 0, NULL, &durability },
+		        { "pub", 0, NULL, &a.pub },
+		        { "ingest", 0, NULL, &a.ingest },
+		        { "confirm", 0, NULL, &confirm },
+		        { "ctl", 0, NULL, &a.ctl },
+		        { "max-msg", 0, NULL, &a.max_msg },
+		        { "ring", 0, NULL, &a.ring },
+		        { "heartbeat", 0, NULL, &a.heartbeat },
+		        { "stats-log", 0, NULL, &a.stats_log },
+		        { "no-compactor", 0, &no_compactor, NULL },
+		        { NULL, 0, NULL, NULL },
 	};
 	evb_broker_opts    bo;
 	evb_collector_opts co;
 	evb_broker        *b;
 	evb_collector     *c;
+	evb_compactor     *cp    = NULL;
 	run_parts          parts = { NULL };
 	int                mode  = EVB_WAL_SYNC;
 	int                first;
@@ -285,8 +353,14 @@ run_run(int argc, char **argv)
 	}
 	if ((rc = run_open(&bo, &co, &b, &c)) == CLI_CONTINUE) {
 		parts.c = c;
-		rc      = run_serve(b, c, &bo, co.data_dir, sig_fd);
+		if (no_compactor ||
+		    (rc = run_compactor(c, co.data_dir, mode, &cp)) ==
+		        CLI_CONTINUE) {
+			rc = run_serve(b, c, cp, &bo, co.data_dir, sig_fd);
+		}
 		evb_broker_stop(b);
+		// The compactor borrows the collector's WAL: close it first.
+		evb_compactor_close(cp);
 		evb_collector_stop(c);
 		cli_close_deadline(rc);
 		evb_collector_close(c);

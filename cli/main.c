@@ -21,10 +21,15 @@ static const cli_cmd *const cli_cmds[] = {
 	&cli_cmd_broker,
 	&cli_cmd_run,
 	&cli_cmd_collector,
+	&cli_cmd_compactor,
 	&cli_cmd_publish,
 	&cli_cmd_tail,
 	&cli_cmd_replay,
+	&cli_cmd_query,
+	&cli_cmd_trace,
+	&cli_cmd_compact,
 	&cli_cmd_stats,
+	&cli_cmd_bench,
 	&cli_cmd_version,
 };
 

@@ -17,7 +17,7 @@
 
 #define CLI_TEST_TIMEOUT_S 60    /* criterion's limit for one test. */
 #define CLI_RUN_TIMEOUT_MS 20000 /* One evbus run; scaled by the env. */
-#define CLI_MAX_RUNS 48          /* evbus runs one test may make. */
+#define CLI_MAX_RUNS 64          /* evbus runs one test may make. */
 #define CLI_MAX_ARGS 8           /* Arguments after the binary. */
 
 /* One finished run of evbus. */
@@ -597,8 +597,9 @@ Test(cli, decode_of_empty_input_prints_nothing)
  */
 
 static const char *const cli_commands[] = { "help", "validate", "encode",
-	"decode", "wal", "broker", "run", "collector", "publish", "tail",
-	"replay", "stats", "version" };
+	"decode", "wal", "broker", "run", "collector", "compactor", "publish",
+	"tail", "replay", "query", "trace", "compact", "stats", "bench",
+	"version" };
 #define CLI_NCOMMANDS (sizeof(cli_commands) / sizeof(cli_commands[0]))
 
 Test(cli, help_lists_every_command)
