@@ -138,6 +138,7 @@ struct evb_broker {
 	uint64_t        last_seq; /* Last seq published, 0: none; mtx. */
 	evb_ulid        ulid;     /* Id generator; mtx. */
 	evb_buf         frame;    /* Scratch for the frame being sent; mtx. */
+	nng_aio        *pub_aio;  /* Reused for every pub0 send; mtx. */
 	uint64_t        published; /* Events published; mtx. */
 	uint64_t        published_by_type[EVB_BROKER_MAX_TYPES]; /* mtx. */
 	size_t          waiters; /* Threads in evb_broker_read's wait; mtx. */
