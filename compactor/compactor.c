@@ -27,10 +27,14 @@
  * handle's counters and stop; it is never held during a step's txn.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "collector/collector.h"
 #include "compactor/compactor_int.h"
@@ -71,6 +75,7 @@ struct evb_compactor {
 	pthread_mutex_t mtx;      /* Guards what follows. */
 	pthread_cond_t  cv;       /* Signals stop. */
 	bool            has_objs; /* mtx and cv initialised. */
+	int             lock_fd;  /* The writer lock (open_lock), or -1. */
 	bool            stop;     /* Asked to stop. */
 	comp_meta       meta;     /* As committed. Written by the stepping
 	                             thread under mtx; it reads it freely. */
@@ -637,6 +642,56 @@ open_path(const char *data_dir)
 	return (p);
 }
 
+/*
+ * open_lock takes the tables' writer lock, a flock on
+ * DIR/EVB_COMPACTOR_DIR/writer.lock, held until close. Why: the
+ * compactor keeps its position in memory between commits, so a second
+ * writer on the same tables (a standalone `evbus compactor` beside an
+ * `evbus run` that runs its own, or `evbus compact` beside either) would
+ * project the same records again and double rows and counts. The kernel
+ * drops the lock when the process dies, so kill -9 leaves none behind.
+ */
+static int
+open_lock(evb_compactor *c, const char *path, evb_diag *d)
+{
+	size_t n = strlen(path) + sizeof("/writer.lock");
+	char  *lp;
+	int    e;
+
+	if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+		e = errno;
+		evb_diag_set(d, "creating %s: %s", path, strerror(e));
+		return (evb_err_errno(e));
+	}
+	if ((lp = malloc(n)) == NULL) {
+		return (EVB_ENOMEM);
+	}
+	(void) snprintf(lp, n, "%s/writer.lock", path);
+	c->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	e          = errno;
+	free(lp);
+	if (c->lock_fd < 0) {
+		evb_diag_set(d, "opening the tables' writer lock in %s: %s",
+		    path, strerror(e));
+		return (evb_err_errno(e));
+	}
+	if (flock(c->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		e = errno;
+		if (e == EWOULDBLOCK) {
+			evb_diag_set(d,
+			    "another compactor writes the tables in %s (evbus "
+			    "run, evbus compactor or evbus compact): stop it "
+			    "first, or run evbus run with --no-compactor",
+			    path);
+			return (EVB_EBUSY);
+		}
+		evb_diag_set(
+		    d, "locking the tables in %s: %s", path, strerror(e));
+		return (evb_err_errno(e));
+	}
+	return (EVB_OK);
+}
+
 int
 evb_compactor_open(evb_compactor **out, evb_wal *wal, const char *data_dir,
     const evb_compactor_opts *o, evb_diag *diag)
@@ -664,8 +719,9 @@ evb_compactor_open(evb_compactor **out, evb_wal *wal, const char *data_dir,
 		rv = EVB_ENOMEM;
 		goto fail;
 	}
-	c->wal  = wal;
-	c->opts = *o;
+	c->lock_fd = -1;
+	c->wal     = wal;
+	c->opts    = *o;
 	if (o->wal_cursor != NULL) {
 		(void) snprintf(c->cursor_name, sizeof(c->cursor_name), "%s",
 		    o->wal_cursor);
@@ -674,7 +730,7 @@ evb_compactor_open(evb_compactor **out, evb_wal *wal, const char *data_dir,
 	comp_ratelimit_init(&c->bad_rl);
 	comp_ratelimit_init(&c->step_rl);
 	comp_ratelimit_init(&c->cur_rl);
-	if ((rv = open_objs(c)) != 0 ||
+	if ((rv = open_objs(c)) != 0 || (rv = open_lock(c, path, diag)) != 0 ||
 	    (rv = comp_env_open(&c->e, path, false, o->map_size, o->sync,
 	         o->rebuild, diag)) != 0 ||
 	    (rv = open_state(c, diag)) != 0 ||
@@ -708,6 +764,9 @@ evb_compactor_close(evb_compactor *c)
 	if (c->has_objs) {
 		(void) pthread_cond_destroy(&c->cv);
 		(void) pthread_mutex_destroy(&c->mtx);
+	}
+	if (c->lock_fd >= 0) {
+		(void) close(c->lock_fd); // Drops the flock.
 	}
 	free(c->batch);
 	free(c);

@@ -133,9 +133,11 @@ void evb_compactor_opts_default(evb_compactor_opts *o);
  * WAL handle with a wal_cursor; the diag names it), EVB_EVERSION (the
  * tables have another format version: rebuild them), EVB_ECORRUPT (the
  * tables are not ours, or their position is past the end of the log:
- * they belong to another log; rebuild), EVB_ENOMEM, EVB_ESYSERR + errno
- * (creating the directory), EVB_EFULL, EVB_ESTORAGE (LMDB's text in the
- * diag).
+ * they belong to another log; rebuild), EVB_EBUSY (another compactor,
+ * in this process or another, has these tables open: one writer at a
+ * time, enforced by a flock on writer.lock in the tables' directory),
+ * EVB_ENOMEM, EVB_ESYSERR + errno (creating the directory), EVB_EFULL,
+ * EVB_ESTORAGE (LMDB's text in the diag).
  * OUT: *out, on success only; release with evb_compactor_close.
  */
 int evb_compactor_open(evb_compactor **out, evb_wal *wal, const char *data_dir,

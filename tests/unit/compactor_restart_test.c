@@ -384,10 +384,17 @@ Test(compactor_restart, open_and_step_errors)
 	cr_assert_eq(
 	    evb_compactor_open(&comp, wal, tmp, &o, &d), EVB_OK, "%s", d.msg);
 	cr_assert_eq(evb_compactor_step(comp, 0, NULL, &d), EVB_EINVAL);
+	// One writer at a time: a second compactor on the same tables
+	// would project the same records again.
+	cr_assert_eq(evb_compactor_open(&c, wal, tmp, &o, &d), EVB_EBUSY);
+	cr_assert_neq(strstr(d.msg, "another compactor"), NULL, "%s", d.msg);
 	ctl_project(comp, 4);
 	cr_assert_eq(comp_position(comp), 10);
 	evb_compactor_close(comp);
 	comp = NULL;
+	cr_assert_eq(
+	    evb_compactor_open(&c, wal, tmp, &o, &d), EVB_OK, "%s", d.msg);
+	evb_compactor_close(c);
 	cr_assert_eq(
 	    evb_compactor_tables_query(NULL, NULL, ctl_rows_add, NULL, &d),
 	    EVB_EINVAL);
