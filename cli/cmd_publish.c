@@ -18,9 +18,9 @@
  * With --confirm, the socket is req0 (to the confirmed ingest endpoint of
  * `evbus run`) and each message waits for its reply, which comes once the
  * events are in the log (docs/protocol.md "Confirmed ingest"); each
- * event's seq or rejection is printed against its line number. req0
- * resends a request whose reply is late, and the log's duplicate
- * suppression makes the resend harmless.
+ * event's seq or rejection is printed against its line number. It never
+ * resends (see PUBLISH_RESEND_MS): a reply that does not come within
+ * PUBLISH_CONFIRM_TIMEOUT_MS is reported and makes the exit status 2.
  */
 #include <errno.h>
 #include <msgpack.h>
