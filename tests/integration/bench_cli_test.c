@@ -81,30 +81,8 @@ bt_slot(void)
 static void
 bt_argv(char *argv[BT_MAX_ARGS + 2], const char *const *args)
 {
-	int argc = 0;
-
-	argv[argc++] = (char *) evb_test_bin();
-	for (; *args != NULL; args++) {
-		cr_assert_lt(argc, BT_MAX_ARGS + 1);
-		argv[argc++] = (char *) *args;
-	}
-	argv[argc] = NULL;
-}
-
-/* bt_has reports whether the file holds needle. */
-static bool
-bt_has(const char *path, const char *needle)
-{
-	char  *data;
-	size_t len;
-	bool   found;
-
-	if (evb_ts_file_read(path, &data, &len) != EVB_OK) {
-		return false;
-	}
-	found = strstr(data, needle) != NULL;
-	free(data);
-	return found;
+	cr_assert_eq(evb_ts_evbus_argv(argv, BT_MAX_ARGS + 2, args), EVB_OK,
+	    "more than %d arguments", BT_MAX_ARGS);
 }
 
 /* bt_run runs evbus ARGS to its end; returns its exit code and stdout. */
@@ -156,11 +134,11 @@ bt_try(bt_bus *b, const char *err_path)
 	        urls[1], "--confirm", urls[2], "--ctl", urls[3], "--heartbeat",
 	        "0", "--stats-log", "0"));
 	cr_assert_eq(evb_ts_spawn(pid, argv, &io), EVB_OK);
-	while (!bt_has(err_path, "EVB-RUN-READY")) {
+	while (!evb_ts_file_has(err_path, "EVB-RUN-READY")) {
 		struct timespec pause = { 0, BT_POLL_NS };
 
 		if (evb_ts_wait(pid, 0, &status) == EVB_OK) {
-			cr_assert(bt_has(err_path, "in use"),
+			cr_assert(evb_ts_file_has(err_path, "in use"),
 			    "evbus run exited with %d",
 			    evb_ts_exit_code(status));
 			bt_npids--;

@@ -165,14 +165,8 @@ bt_spawn(char *const argv[], const evb_ts_io *io)
 static void
 bt_argv(char *argv[BT_MAX_ARGS + 2], const char *const *args)
 {
-	int argc = 0;
-
-	argv[argc++] = (char *) evb_test_bin();
-	for (; *args != NULL; args++) {
-		cr_assert_lt(argc, BT_MAX_ARGS + 1);
-		argv[argc++] = (char *) *args;
-	}
-	argv[argc] = NULL;
+	cr_assert_eq(evb_ts_evbus_argv(argv, BT_MAX_ARGS + 2, args), EVB_OK,
+	    "more than %d arguments", BT_MAX_ARGS);
 }
 
 /* The output of a finished evbus run (freed at exit). */

@@ -130,30 +130,8 @@ ct_slot(void)
 static void
 ct_argv(char *argv[CT_MAX_ARGS + 2], const char *const *args)
 {
-	int argc = 0;
-
-	argv[argc++] = (char *) evb_test_bin();
-	for (; *args != NULL; args++) {
-		cr_assert_lt(argc, CT_MAX_ARGS + 1);
-		argv[argc++] = (char *) *args;
-	}
-	argv[argc] = NULL;
-}
-
-/* ct_has reports whether the file holds needle. */
-static bool
-ct_has(const char *path, const char *needle)
-{
-	char  *data;
-	size_t len;
-	bool   found;
-
-	if (evb_ts_file_read(path, &data, &len) != EVB_OK) {
-		return false;
-	}
-	found = strstr(data, needle) != NULL;
-	free(data);
-	return found;
+	cr_assert_eq(evb_ts_evbus_argv(argv, CT_MAX_ARGS + 2, args), EVB_OK,
+	    "more than %d arguments", CT_MAX_ARGS);
 }
 
 /*
@@ -184,8 +162,8 @@ ct_run(const char *const *args, char **out, char **err)
 	}
 	// In a sanitizer build a report may share exit code 1 with "no
 	// rows": look for it.
-	cr_assert(!ct_has(io.stderr_path, "Sanitizer") &&
-	        !ct_has(io.stderr_path, "runtime error:"),
+	cr_assert(!evb_ts_file_has(io.stderr_path, "Sanitizer") &&
+	        !evb_ts_file_has(io.stderr_path, "runtime error:"),
 	    "evbus %s %s: a sanitizer report", args[0], args[1]);
 	if (err != NULL) {
 		cr_assert_eq(
@@ -209,9 +187,9 @@ ct_start(const char *const *args, const char *err_path, const char *ready)
 
 	ct_argv(argv, args);
 	cr_assert_eq(evb_ts_spawn(pid, argv, &io), EVB_OK);
-	while (!ct_has(err_path, ready)) {
+	while (!evb_ts_file_has(err_path, ready)) {
 		if (evb_ts_wait(pid, 0, &status) == EVB_OK) {
-			cr_assert(ct_has(err_path, "in use"),
+			cr_assert(evb_ts_file_has(err_path, "in use"),
 			    "evbus %s exited with %d", args[0],
 			    evb_ts_exit_code(status));
 			return NULL;

@@ -100,30 +100,8 @@ pt_slot(void)
 static void
 pt_argv(char *argv[PT_MAX_ARGS + 2], const char *const *args)
 {
-	int argc = 0;
-
-	argv[argc++] = (char *) evb_test_bin();
-	for (; *args != NULL; args++) {
-		cr_assert_lt(argc, PT_MAX_ARGS + 1);
-		argv[argc++] = (char *) *args;
-	}
-	argv[argc] = NULL;
-}
-
-/* pt_has reports whether the file holds needle. */
-static bool
-pt_has(const char *path, const char *needle)
-{
-	char  *data;
-	size_t len;
-	bool   found;
-
-	if (evb_ts_file_read(path, &data, &len) != EVB_OK) {
-		return false;
-	}
-	found = strstr(data, needle) != NULL;
-	free(data);
-	return found;
+	cr_assert_eq(evb_ts_evbus_argv(argv, PT_MAX_ARGS + 2, args), EVB_OK,
+	    "more than %d arguments", PT_MAX_ARGS);
 }
 
 /* pt_run runs evbus ARGS to its end; returns its exit code and stdout. */
@@ -168,10 +146,10 @@ pt_start(const char *const *args, const char *err_path, const char *ready)
 
 	pt_argv(argv, args);
 	cr_assert_eq(evb_ts_spawn(pid, argv, &io), EVB_OK);
-	while (!pt_has(err_path, ready)) {
+	while (!evb_ts_file_has(err_path, ready)) {
 		if (evb_ts_wait(pid, 0, &status) == EVB_OK) {
 			// It exited: a port was taken between pick and bind.
-			cr_assert(pt_has(err_path, "in use"),
+			cr_assert(evb_ts_file_has(err_path, "in use"),
 			    "evbus %s exited with %d", args[0],
 			    evb_ts_exit_code(status));
 			return NULL;
@@ -574,8 +552,8 @@ Test(pipeline, every_type_through_both_ingest_paths_reaches_tail_and_log)
 	sig = pt_tail(&s, sig_out, "system_health");
 	// Both tails are subscribed once they print a heartbeat.
 	end = evb_clock_mono_ms() + evb_ts_timeout_ms(PT_WAIT_MS);
-	while (!pt_has(all_out, "system_health") ||
-	    !pt_has(sig_out, "system_health")) {
+	while (!evb_ts_file_has(all_out, "system_health") ||
+	    !evb_ts_file_has(sig_out, "system_health")) {
 		cr_assert_lt(
 		    evb_clock_mono_ms(), end, "tails saw no heartbeat");
 		pt_pause();
@@ -599,7 +577,7 @@ Test(pipeline, every_type_through_both_ingest_paths_reaches_tail_and_log)
 			const char *id =
 			    json_string_value(json_object_get(w, "id"));
 
-			n += pt_has(all_out, id);
+			n += evb_ts_file_has(all_out, id);
 		}
 		if (n == json_array_size(want)) {
 			break;
@@ -763,7 +741,7 @@ pt_wait_line(const char *path, const char *needle)
 {
 	uint64_t end = evb_clock_mono_ms() + evb_ts_timeout_ms(PT_WAIT_MS);
 
-	while (!pt_has(path, needle)) {
+	while (!evb_ts_file_has(path, needle)) {
 		cr_assert_lt(
 		    evb_clock_mono_ms(), end, "no %s in %s", needle, path);
 		pt_pause();
@@ -873,7 +851,7 @@ Test(pipeline, outage_longer_than_the_ring_gives_a_gap_record)
 	gap = json_object_get(json_array_get(l.lines, 10), "gap");
 	cr_assert_not_null(gap, "record 11 is not the gap");
 	cr_assert_eq(json_integer_value(json_object_get(gap, "first")), 11);
-	cr_assert(pt_has(pt_path("c2.err"), "EVB-COLL-GAP"));
+	cr_assert(evb_ts_file_has(pt_path("c2.err"), "EVB-COLL-GAP"));
 	pt_stop(c);
 	pt_stop(s.pid);
 }
@@ -902,7 +880,7 @@ Test(pipeline, broker_restart_gives_a_new_epoch_and_the_collector_goes_on)
 	cr_assert_eq(json_integer_value(
 	                 json_object_get(json_array_get(l.lines, 100), "seq")),
 	    1);
-	cr_assert(pt_has(err, "EVB-COLL-EPOCH"));
+	cr_assert(evb_ts_file_has(err, "EVB-COLL-EPOCH"));
 	pt_stop(c);
 	pt_stop(s.pid);
 }
@@ -1125,7 +1103,7 @@ Test(pipeline, confirmed_events_survive_kill_9_of_run, .timeout = 300)
 			uint64_t end =
 			    evb_clock_mono_ms() + evb_ts_timeout_ms(PT_WAIT_MS);
 
-			while (!pt_has(io.stdout_path, ": seq ") &&
+			while (!evb_ts_file_has(io.stdout_path, ": seq ") &&
 			    evb_clock_mono_ms() < end) {
 				pt_pause();
 			}
@@ -1550,7 +1528,7 @@ Test(pipeline, replay_follow_exits_2_when_the_log_is_removed)
 	cr_assert_eq(evb_ts_wait(f, evb_ts_timeout_ms(PT_WAIT_MS), &status),
 	    EVB_OK, "the follower goes on without its log");
 	cr_assert_eq(evb_ts_exit_code(status), 2);
-	cr_assert(pt_has(err, "the log was removed while followed"));
+	cr_assert(evb_ts_file_has(err, "the log was removed while followed"));
 }
 
 /* pt_stats_json runs `evbus stats ARGS... --json` and parses it. */

@@ -70,14 +70,8 @@ TestSuite(replay_stats, .init = rs_setup, .fini = rs_teardown, .timeout = 60);
 static void
 rs_argv(char *argv[RS_MAX_ARGS + 2], const char *const *args)
 {
-	int argc = 0;
-
-	argv[argc++] = (char *) evb_test_bin();
-	for (; *args != NULL; args++) {
-		cr_assert_lt(argc, RS_MAX_ARGS + 1);
-		argv[argc++] = (char *) *args;
-	}
-	argv[argc] = NULL;
+	cr_assert_eq(evb_ts_evbus_argv(argv, RS_MAX_ARGS + 2, args), EVB_OK,
+	    "more than %d arguments", RS_MAX_ARGS);
 }
 
 /* rs_io names a fresh pair of output files for a run. */

@@ -99,6 +99,31 @@ Test(support, file_read_returns_bytes_with_a_nul_after_them)
 	free(path);
 }
 
+Test(support, file_has_finds_a_needle_and_is_false_for_no_file)
+{
+	char *path = evb_ts_path(test_dir, "text");
+
+	cr_assert(!evb_ts_file_has(path, "x"), "no file yet");
+	cr_assert_eq(evb_ts_file_write(path, "one two", 7), EVB_OK);
+	cr_assert(evb_ts_file_has(path, "two"));
+	cr_assert(!evb_ts_file_has(path, "three"));
+	free(path);
+}
+
+Test(support, evbus_argv_puts_the_binary_first_and_checks_room)
+{
+	char             *argv[4];
+	const char *const two[]   = { "a", "b", NULL };
+	const char *const three[] = { "a", "b", "c", NULL };
+
+	cr_assert_eq(evb_ts_evbus_argv(argv, 4, two), EVB_OK);
+	cr_assert_str_eq(argv[0], evb_test_bin());
+	cr_assert_str_eq(argv[1], "a");
+	cr_assert_str_eq(argv[2], "b");
+	cr_assert_null(argv[3]);
+	cr_assert_eq(evb_ts_evbus_argv(argv, 4, three), EVB_ETOOBIG);
+}
+
 Test(support, run_captures_stdout_stderr_and_exit_code)
 {
 	char *in     = evb_ts_path(test_dir, "in");

@@ -329,6 +329,40 @@ evb_ts_has_prefix(const char *s, const char *prefix)
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+bool
+evb_ts_file_has(const char *path, const char *needle)
+{
+	char  *data;
+	size_t len;
+	bool   found;
+
+	if (evb_ts_file_read(path, &data, &len) != EVB_OK) {
+		return false;
+	}
+	found = strstr(data, needle) != NULL;
+	free(data);
+	return found;
+}
+
+int
+evb_ts_evbus_argv(char **argv, size_t cap, const char *const *args)
+{
+	size_t argc = 0;
+
+	if (cap < 2) {
+		return EVB_ETOOBIG;
+	}
+	argv[argc++] = (char *) evb_test_bin();
+	for (; *args != NULL; args++) {
+		if (argc + 1 >= cap) {
+			return EVB_ETOOBIG;
+		}
+		argv[argc++] = (char *) *args;
+	}
+	argv[argc] = NULL;
+	return EVB_OK;
+}
+
 /* ---- Child processes ---------------------------------------------------- */
 
 /* spawn_redirect adds "open path (or /dev/null) as fd" to fa. */

@@ -116,6 +116,17 @@ int evb_ts_corpus_read(
 /* evb_ts_has_prefix says whether s begins with prefix. */
 bool evb_ts_has_prefix(const char *s, const char *prefix);
 
+/* evb_ts_file_has says whether the file at path holds needle (false when
+ * it cannot be read, e.g. not written yet). */
+bool evb_ts_file_has(const char *path, const char *needle);
+
+/*
+ * evb_ts_evbus_argv fills argv (cap slots) with the evbus binary
+ * (evb_test_bin), then args (NULL-terminated), then NULL, for
+ * evb_ts_spawn and evb_ts_run. EVB_ETOOBIG when they do not fit.
+ */
+int evb_ts_evbus_argv(char **argv, size_t cap, const char *const *args);
+
 /* ---- Child processes ---------------------------------------------------- */
 
 /* Where a child's standard streams go. NULL means /dev/null. */
