@@ -1554,24 +1554,6 @@ pt_int(const json_t *j, const char *key)
 	return json_integer_value(v);
 }
 
-/* pt_row reads the number after "KEY " at the start of a line of a
- * table that `evbus stats` printed; -1 when there is no such line. */
-static long long
-pt_row(const char *out, const char *key)
-{
-	size_t      n = strlen(key);
-	long long   v;
-	const char *p = out;
-
-	for (; p != NULL; p = strchr(p, '\n'), p = p != NULL ? p + 1 : NULL) {
-		if (strncmp(p, key, n) == 0 && p[n] == ' ' &&
-		    sscanf(p + n, "%lld", &v) == 1) {
-			return v;
-		}
-	}
-	return -1;
-}
-
 Test(pipeline, stats_data_counts_a_live_log_by_type)
 {
 	pt_server s;
@@ -1614,11 +1596,11 @@ Test(pipeline, stats_data_counts_a_live_log_by_type)
 	json_decref(j);
 
 	cr_assert_eq(pt_run(ARGS("stats", "--data", data), &out), 0);
-	cr_assert_eq(pt_row(out, "events"), 108, "%s", out);
-	cr_assert_eq(pt_row(out, "record_count"), 108, "%s", out);
-	cr_assert_eq(pt_row(out, "market_data"), 51, "%s", out);
-	cr_assert_eq(pt_row(out, "user_action"), 51, "%s", out);
-	cr_assert_eq(pt_row(out, "fire_command"), 1, "%s", out);
+	cr_assert_eq(evb_ts_table_row(out, "events"), 108, "%s", out);
+	cr_assert_eq(evb_ts_table_row(out, "record_count"), 108, "%s", out);
+	cr_assert_eq(evb_ts_table_row(out, "market_data"), 51, "%s", out);
+	cr_assert_eq(evb_ts_table_row(out, "user_action"), 51, "%s", out);
+	cr_assert_eq(evb_ts_table_row(out, "fire_command"), 1, "%s", out);
 	free(out);
 	cr_assert_eq(
 	    pt_run(ARGS("stats", "--ctl", s.ctl, "--data", data), &out), 0);

@@ -222,23 +222,6 @@ rs_int(const json_t *j, const char *key)
 	return json_integer_value(v);
 }
 
-/* rs_row reads the number after "KEY " at the start of a line. */
-static long long
-rs_row(const char *out, const char *key)
-{
-	size_t      n = strlen(key);
-	long long   v;
-	const char *p = out;
-
-	for (; p != NULL; p = strchr(p, '\n'), p = p != NULL ? p + 1 : NULL) {
-		if (strncmp(p, key, n) == 0 && p[n] == ' ' &&
-		    sscanf(p + n, "%lld", &v) == 1) {
-			return v;
-		}
-	}
-	return -1;
-}
-
 static size_t
 rs_count(const char *s, char c)
 {
@@ -298,11 +281,11 @@ Test(replay_stats, stats_data_counts_types_gaps_and_rates)
 
 	r = rs_run(ARGS("stats", "--data", rs_wal));
 	cr_assert_eq(r->code, 0, "%s", r->err);
-	cr_assert_eq(rs_row(r->out, "events"), 13, "%s", r->out);
-	cr_assert_eq(rs_row(r->out, "gap_records"), 2, "%s", r->out);
-	cr_assert_eq(rs_row(r->out, "gap_seqs"), 6, "%s", r->out);
-	cr_assert_eq(rs_row(r->out, "market_data"), 4, "%s", r->out);
-	cr_assert_eq(rs_row(r->out, "unknown"), 1, "%s", r->out);
+	cr_assert_eq(evb_ts_table_row(r->out, "events"), 13, "%s", r->out);
+	cr_assert_eq(evb_ts_table_row(r->out, "gap_records"), 2, "%s", r->out);
+	cr_assert_eq(evb_ts_table_row(r->out, "gap_seqs"), 6, "%s", r->out);
+	cr_assert_eq(evb_ts_table_row(r->out, "market_data"), 4, "%s", r->out);
+	cr_assert_eq(evb_ts_table_row(r->out, "unknown"), 1, "%s", r->out);
 	cr_assert(strstr(r->out, "rate_last_minute     0.100\n") != NULL, "%s",
 	    r->out);
 	evb_wal_close(w);
@@ -317,9 +300,9 @@ Test(replay_stats, stats_data_counts_a_gap_record_that_does_not_decode)
 	rs_append(w, RS_GAP_TYPE, 9, "nope", 4);
 	r = rs_run(ARGS("stats", "--data", rs_wal));
 	cr_assert_eq(r->code, 1, "%s", r->err);
-	cr_assert_eq(rs_row(r->out, "bad_records"), 1, "%s", r->out);
-	cr_assert_eq(rs_row(r->out, "gap_records"), 0, "%s", r->out);
-	cr_assert_eq(rs_row(r->out, "events"), 2, "%s", r->out);
+	cr_assert_eq(evb_ts_table_row(r->out, "bad_records"), 1, "%s", r->out);
+	cr_assert_eq(evb_ts_table_row(r->out, "gap_records"), 0, "%s", r->out);
+	cr_assert_eq(evb_ts_table_row(r->out, "events"), 2, "%s", r->out);
 	cr_assert(
 	    strstr(r->err, "1 bad records, the first at offset 3") != NULL,
 	    "%s", r->err);

@@ -110,6 +110,16 @@ Test(support, file_has_finds_a_needle_and_is_false_for_no_file)
 	free(path);
 }
 
+Test(support, table_row_reads_the_number_of_a_line_that_starts_with_key)
+{
+	const char *t = "events 13\nevents_last_minute 4\ngap_seqs x\n";
+
+	cr_assert_eq(evb_ts_table_row(t, "events"), 13);
+	cr_assert_eq(evb_ts_table_row(t, "events_last_minute"), 4);
+	cr_assert_eq(evb_ts_table_row(t, "gap_seqs"), -1);
+	cr_assert_eq(evb_ts_table_row(t, "last_minute"), -1);
+}
+
 Test(support, evbus_argv_puts_the_binary_first_and_checks_room)
 {
 	char             *argv[4];

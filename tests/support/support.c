@@ -329,6 +329,22 @@ evb_ts_has_prefix(const char *s, const char *prefix)
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+long long
+evb_ts_table_row(const char *text, const char *key)
+{
+	size_t      n = strlen(key);
+	long long   v;
+	const char *p = text;
+
+	for (; p != NULL; p = strchr(p, '\n'), p = p != NULL ? p + 1 : NULL) {
+		if (strncmp(p, key, n) == 0 && p[n] == ' ' &&
+		    sscanf(p + n, "%lld", &v) == 1) {
+			return v;
+		}
+	}
+	return -1;
+}
+
 bool
 evb_ts_file_has(const char *path, const char *needle)
 {

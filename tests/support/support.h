@@ -116,6 +116,13 @@ int evb_ts_corpus_read(
 /* evb_ts_has_prefix says whether s begins with prefix. */
 bool evb_ts_has_prefix(const char *s, const char *prefix);
 
+/*
+ * evb_ts_table_row reads the number after "KEY " at the start of a line
+ * of text (a table of counters, as `evbus stats` prints); -1 when no line
+ * starts with it.
+ */
+long long evb_ts_table_row(const char *text, const char *key);
+
 /* evb_ts_file_has says whether the file at path holds needle (false when
  * it cannot be read, e.g. not written yet). */
 bool evb_ts_file_has(const char *path, const char *needle);
