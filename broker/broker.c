@@ -11,14 +11,13 @@
  * lock per event; the work under it is the frame encoding, a copy into
  * the ring and nng's pub0 send, which never waits for a subscriber.
  *
- * Shutdown order (evb_broker_stop): close pull0, so the ingest thread's
- * receive returns NNG_ECLOSED once the message in hand is published;
- * join it; close the confirm socket and join its thread, dropping the
- * requests still waiting; close rep0 and join the ctl thread; wake and
- * join the timer;
- * then mark the broker closed, which ends evb_broker_read waits. pub0
- * stays open until evb_broker_close, so nothing is published into a
- * closed socket.
+ * Shutdown order (evb_broker_stop): close pull0, so the ingest queue's
+ * receive returns NNG_ECLOSED and the ingest thread exits once it has
+ * published every message received; join it; close the confirm socket and join
+ * its thread, dropping the requests still waiting; close rep0 and join the ctl
+ * thread; wake and join the timer; then mark the broker closed, which ends
+ * evb_broker_read waits. pub0 stays open until evb_broker_close, so nothing is
+ * published into a closed socket.
  */
 #include <errno.h>
 #include <limits.h>
@@ -205,6 +204,9 @@ open_sockets(evb_broker *b, evb_diag *diag)
 		return broker_nng_err(rv, diag, "opening pull0");
 	}
 	b->has_pull = true;
+	if ((rv = nng_aio_alloc(&b->inq_aio, ingest_recv_cb, b)) != 0) {
+		return broker_nng_err(rv, diag, "pull0 aio");
+	}
 	if ((rv = nng_socket_set_size(b->pull, NNG_OPT_RECVMAXSZ,
 	         o->recv_max_bytes * BROKER_RECVMAX_FACTOR)) != 0) {
 		return broker_nng_err(rv, diag, "pull0 receive limit");
@@ -305,6 +307,16 @@ evb_broker_open(evb_broker **out, const evb_broker_opts *o, evb_diag *diag)
 		goto fail;
 	}
 	b->has_confirm_sync = true;
+	if ((rc = pthread_mutex_init(&b->inq_mtx, NULL)) != 0) {
+		rc = evb_err_errno(rc);
+		goto fail;
+	}
+	if ((rc = pthread_cond_init(&b->inq_cv, NULL)) != 0) {
+		(void) pthread_mutex_destroy(&b->inq_mtx);
+		rc = evb_err_errno(rc);
+		goto fail;
+	}
+	b->has_inq_sync = true;
 	if ((rc = ring_init(&b->ring, o->ring_bytes)) != EVB_OK) {
 		goto fail;
 	}
@@ -440,6 +452,21 @@ evb_broker_close(evb_broker *b)
 	if (b->pub_aio != NULL) {
 		nng_aio_free(b->pub_aio);
 		b->pub_aio = NULL;
+	}
+	// pull0 is closed, so the aio's last callback has run or runs now;
+	// nng_aio_free waits for it. Messages a stopped thread left queued
+	// (none, unless the broker was never started) are freed after.
+	if (b->inq_aio != NULL) {
+		nng_aio_free(b->inq_aio);
+		b->inq_aio = NULL;
+	}
+	for (; b->inq_n > 0; b->inq_n--) {
+		nng_msg_free(b->inq[b->inq_head]);
+		b->inq_head = (b->inq_head + 1) % BROKER_INQ_MAX;
+	}
+	if (b->has_inq_sync) {
+		(void) pthread_cond_destroy(&b->inq_cv);
+		(void) pthread_mutex_destroy(&b->inq_mtx);
 	}
 	confirm_drop_all(b);
 	if (b->has_confirm_sync) {

@@ -267,6 +267,7 @@ confirm_sender_main(void *arg)
 	evb_broker  *b = arg;
 	confirm_req *r;
 
+	evb_thread_name("evb:confirm-tx");
 	evb_assert(pthread_mutex_lock(&b->confirm_mtx) == 0);
 	for (;;) {
 		while (b->confirm_ready == NULL && !b->confirm_stopping) {
@@ -446,6 +447,7 @@ confirm_main(void *arg)
 	confirm_req  *r;
 	int           rv;
 
+	evb_thread_name("evb:confirm");
 	for (;;) {
 		if ((rv = nng_recvmsg(b->confirm, &c.msg, 0)) != 0) {
 			if (rv == NNG_ECLOSED) {

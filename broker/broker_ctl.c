@@ -408,6 +408,7 @@ ctl_main(void *arg)
 	ctl_out        out = { .is_failed = false };
 	msgpack_packer pk;
 
+	evb_thread_name("evb:ctl");
 	rl.window_ms = CTL_LOG_WINDOW_MS;
 	rl.burst     = CTL_LOG_BURST;
 	msgpack_sbuffer_init(&out.sb);

@@ -167,6 +167,7 @@ heartbeat_main(void *arg)
 	uint64_t    next_st = timer_next(now, b->opts.stats_log_ms);
 	stats_prev  prev    = { .published = 0, .at_ms = now };
 
+	evb_thread_name("evb:timer");
 	evb_assert(pthread_mutex_lock(&b->mtx) == 0);
 	while (!b->is_stopping) {
 		timer_wait(b, next_hb < next_st ? next_hb : next_st);

@@ -9,8 +9,24 @@
  * Decoding and validation run on this one thread, outside the broker's
  * lock; only the publication of each event takes it. A message arrives
  * whole (nng delivers messages, not bytes), so there is no partial
- * state between two receives, and stop only has to close pull0: the
- * receive returns NNG_ECLOSED once the message in hand is done.
+ * state between two receives.
+ *
+ * Why a queue in front of the thread: nng 1.5's pull0 holds one message
+ * per connection and reads the connection's next one only once the
+ * application has taken it, unless a receive is already waiting; every
+ * message then costs the thread a wait on nng's chain of hand-offs
+ * (poller, task threads), which on two cores bounded ingest far below
+ * what the thread can process. So pull0 is read with one aio whose
+ * callback (ingest_recv_cb, on an nng thread) only queues the message
+ * and asks for the next: a receive is nearly always waiting, so each
+ * connection reads ahead while the thread works, and the thread drains
+ * what has queued without sleeping. One aio at a time keeps the
+ * messages of a producer in their order. The queue is bounded
+ * (BROKER_INQ_MAX, BROKER_INQ_MAX_BYTES); when full, nothing is asked
+ * of pull0 until the thread catches up, so TCP pushes back on producers
+ * as before. Stop only has to close pull0: the callback then marks the
+ * queue closed, and the thread exits once it has published what the
+ * queue held.
  *
  * Refusals and rejections are counted (broker.h, evb_broker_stat) and
  * logged at a rate limit, with the producer's address, the event's index
@@ -307,32 +323,108 @@ ingest_message(const ingest_ctx *c)
 	}
 }
 
+/* inq_has_room says whether the queue may take another message. */
+static bool
+inq_has_room(const evb_broker *b)
+{
+	return b->inq_n < BROKER_INQ_MAX && b->inq_bytes < BROKER_INQ_MAX_BYTES;
+}
+
+void
+ingest_recv_cb(void *arg)
+{
+	evb_broker *b  = arg;
+	int         rv = nng_aio_result(b->inq_aio);
+	bool        rearm;
+
+	evb_assert(pthread_mutex_lock(&b->inq_mtx) == 0);
+	b->inq_armed = false;
+	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
+		// pull0 closed (stop), or the aio stopped (close).
+		b->inq_closed = true;
+	} else if (rv == 0) {
+		nng_msg *m = nng_aio_get_msg(b->inq_aio);
+		size_t   i = (b->inq_head + b->inq_n) % BROKER_INQ_MAX;
+
+		b->inq[i]         = m;
+		b->inq_arrival[i] = evb_clock_real_ns();
+		b->inq_n++;
+		b->inq_bytes += nng_msg_len(m);
+	}
+	// Any other error is pull0's and passing: logged by the thread.
+	rearm        = !b->inq_closed && inq_has_room(b);
+	b->inq_armed = rearm;
+	if (rv != 0 && rv != NNG_ECLOSED && rv != NNG_ECANCELED) {
+		atomic_fetch_add(&b->recv_errors, 1);
+	}
+	evb_assert(pthread_cond_signal(&b->inq_cv) == 0);
+	evb_assert(pthread_mutex_unlock(&b->inq_mtx) == 0);
+	if (rearm) {
+		nng_recv_aio(b->pull, b->inq_aio);
+	}
+}
+
+/*
+ * inq_take waits for the next queued message. Returns false once the
+ * queue is closed and empty. OUT: *m and *arrival when true.
+ */
+static bool
+inq_take(evb_broker *b, nng_msg **m, int64_t *arrival)
+{
+	bool rearm = false;
+
+	evb_assert(pthread_mutex_lock(&b->inq_mtx) == 0);
+	while (b->inq_n == 0 && !b->inq_closed) {
+		evb_assert(pthread_cond_wait(&b->inq_cv, &b->inq_mtx) == 0);
+	}
+	if (b->inq_n == 0) {
+		evb_assert(pthread_mutex_unlock(&b->inq_mtx) == 0);
+		return false;
+	}
+	*m          = b->inq[b->inq_head];
+	*arrival    = b->inq_arrival[b->inq_head];
+	b->inq_head = (b->inq_head + 1) % BROKER_INQ_MAX;
+	b->inq_n--;
+	b->inq_bytes -= nng_msg_len(*m);
+	// The callback stopped asking when the queue filled: ask again now
+	// that there is room (and on a closed socket, to learn so).
+	if (!b->inq_armed && !b->inq_closed) {
+		b->inq_armed = rearm = true;
+	}
+	evb_assert(pthread_mutex_unlock(&b->inq_mtx) == 0);
+	if (rearm) {
+		nng_recv_aio(b->pull, b->inq_aio);
+	}
+	return true;
+}
+
 void *
 ingest_main(void *arg)
 {
-	evb_broker   *b  = arg;
-	evb_ratelimit rl = { 0 };
-	ingest_ctx    c  = { .b = b, .rl = &rl };
-	int           rv;
+	evb_broker   *b         = arg;
+	evb_ratelimit rl        = { 0 };
+	ingest_ctx    c         = { .b = b, .rl = &rl };
+	uint64_t      errs_seen = 0;
 
+	evb_thread_name("evb:ingest");
 	rl.window_ms = INGEST_LOG_WINDOW_MS;
 	rl.burst     = INGEST_LOG_BURST;
-	for (;;) {
-		if ((rv = nng_recvmsg(b->pull, &c.msg, 0)) != 0) {
-			if (rv == NNG_ECLOSED) {
-				break;
-			}
-			// pull0 reports nothing else in normal operation;
-			// keep serving rather than stop ingest for good.
-			if (evb_ratelimit_allow(
-			        &rl, evb_clock_mono_ms(), NULL)) {
-				evb_log(EVB_LOG_ERR, "EVB-BROKER-RECV",
-				    "ingest receive failed: %s",
-				    nng_strerror(rv));
-			}
-			continue;
+	evb_assert(pthread_mutex_lock(&b->inq_mtx) == 0);
+	b->inq_armed = true;
+	evb_assert(pthread_mutex_unlock(&b->inq_mtx) == 0);
+	nng_recv_aio(b->pull, b->inq_aio);
+	while (inq_take(b, &c.msg, &c.arrival)) {
+		uint64_t errs = atomic_load(&b->recv_errors);
+
+		// pull0 reports no other error in normal operation; the
+		// queue keeps receiving rather than stop ingest for good.
+		if (errs != errs_seen &&
+		    evb_ratelimit_allow(&rl, evb_clock_mono_ms(), NULL)) {
+			evb_log(EVB_LOG_ERR, "EVB-BROKER-RECV",
+			    "%llu ingest receives failed",
+			    (unsigned long long) (errs - errs_seen));
+			errs_seen = errs;
 		}
-		c.arrival = evb_clock_real_ns();
 		ingest_message(&c);
 		nng_msg_free(c.msg);
 	}

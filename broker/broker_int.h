@@ -3,19 +3,23 @@
  * the contract; only the sources in broker/ include it.
  *
  * Threads (all created by evb_broker_start, joined by evb_broker_stop):
- *   ingest  blocks in nng_recvmsg on pull0 and publishes (broker_ingest.c)
+ *   ingest  takes messages from the ingest queue and publishes them
+ *           (broker_ingest.c); one aio callback on pull0 fills the queue
  *   ctl     blocks in nng_recvmsg on rep0 and answers (broker_ctl.c)
  *   timer   heartbeat and statistics line (broker_heartbeat.c); only
  *           started when one of the two periods is non-zero
  *   confirm blocks in nng_recvmsg on the raw rep0 of confirmed ingest
  *           (broker_confirm.c); only with opts.confirm_url
  * Closing a socket makes its thread's blocking receive return
- * NNG_ECLOSED; the timer waits on timer_cv and sees is_stopping.
+ * NNG_ECLOSED (for pull0: the aio callback marks the queue closed, and
+ * the ingest thread exits once it has published what the queue held);
+ * the timer waits on timer_cv and sees is_stopping.
  *
  * Locks: evb_broker.mtx guards sequencing (the ring, last_seq,
  * the ULID generator, the frame scratch buffer, the pub0 send that keeps
- * frames in seq order) and the stop flags. No nng aio or callback is
- * used, so nothing nng calls back into ever takes it. Counters that only
+ * frames in seq order) and the stop flags. The one nng callback, the
+ * ingest queue's (broker_ingest.c), takes only inq_mtx, never mtx, and
+ * never calls into nng while holding it. Counters that only
  * the ingest or ctl thread moves are atomics, read without the lock.
  * evb_broker.confirm_mtx guards the confirmed requests waiting to be
  * durable; the two locks are never held together.
@@ -42,6 +46,14 @@
  * covers that with room to spare.
  */
 #define BROKER_RING_MIN_BYTES ((size_t) 2 * EVB_PROTO_MAX_EVENT_BYTES)
+
+/*
+ * The ingest queue: messages pull0 has received and the ingest thread
+ * has not yet taken. Past either bound the queue stops asking pull0 for
+ * more, so producers feel TCP backpressure as before.
+ */
+#define BROKER_INQ_MAX 64                        /* Messages. */
+#define BROKER_INQ_MAX_BYTES ((size_t) 64 << 20) /* Their bytes. */
 
 /* Largest control request; nng drops larger ones (a request is tiny). */
 #define BROKER_CTL_REQ_MAX_BYTES 4096
@@ -127,8 +139,20 @@ struct evb_broker {
 	bool       has_pub; /* Each socket is open (close it once). */
 	bool       has_pull;
 	bool       has_ctl;
-	nng_socket confirm;     /* Raw rep0 on confirm_url. */
-	bool       has_confirm; /* confirm is open. */
+	/* The ingest queue (broker_ingest.c), guarded by inq_mtx. */
+	nng_aio        *inq_aio;      /* Receives from pull0 into the queue. */
+	pthread_mutex_t inq_mtx;      /* Guards the fields below. */
+	pthread_cond_t  inq_cv;       /* Wakes the ingest thread. */
+	bool            has_inq_sync; /* inq_mtx and inq_cv initialised. */
+	nng_msg        *inq[BROKER_INQ_MAX]; /* Circular, from inq_head. */
+	int64_t         inq_arrival[BROKER_INQ_MAX]; /* Wall ns received. */
+	size_t          inq_head;    /* Oldest message's slot. */
+	size_t          inq_n;       /* Messages queued. */
+	size_t          inq_bytes;   /* Their bytes. */
+	bool            inq_armed;   /* inq_aio is receiving. */
+	bool            inq_closed;  /* pull0 closed: nothing more comes. */
+	nng_socket      confirm;     /* Raw rep0 on confirm_url. */
+	bool            has_confirm; /* confirm is open. */
 
 	pthread_mutex_t mtx;      /* The broker's one lock (see top). */
 	pthread_cond_t  ring_cv;  /* evb_broker_read waiters; guarded by mtx. */
@@ -167,6 +191,7 @@ struct evb_broker {
 	_Atomic uint64_t
 	    rejected_by_type[EVB_BROKER_MAX_TYPES][EVB_BROKER_REASONS];
 	_Atomic uint64_t bytes_in;       /* Ingest bytes received. */
+	_Atomic uint64_t recv_errors;    /* pull0 receives that failed. */
 	_Atomic uint64_t repairs_served; /* Repair replies sent. */
 	_Atomic uint64_t repair_frames;  /* Frames in those replies. */
 
@@ -203,6 +228,9 @@ typedef struct ingest_ctx {
 
 /* ingest_message validates and publishes the events of c->msg. */
 void ingest_message(const ingest_ctx *c);
+
+/* ingest_recv_cb is inq_aio's callback (broker_ingest.c). */
+void ingest_recv_cb(void *arg);
 
 /* ---- broker_confirm.c -----------------------------------------------------
  */

@@ -176,6 +176,7 @@ typedef struct bench_producer {
 	unsigned          index;       /* 0..N-1, in its ids. */
 	nng_socket        sock;        /* push0 or req0, dialled. */
 	bool              is_open;     /* sock needs closing. */
+	nng_aio          *send_aio;    /* push0: reused for every send. */
 	pthread_t         thread;      /* Valid when is_started. */
 	bool              is_started;  /* The thread runs. */
 	uint64_t          start_ns;    /* Monotonic start, shared by all. */
@@ -506,9 +507,14 @@ prod_push(void *arg)
 			prod_fail(p, rv, 0);
 			break;
 		}
-		if ((rv = nng_sendmsg(p->sock, m, 0)) != 0) {
+		// One aio for every send: nng_sendmsg allocates one per
+		// call, which costs a getrandom(2) in nng 1.5.
+		nng_aio_set_msg(p->send_aio, m);
+		nng_send_aio(p->sock, p->send_aio);
+		nng_aio_wait(p->send_aio);
+		if ((rv = nng_aio_result(p->send_aio)) != 0) {
 			// nng took the message only if the send succeeded.
-			nng_msg_free(m);
+			nng_msg_free(nng_aio_get_msg(p->send_aio));
 			prod_fail(p, rv, p->cfg->batch);
 			break;
 		}
@@ -741,9 +747,14 @@ prod_open(bench_producer *p)
 	p->is_open = true;
 	if ((rv = nng_socket_set_ms(
 	         p->sock, NNG_OPT_SENDTIMEO, BENCH_SEND_TIMEOUT_MS)) != 0 ||
-	    (c->is_confirm && (rv = prod_slots(p)) != 0)) {
+	    (c->is_confirm && (rv = prod_slots(p)) != 0) ||
+	    (!c->is_confirm &&
+	        (rv = nng_aio_alloc(&p->send_aio, NULL, NULL)) != 0)) {
 		cli_error(&cli_cmd_bench, "%s", nng_strerror(rv));
 		return CLI_EXIT_USAGE;
+	}
+	if (p->send_aio != NULL) {
+		nng_aio_set_timeout(p->send_aio, BENCH_SEND_TIMEOUT_MS);
 	}
 	if ((rv = nng_dial(p->sock, c->url, NULL, 0)) != 0) {
 		cli_error(&cli_cmd_bench, "cannot connect to %s: %s", c->url,
@@ -771,6 +782,9 @@ prod_close(bench_producer *p)
 	}
 	if (p->is_open) {
 		(void) nng_close(p->sock);
+	}
+	if (p->send_aio != NULL) {
+		nng_aio_free(p->send_aio);
 	}
 	free(p->slots);
 	free(p->free_list);

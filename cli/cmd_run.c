@@ -176,6 +176,9 @@ run_stats_extra(void *arg, evb_broker_extra *x, size_t cap)
 	return n;
 }
 
+/* How much lower the compactor thread runs than ingest and the log. */
+#define RUN_COMPACTOR_NICE 10
+
 /* run_wait sleeps until a signal, logging the compactor's line. */
 static void
 run_wait(evb_compactor *cp, uint64_t stats_ms, int sig_fd)
@@ -281,6 +284,9 @@ run_compactor(evb_collector *c, const char *dir, int mode, evb_compactor **cp)
 	evb_compactor_opts_default(&o);
 	// The tables are derived data: as durable as the log, no more.
 	o.sync = mode == EVB_WAL_SYNC;
+	// Producers wait on ingest and the log, never on the tables: under
+	// a burst the compactor gives them the CPU and catches up after.
+	o.nice = RUN_COMPACTOR_NICE;
 	if ((rc = evb_compactor_open(
 	         cp, evb_collector_wal(c), dir, &o, &diag)) != EVB_OK) {
 		cli_error(&cli_cmd_run, "cannot open the tables in %s: %s%s",

@@ -114,16 +114,15 @@ coll_epoch_switch(evb_collector *c, uint64_t e)
 	c->next  = 1;
 }
 
-/* frame_queue queues a decoded event whose envelope is pay. */
+/* frame_queue queues the event whose envelope and fields are in h. */
 static coll_take
-frame_queue(
-    evb_collector *c, const evb_event *ev, const uint8_t *pay, size_t pay_len)
+frame_queue(evb_collector *c, const evb_proto_head *h)
 {
-	evb_str       id = evb_proto_event_id(ev);
 	coll_pending *p;
 
 	if (pend_room(c) != EVB_OK ||
-	    (p = pend_new(c, pay, pay_len, id.ptr, id.len)) == NULL) {
+	    (p = pend_new(c, h->env, h->env_len, h->id.ptr, h->id.len)) ==
+	        NULL) {
 		coll_bump(c, &c->st.bad_frames, 1);
 		evb_log(EVB_LOG_ERR, "EVB-COLL-LOST",
 		    "cannot queue seq %llu (out of memory or storage "
@@ -131,27 +130,60 @@ frame_queue(
 		    (unsigned long long) c->next);
 		return COLL_BAD;
 	}
-	p->type  = (uint16_t) evb_proto_event_type(ev);
+	p->type  = (uint16_t) h->type;
 	p->epoch = c->epoch;
 	p->seq   = c->next;
-	p->ts_ns = evb_proto_event_ts(ev);
+	p->ts_ns = h->ts;
 	c->next++;
 	return COLL_QUEUED;
+}
+
+/*
+ * frame_read fills h from a frame. Frames from the broker of this
+ * process were validated when they were published, so only their
+ * envelope fields are read (evb_proto_frame_head); a frame from another
+ * process is decoded and validated in full, and *ev keeps the event
+ * that h points into (the caller frees it).
+ */
+static int
+frame_read(evb_collector *c, const void *frame, size_t len, evb_proto_head *h,
+    evb_event **ev, evb_diag *diag)
+{
+	const uint8_t *nul;
+	int            rc;
+
+	*ev = NULL;
+	if (c->read_fn != NULL) {
+		return evb_proto_frame_head(frame, len, h, diag);
+	}
+	if ((rc = evb_proto_frame_decode(ev, frame, len, diag)) != EVB_OK) {
+		return rc;
+	}
+	// frame_decode found the 0x00 after the topic.
+	nul        = memchr(frame, 0, len);
+	h->type    = evb_proto_event_type(*ev);
+	h->id      = evb_proto_event_id(*ev);
+	h->has_ts  = evb_proto_event_has_ts(*ev);
+	h->ts      = evb_proto_event_ts(*ev);
+	h->seq     = evb_proto_event_seq(*ev);
+	h->epoch   = evb_proto_event_epoch(*ev);
+	h->env     = nul + 1;
+	h->env_len = len - (size_t) (h->env - (const uint8_t *) frame);
+	return EVB_OK;
 }
 
 coll_take
 coll_accept(evb_collector *c, const void *frame, size_t len, bool in_order,
     uint64_t *seq)
 {
-	const uint8_t *nul = memchr(frame, 0, len);
+	evb_proto_head h;
 	evb_event     *ev;
 	evb_diag       diag = { "" };
 	coll_take      t;
 	uint64_t       s;
 	int            rc;
 
-	if ((rc = evb_proto_frame_decode(&ev, frame, len, &diag)) != EVB_OK ||
-	    nul == NULL) {
+	if ((rc = frame_read(c, frame, len, &h, &ev, &diag)) != EVB_OK) {
 		coll_bump(c, &c->st.bad_frames, 1);
 		evb_log(EVB_LOG_WARNING, "EVB-COLL-FRAME",
 		    "a frame does not decode (%s): %s",
@@ -163,10 +195,10 @@ coll_accept(evb_collector *c, const void *frame, size_t len, bool in_order,
 		}
 		return COLL_BAD;
 	}
-	if (evb_proto_event_epoch(ev) != c->epoch) {
-		coll_epoch_switch(c, evb_proto_event_epoch(ev));
+	if (h.epoch != c->epoch) {
+		coll_epoch_switch(c, h.epoch);
 	}
-	s = evb_proto_event_seq(ev);
+	s = h.seq;
 	if (s < c->next) {
 		coll_bump(c, &c->st.stale, 1);
 		t = COLL_STALE;
@@ -174,10 +206,7 @@ coll_accept(evb_collector *c, const void *frame, size_t len, bool in_order,
 		*seq = s;
 		t    = COLL_AHEAD;
 	} else {
-		const uint8_t *pay = nul + 1;
-
-		t = frame_queue(
-		    c, ev, pay, len - (size_t) (pay - (const uint8_t *) frame));
+		t = frame_queue(c, &h);
 	}
 	evb_proto_event_free(ev);
 	return t;
@@ -487,6 +516,7 @@ coll_main(void *arg)
 {
 	evb_collector *c = arg;
 
+	evb_thread_name("evb:collector");
 	if (c->read_fn != NULL) {
 		local_run(c);
 	} else {

@@ -173,6 +173,28 @@ void evb_ulid_init(evb_ulid *u, uint64_t seed);
  */
 void evb_ulid_next(evb_ulid *u, int64_t ts_ns, char out[EVB_ULID_LEN + 1]);
 
+/* ---- Threads -----------------------------------------------------------
+ * Names and priorities for the threads components start, so that `top
+ * -H`, `perf` and /proc show which component uses the CPU, and so that
+ * background work yields to the live path.
+ */
+#define EVB_THREAD_NAME_MAX 15 /* Linux keeps 15 bytes of a name. */
+
+/*
+ * evb_thread_name names the calling thread ("evb:ingest"); longer names
+ * are cut to EVB_THREAD_NAME_MAX bytes. Best effort: a name is a
+ * diagnostic, so a platform without thread names is not an error.
+ */
+void evb_thread_name(const char *name);
+
+/*
+ * evb_thread_nice lowers the calling thread's scheduling priority by inc
+ * (1..19, as nice(1)), so other threads of the process run first when
+ * the CPU is short. Linux keeps a priority per thread. Returns EVB_OK or
+ * EVB_ESYSERR + errno.
+ */
+int evb_thread_nice(int inc);
+
 /* ---- Big-endian helpers ------------------------------------------------
  * Formats (WAL keys, record headers) are big-endian so that byte order
  * equals numeric order.

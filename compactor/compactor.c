@@ -104,6 +104,7 @@ evb_compactor_opts_default(evb_compactor_opts *o)
 	o->sync_period_ms   = COMP_SYNC_PERIOD_MS_DEFAULT;
 	o->map_size         = COMP_MAP_SIZE_DEFAULT;
 	o->rebuild          = false;
+	o->nice             = 0;
 }
 
 static void
@@ -456,7 +457,15 @@ static void *
 thread_main(void *arg)
 {
 	evb_compactor *c = arg;
+	int            rc;
 
+	evb_thread_name("evb:compactor");
+	if (c->opts.nice > 0 && (rc = evb_thread_nice(c->opts.nice)) != 0) {
+		evb_log(EVB_LOG_WARNING, "EVB-COMP-NICE",
+		    "cannot lower the compactor thread's priority by %d (%s); "
+		    "it runs at the process's priority",
+		    c->opts.nice, evb_strerror(rc));
+	}
 	while (!thread_stopping(c)) {
 		evb_diag d    = { "" };
 		size_t   done = 0;
@@ -529,6 +538,10 @@ open_check(const evb_compactor_opts *o, evb_diag *d)
 	}
 	if (o->map_size == 0) {
 		evb_diag_set(d, "map_size: expected > 0");
+		return (EVB_EINVAL);
+	}
+	if (o->nice < 0 || o->nice > 19) {
+		evb_diag_set(d, "nice: expected 0..19, got %d", o->nice);
 		return (EVB_EINVAL);
 	}
 	if (o->wal_cursor != NULL &&

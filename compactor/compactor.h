@@ -115,6 +115,13 @@ typedef struct evb_compactor_opts {
 	 * record of the log, as evb_compactor_rebuild does; the only way to
 	 * open tables of another format version. Default false. */
 	bool rebuild;
+	/* The thread's scheduling priority is lowered by this much, 0..19
+	 * (as nice(1)); default 0. `evbus run` sets 10, so that under a
+	 * burst projection yields the CPU to ingest and the log, which
+	 * producers wait on, and catches up after (its lag grows
+	 * meanwhile: evb_compactor_stat). A failure to lower it is logged,
+	 * not fatal. */
+	int nice;
 } evb_compactor_opts;
 
 /* evb_compactor_opts_default fills *o with the defaults above. */

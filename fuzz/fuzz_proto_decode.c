@@ -208,6 +208,38 @@ fuzz_event(const uint8_t *data, size_t size)
 	evb_proto_event_free(ev);
 }
 
+/*
+ * fuzz_head reads the frame's head, which must never crash on any input
+ * and, for a frame that decodes (ev not NULL), must succeed and agree
+ * with the decoder on every field it reads.
+ */
+static void
+fuzz_head(const uint8_t *data, size_t size, const evb_event *ev)
+{
+	evb_proto_head h  = { .type = -2 };
+	evb_diag       d  = { { 0 } };
+	int            rc = evb_proto_frame_head(data, size, &h, &d);
+
+	if (rc != EVB_OK) {
+		fuzz_check(rc == EVB_EMALFORMED, "frame_head code");
+		fuzz_check(h.type == -2, "frame_head wrote its out-param");
+		fuzz_check(d.msg[0] != '\0', "frame_head diag");
+		fuzz_check(ev == NULL, "frame_head refused a frame that decodes");
+		return;
+	}
+	fuzz_check(h.env >= data && h.env + h.env_len == data + size,
+	    "frame_head envelope bounds");
+	if (ev == NULL) {
+		return;
+	}
+	fuzz_check(h.type == evb_proto_event_type(ev), "head type");
+	fuzz_check(fuzz_str_eq(h.id, evb_proto_event_id(ev)), "head id");
+	fuzz_check(h.has_ts == evb_proto_event_has_ts(ev), "head has_ts");
+	fuzz_check(h.ts == evb_proto_event_ts(ev), "head ts");
+	fuzz_check(h.seq == evb_proto_event_seq(ev), "head seq");
+	fuzz_check(h.epoch == evb_proto_event_epoch(ev), "head epoch");
+}
+
 static void
 fuzz_frame(const uint8_t *data, size_t size)
 {
@@ -218,8 +250,10 @@ fuzz_frame(const uint8_t *data, size_t size)
 	rc = evb_proto_frame_decode(&ev, data, size, &d);
 	if (rc != EVB_OK) {
 		fuzz_failed(rc, ev, &d, "frame_decode");
+		fuzz_head(data, size, NULL);
 		return;
 	}
+	fuzz_head(data, size, ev);
 	fuzz_round_trip(ev);
 	evb_proto_event_free(ev);
 }

@@ -641,3 +641,177 @@ evb_proto_msg_extent(const void *buf, size_t len, size_t *n, evb_diag *diag)
 	}
 	return (EVB_OK);
 }
+
+/* ---- Frame heads: the envelope fields, for trusted frames ------------- */
+
+/*
+ * head_int reads the integer whose header h is at p (h->size bytes, in
+ * bounds). EVB_EMALFORMED for any other kind. OUT: *neg (the value is
+ * negative), *v (its bits: two's complement when negative).
+ */
+static int
+head_int(const uint8_t *p, const scan_head *h, bool *neg, uint64_t *v)
+{
+	uint8_t b = p[0];
+
+	if (h->kind != SK_INT) {
+		return (EVB_EMALFORMED);
+	}
+	*neg = false;
+	if (b <= 0x7f) {
+		*v = b;
+	} else if (b >= 0xe0) {
+		*neg = true;
+		*v   = (uint64_t) (int64_t) (int8_t) b;
+	} else if (b >= 0xcc && b <= 0xcf) {
+		*v = b == 0xcc  ? p[1]
+		    : b == 0xcd ? evb_get_be16(p + 1)
+		    : b == 0xce ? evb_get_be32(p + 1)
+		                : evb_get_be64(p + 1);
+	} else {
+		int64_t s = b == 0xd0 ? (int8_t) p[1]
+		    : b == 0xd1       ? (int16_t) evb_get_be16(p + 1)
+		    : b == 0xd2       ? (int32_t) evb_get_be32(p + 1)
+		                      : (int64_t) evb_get_be64(p + 1);
+
+		*neg = s < 0;
+		*v   = (uint64_t) s;
+	}
+	return (EVB_OK);
+}
+
+/* head_key_is says whether the key's bytes k[0..n) spell name. */
+static bool
+head_key_is(const uint8_t *k, size_t n, const char *name)
+{
+	return (n == strlen(name) && memcmp(k, name, n) == 0);
+}
+
+/*
+ * head_field reads one envelope value (header vh at v, in bounds) into
+ * out when its key k[0..kn) is one the head holds; *seen gets bit 1 for
+ * type, 2 for seq and 4 for epoch.
+ */
+static int
+head_field(const uint8_t *k, size_t kn, const uint8_t *v, const scan_head *vh,
+    evb_proto_head *out, unsigned *seen, evb_diag *d)
+{
+	const uint8_t *s = v + (vh->size - (size_t) vh->n);
+	bool           neg;
+	uint64_t       u;
+
+	if (head_key_is(k, kn, "type")) {
+		if (vh->kind != SK_STR ||
+		    evb_proto_type_find((const char *) s, (size_t) vh->n,
+		        &out->type) != EVB_OK) {
+			evb_diag_set(d,
+			    "frame: envelope.type is not a known "
+			    "type name");
+			return (EVB_EMALFORMED);
+		}
+		*seen |= 1u;
+	} else if (head_key_is(k, kn, "id")) {
+		if (vh->kind != SK_STR || vh->n == 0 ||
+		    vh->n > EVB_PROTO_MAX_ID) {
+			evb_diag_set(d,
+			    "frame: envelope.id: expected a string "
+			    "of 1..128 bytes");
+			return (EVB_EMALFORMED);
+		}
+		out->id = (evb_str) { (const char *) s, (size_t) vh->n };
+	} else if (head_key_is(k, kn, "ts") || head_key_is(k, kn, "seq") ||
+	    head_key_is(k, kn, "epoch")) {
+		// As the decoder: all three are integers in [0, 2^63).
+		if (head_int(v, vh, &neg, &u) != EVB_OK || neg ||
+		    u > INT64_MAX) {
+			evb_diag_set(d,
+			    "frame: envelope.%.*s: expected an integer in "
+			    "[0, 2^63)",
+			    (int) kn, (const char *) k);
+			return (EVB_EMALFORMED);
+		}
+		if (kn == 2) {
+			out->ts     = (int64_t) u;
+			out->has_ts = true;
+		} else if (kn == 3) {
+			out->seq = u;
+			*seen |= 2u;
+		} else {
+			out->epoch = u;
+			*seen |= 4u;
+		}
+	}
+	return (EVB_OK);
+}
+
+int
+evb_proto_frame_head(
+    const void *buf, size_t len, evb_proto_head *out, evb_diag *diag)
+{
+	const uint8_t *p = buf;
+	const uint8_t *nul;
+	evb_proto_head h = { .type = -1 };
+	scan_head      mh;
+	size_t         off;
+	unsigned       seen = 0;
+
+	if (len == 0 ||
+	    (nul = memchr(p, 0,
+	         len < EVB_PROTO_MAX_TOPIC + 1 ? len
+	                                       : EVB_PROTO_MAX_TOPIC + 1)) ==
+	        NULL) {
+		evb_diag_set(diag, "frame: no 0x00 after the topic");
+		return (EVB_EMALFORMED);
+	}
+	h.env     = nul + 1;
+	h.env_len = len - (size_t) (h.env - p);
+	if (h.env_len == 0 || scan_read_head(h.env, h.env_len, &mh) != EVB_OK ||
+	    mh.kind != SK_MAP || mh.n > EVB_PROTO_MAX_FIELDS) {
+		evb_diag_set(diag, "frame: the envelope is not a map");
+		return (EVB_EMALFORMED);
+	}
+	off = mh.size;
+	for (uint64_t i = 0; i < mh.n; i++) {
+		scan_head kh, vh;
+		size_t    koff, voff;
+		int       rv;
+
+		koff = off;
+		if (off >= h.env_len ||
+		    scan_read_head(h.env + off, h.env_len - off, &kh) !=
+		        EVB_OK ||
+		    (kh.kind != SK_STR && kh.kind != SK_BIN) ||
+		    kh.size > h.env_len - off) {
+			evb_diag_set(diag,
+			    "frame: envelope key %llu is not a string in "
+			    "bounds",
+			    (unsigned long long) i);
+			return (EVB_EMALFORMED);
+		}
+		off += kh.size;
+		voff = off;
+		if (off >= h.env_len ||
+		    scan_read_head(h.env + off, h.env_len - off, &vh) !=
+		        EVB_OK ||
+		    extent_skip(h.env, h.env_len, &off, 1) != EVB_OK) {
+			evb_diag_set(diag, "frame: the envelope is truncated");
+			return (EVB_EMALFORMED);
+		}
+		rv = head_field(h.env + koff + (kh.size - (size_t) kh.n),
+		    (size_t) kh.n, h.env + voff, &vh, &h, &seen, diag);
+		if (rv != EVB_OK) {
+			return (rv);
+		}
+	}
+	if (off != h.env_len) {
+		evb_diag_set(diag, "frame: bytes after the envelope");
+		return (EVB_EMALFORMED);
+	}
+	if ((seen & 1u) == 0 || (seen & 6u) != 6u) {
+		evb_diag_set(diag, "frame: the envelope lacks %s",
+		    (seen & 1u) == 0 ? "type" : "seq and epoch");
+		return (EVB_EMALFORMED);
+	}
+	*out = h;
+	return (EVB_OK);
+}

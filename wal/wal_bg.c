@@ -38,6 +38,7 @@ ticker_main(void *arg)
 	struct timespec deadline;
 	int             rc;
 
+	evb_thread_name("evb:wal-bg");
 	evb_assert(pthread_mutex_lock(&t->mtx) == 0);
 	ticker_deadline(&deadline, t->period_ms);
 	while (!t->stop) {

@@ -656,6 +656,71 @@ Test(pipeline, run_sigterm_keeps_everything_and_restart_continues)
 	pt_stop(s.pid);
 }
 
+/*
+ * Several producers at once, one event per message: ingest reads ahead
+ * of its thread (broker_ingest.c), and each producer's events must
+ * still be stored in the order it sent them, every one once.
+ */
+Test(pipeline, concurrent_producers_keep_their_own_order)
+{
+	static const char *const tags[] = { "p", "q", "r" };
+	enum { PT_PRODUCERS = 3, PT_EACH = 1500 };
+	pt_server s;
+	char     *data = pt_path("data");
+	pid_t    *pids[PT_PRODUCERS];
+	pt_log    l;
+
+	pt_serve(&s, "run", ARGS("--data", data), false, "run.err");
+	for (int p = 0; p < PT_PRODUCERS; p++) {
+		char     *argv[PT_MAX_ARGS + 2];
+		char      err[32];
+		evb_ts_io io = { NULL, NULL, NULL };
+
+		(void) snprintf(err, sizeof(err), "pub-%d.err", p);
+		io.stderr_path = pt_path(err);
+		pids[p]        = pt_slot();
+		pt_argv(argv,
+		    ARGS("publish", "--ingest", s.ingest, "--batch", "1",
+		        pt_events(tags[p], 0, PT_EACH)));
+		cr_assert_eq(evb_ts_spawn(pids[p], argv, &io), EVB_OK);
+	}
+	for (int p = 0; p < PT_PRODUCERS; p++) {
+		int status;
+
+		cr_assert_eq(evb_ts_wait(pids[p],
+		                 evb_ts_timeout_ms(PT_WAIT_MS), &status),
+		    EVB_OK);
+		cr_assert_eq(evb_ts_exit_code(status), 0);
+	}
+	l = pt_wait_stored(data, PT_PRODUCERS * PT_EACH);
+	cr_assert_eq(json_array_size(l.lines), PT_PRODUCERS * PT_EACH);
+	pt_check_order(&l);
+	for (int p = 0; p < PT_PRODUCERS; p++) {
+		json_int_t last = -1;
+
+		pt_check_once(&l, tags[p], 0, PT_EACH);
+		for (size_t i = 0; i < json_array_size(l.lines); i++) {
+			json_t *j  = json_array_get(l.lines, i);
+			char    want[8];
+			json_int_t v;
+
+			(void) snprintf(want, sizeof(want), "%s-", tags[p]);
+			if (!evb_ts_has_prefix(json_string_value(json_object_get(
+			                           j, "id")),
+			        want)) {
+				continue;
+			}
+			v = json_integer_value(json_object_get(
+			    json_object_get(j, "data"), "volume"));
+			cr_assert_eq(v, last + 1, "%s: volume %lld after %lld",
+			    want, (long long) v, (long long) last);
+			last = v;
+		}
+	}
+	json_decref(l.lines);
+	pt_stop(s.pid);
+}
+
 /* pt_wait_published waits until the broker has published n events. */
 static void
 pt_wait_published(const pt_server *s, json_int_t n)

@@ -7,12 +7,14 @@
  * counted as missed; and every error the header lists. Issue #5.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <lmdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -285,6 +287,89 @@ Test(compactor_restart, tables_open_without_tables_is_enotfound)
 	cr_assert_eq(evb_compactor_tables_open(&t, NULL, &d), EVB_EINVAL);
 }
 
+/* task_nice finds the thread called name in this process and returns
+ * its nice value (field 19 of its stat), or 100 if there is none. */
+static int
+task_nice(const char *name)
+{
+	DIR           *dir = opendir("/proc/self/task");
+	struct dirent *de;
+	int            nice = 100;
+
+	cr_assert_not_null(dir);
+	while (nice == 100 && (de = readdir(dir)) != NULL) {
+		char  path[300], comm[32] = "", stat[512] = "";
+		FILE *f;
+
+		if (de->d_name[0] == '.') {
+			continue;
+		}
+		(void) snprintf(path, sizeof(path), "/proc/self/task/%s/comm",
+		    de->d_name);
+		if ((f = fopen(path, "r")) == NULL) {
+			continue;
+		}
+		if (fgets(comm, sizeof(comm), f) == NULL) {
+			comm[0] = '\0';
+		}
+		fclose(f);
+		comm[strcspn(comm, "\n")] = '\0';
+		if (strcmp(comm, name) != 0) {
+			continue;
+		}
+		(void) snprintf(path, sizeof(path), "/proc/self/task/%s/stat",
+		    de->d_name);
+		cr_assert_not_null(f = fopen(path, "r"));
+		cr_assert_not_null(fgets(stat, sizeof(stat), f));
+		fclose(f);
+		// After the ")" that ends comm come state (field 3) and 16
+		// numbers, of which nice (field 19) is the last.
+		{
+			const char *p = strrchr(stat, ')');
+			long        v[17];
+
+			cr_assert_not_null(p);
+			cr_assert_eq(sscanf(p + 2,
+			                 "%*c %ld %ld %ld %ld %ld %ld %ld %ld "
+			                 "%ld %ld %ld %ld %ld %ld %ld %ld",
+			                 &v[0], &v[1], &v[2], &v[3], &v[4],
+			                 &v[5], &v[6], &v[7], &v[8], &v[9],
+			                 &v[10], &v[11], &v[12], &v[13], &v[14],
+			                 &v[15]),
+			    16);
+			nice = (int) v[15];
+		}
+	}
+	closedir(dir);
+	return (nice);
+}
+
+Test(compactor_restart, thread_runs_named_and_at_the_nice_asked)
+{
+	evb_compactor_opts o;
+	evb_diag           d    = { "" };
+	int                base = getpriority(PRIO_PROCESS, 0);
+	int                got  = 100;
+	uint64_t           deadline;
+
+	evb_compactor_opts_default(&o);
+	o.sync = false;
+	o.nice = 7;
+	cr_assert_eq(
+	    evb_compactor_open(&comp, wal, tmp, &o, &d), EVB_OK, "%s", d.msg);
+	cr_assert_eq(evb_compactor_start(comp), EVB_OK);
+	// The thread names itself and lowers its priority as it starts.
+	deadline = evb_clock_mono_ms() + 5000;
+	while ((got = task_nice("evb:compactor")) != base + 7 &&
+	    evb_clock_mono_ms() < deadline) {
+		nanosleep(&(struct timespec) { 0, 1000000 }, NULL);
+	}
+	cr_assert_eq(got, base + 7 > 19 ? 19 : base + 7);
+	cr_assert_eq(getpriority(PRIO_PROCESS, 0), base,
+	    "the calling thread's priority moved");
+	evb_compactor_stop(comp);
+}
+
 Test(compactor_restart, thread_catches_up_and_stores_the_wal_cursor)
 {
 	uint64_t last, off;
@@ -371,6 +456,12 @@ Test(compactor_restart, open_and_step_errors)
 	cr_assert_eq(evb_compactor_open(&c, wal, tmp, &o, &d), EVB_EINVAL);
 	evb_compactor_opts_default(&o);
 	o.wal_cursor = "";
+	cr_assert_eq(evb_compactor_open(&c, wal, tmp, &o, &d), EVB_EINVAL);
+	evb_compactor_opts_default(&o);
+	o.nice = 20;
+	cr_assert_eq(evb_compactor_open(&c, wal, tmp, &o, &d), EVB_EINVAL);
+	cr_assert_neq(strstr(d.msg, "nice"), NULL, "%s", d.msg);
+	o.nice = -1;
 	cr_assert_eq(evb_compactor_open(&c, wal, tmp, &o, &d), EVB_EINVAL);
 	cr_assert_null(c);
 	ctl_append_events(wal, &lg, 10, -1);

@@ -435,6 +435,139 @@ Test(codec, frame_decode_reports_the_event_error, .timeout = 30)
 	json_decref(v);
 }
 
+/* ---- Frame heads ------------------------------------------------------ */
+
+Test(codec, frame_head_agrees_with_frame_decode_for_every_type, .timeout = 30)
+{
+	for (int t = 0; t < PTL_NTYPES; t++) {
+		evb_event     *ev = from_json(ptl_full_json[t]);
+		evb_event     *back = NULL;
+		evb_proto_head h;
+		evb_diag       d = { { 0 } };
+		evb_buf        frame;
+		size_t         tlen;
+
+		evb_proto_event_set_seq(ev, 1000 + (uint64_t) t, 42);
+		evb_buf_init(&frame);
+		cr_assert_eq(evb_proto_frame_encode(ev, &frame), EVB_OK);
+		cr_assert_eq(
+		    evb_proto_frame_decode(&back, frame.data, frame.len, &d),
+		    EVB_OK, "%s", d.msg);
+		cr_assert_eq(
+		    evb_proto_frame_head(frame.data, frame.len, &h, &d),
+		    EVB_OK, "%s", d.msg);
+		cr_assert_eq(h.type, t);
+		cr_assert_eq(h.seq, 1000 + (uint64_t) t);
+		cr_assert_eq(h.epoch, 42);
+		cr_assert_eq(h.has_ts, evb_proto_event_has_ts(back));
+		cr_assert_eq(h.ts, evb_proto_event_ts(back));
+		cr_assert_eq(h.id.len, evb_proto_event_id(back).len);
+		if (h.id.len > 0) {
+			cr_assert_arr_eq(
+			    h.id.ptr, evb_proto_event_id(back).ptr, h.id.len);
+		}
+		// The envelope is the frame after the topic's 0x00.
+		tlen = strlen((const char *) frame.data);
+		cr_assert_eq(h.env, frame.data + tlen + 1);
+		cr_assert_eq(h.env_len, frame.len - tlen - 1);
+		evb_proto_event_free(back);
+		evb_buf_fini(&frame);
+		evb_proto_event_free(ev);
+	}
+}
+
+/* head_of packs the JSON object text after "t.k" 0x00 and reads the head. */
+static int
+head_of(const char *json, evb_proto_head *h, evb_diag *d)
+{
+	json_t         *v = ptl_parse(json);
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+	int             rc;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_sbuffer_write(&sb, "t.k", 4);
+	ptl_pack_json(&pk, v, &ptl_shapes[0]);
+	rc = evb_proto_frame_head(sb.data, sb.size, h, d);
+	msgpack_sbuffer_destroy(&sb);
+	json_decref(v);
+	return rc;
+}
+
+Test(codec, frame_head_refuses_what_it_cannot_read, .timeout = 30)
+{
+	static const char *const bad[] = {
+		"{\"type\":\"market_data\",\"seq\":1}",        /* no epoch */
+		"{\"type\":\"market_data\",\"epoch\":1}",      /* no seq */
+		"{\"seq\":1,\"epoch\":1}",                       /* no type */
+		"{\"type\":\"no_such\",\"seq\":1,\"epoch\":1}", /* unknown */
+		"{\"type\":7,\"seq\":1,\"epoch\":1}",
+		"{\"type\":\"market_data\",\"seq\":-1,\"epoch\":1}",
+		"{\"type\":\"market_data\",\"seq\":\"1\",\"epoch\":1}",
+		"{\"type\":\"market_data\",\"seq\":1,\"epoch\":1,"
+		"\"ts\":-5}",
+		"{\"type\":\"market_data\",\"seq\":1,\"epoch\":1,"
+		"\"id\":\"\"}",
+		"{\"type\":\"market_data\",\"seq\":1,\"epoch\":1,"
+		"\"id\":5}",
+		"[1,2]",
+	};
+	evb_proto_head h;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		evb_diag d = { { 0 } };
+
+		h.type = -7;
+		cr_assert_eq(head_of(bad[i], &h, &d), EVB_EMALFORMED, "%s",
+		    bad[i]);
+		cr_assert_eq(h.type, -7, "out-param written for %s", bad[i]);
+		cr_assert_neq(d.msg[0], '\0', "no diag for %s", bad[i]);
+	}
+	{
+		evb_diag d = { { 0 } };
+
+		// Only the fields the head reads are checked: data may be
+		// anything, and unknown keys are skipped.
+		cr_assert_eq(head_of("{\"type\":\"market_data\",\"seq\":9,"
+		                     "\"x\":[1,{\"a\":null}],\"epoch\":3,"
+		                     "\"data\":7}",
+		                 &h, &d),
+		    EVB_OK, "%s", d.msg);
+		cr_assert_eq(h.seq, 9);
+		cr_assert_eq(h.epoch, 3);
+		cr_assert_not(h.has_ts);
+		cr_assert_eq(h.id.len, 0);
+	}
+}
+
+Test(codec, frame_head_refuses_truncated_and_trailing_bytes, .timeout = 30)
+{
+	evb_event     *ev = from_json(ptl_full_json[0]);
+	evb_proto_head h;
+	evb_diag       d = { { 0 } };
+	evb_buf        frame;
+
+	evb_proto_event_set_seq(ev, 5, 6);
+	evb_buf_init(&frame);
+	cr_assert_eq(evb_proto_frame_encode(ev, &frame), EVB_OK);
+	// Every proper prefix is refused, and never read past.
+	for (size_t n = 0; n < frame.len; n++) {
+		uint8_t *copy = malloc(n > 0 ? n : 1);
+
+		memcpy(copy, frame.data, n);
+		cr_assert_eq(evb_proto_frame_head(copy, n, &h, &d),
+		    EVB_EMALFORMED, "prefix of %zu bytes", n);
+		free(copy);
+	}
+	cr_assert_eq(evb_buf_append(&frame, "\xc0", 1), EVB_OK);
+	cr_assert_eq(evb_proto_frame_head(frame.data, frame.len, &h, &d),
+	    EVB_EMALFORMED);
+	cr_assert(strstr(d.msg, "after the envelope") != NULL, "%s", d.msg);
+	evb_buf_fini(&frame);
+	evb_proto_event_free(ev);
+}
+
 /* ---- Ingest ----------------------------------------------------------- */
 
 Test(codec, ingest_single_map_yields_one_event, .timeout = 30)
