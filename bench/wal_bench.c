@@ -4,7 +4,11 @@
  * the least the same job needs; replay speed; and bytes on disk per
  * event. Payloads are the 302 bytes of proto_bench's realistic event.
  *
- *   wal_bench [N] [secs]   (defaults: 1000000 events, 2 s per case)
+ *   wal_bench [N] [secs] [MODE/BATCH]
+ *
+ * Defaults: 1000000 events, 2 s per case, every case. MODE/BATCH (e.g.
+ * none/8192) runs only the three append lines of that mode and batch,
+ * for a profiler to look at one case.
  *
  * Each append case stops at N events or secs, whichever comes first, in
  * a fresh temporary directory (under $TMPDIR or /tmp) that it removes.
@@ -529,8 +533,9 @@ main(int argc, char **argv)
 	static bench_events ev;
 	uint64_t            n    = 1000000;
 	double              secs = 2.0;
+	const char         *only = argc > 3 ? argv[3] : NULL;
 
-	bench_args(argc, argv, &n, &secs);
+	bench_args(argc > 3 ? 3 : argc, argv, &n, &secs);
 	bench_events_init(&ev);
 	for (size_t m = 0; m < sizeof(bench_modes) / sizeof(bench_modes[0]);
 	     m++) {
@@ -539,8 +544,14 @@ main(int argc, char **argv)
 		     b++) {
 			// Replay the largest log written: none mode, b8192.
 			bool replay = bench_modes[m].mode == EVB_WAL_NONE &&
-			    bench_batches[b] == BENCH_MAX_BATCH;
+			    bench_batches[b] == BENCH_MAX_BATCH && only == NULL;
+			char this[32];
 
+			(void) snprintf(this, sizeof(this), "%s/%zu",
+			    bench_modes[m].name, bench_batches[b]);
+			if (only != NULL && strcmp(only, this) != 0) {
+				continue;
+			}
 			if (bench_lmdb(m, bench_batches[b], ev.payload, n,
 			        secs) != 0 ||
 			    bench_wal(m, bench_batches[b], true, &ev, n, secs,
@@ -550,6 +561,9 @@ main(int argc, char **argv)
 				return (1);
 			}
 		}
+	}
+	if (only != NULL) {
+		return (0);
 	}
 	return (bench_disk(&ev, n) == 0 ? 0 : 1);
 }

@@ -164,6 +164,21 @@ condattr_destroy:
 	return evb_err_errno(rc);
 }
 
+/*
+ * pub_pipe_cb counts pub0's subscribers. nng runs NNG_PIPE_EV_REM_POST
+ * for exactly the pipes it ran NNG_PIPE_EV_ADD_PRE for, so the pair
+ * keeps the count; a pipe counted from ADD_PRE may get a frame or two
+ * before it is attached, which pub0 delivers or drops as usual.
+ */
+static void
+pub_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	evb_broker *b = arg;
+
+	(void) p;
+	atomic_fetch_add(&b->pub_pipes, ev == NNG_PIPE_EV_ADD_PRE ? 1 : -1);
+}
+
 /* open_listen makes s listen on url; what names it in the diag. */
 static int
 open_listen(nng_socket s, const char *url, const char *what, evb_diag *diag)
@@ -199,6 +214,12 @@ open_sockets(evb_broker *b, evb_diag *diag)
 	if ((rv = nng_socket_set_int(
 	         b->pub, NNG_OPT_SENDBUF, o->pub_sendbuf)) != 0) {
 		return broker_nng_err(rv, diag, "pub0 send buffer");
+	}
+	if ((rv = nng_pipe_notify(
+	         b->pub, NNG_PIPE_EV_ADD_PRE, pub_pipe_cb, b)) != 0 ||
+	    (rv = nng_pipe_notify(
+	         b->pub, NNG_PIPE_EV_REM_POST, pub_pipe_cb, b)) != 0) {
+		return broker_nng_err(rv, diag, "pub0 pipe events");
 	}
 	if ((rv = nng_pull0_open(&b->pull)) != 0) {
 		return broker_nng_err(rv, diag, "opening pull0");
@@ -520,6 +541,11 @@ evb_broker_stats(evb_broker *b, evb_broker_stat *out)
 	out->confirm_msgs    = atomic_load(&b->confirm_msgs);
 	out->confirm_replies = atomic_load(&b->confirm_replies);
 	out->confirm_unsent  = atomic_load(&b->confirm_unsent);
+	{
+		int64_t n = atomic_load(&b->pub_pipes);
+
+		out->subscribers = n > 0 ? (uint64_t) n : 0;
+	}
 }
 
 /*
@@ -608,8 +634,10 @@ broker_publish(evb_broker *b, evb_event *ev, int64_t arrival_ns)
 	// pub0 never waits for a subscriber (it drops their oldest queued
 	// frame instead), so this send does not hold the lock for long. A
 	// failure loses the frame on the live bus only: it is in the ring,
-	// where a subscriber that sees the seq jump repairs it.
-	rv = pub_send(b);
+	// where a subscriber that sees the seq jump repairs it. With no
+	// subscriber, pub0 would only free the copy: the send is skipped
+	// (in `evbus run` the collector reads the ring, not pub0).
+	rv = atomic_load(&b->pub_pipes) != 0 ? pub_send(b) : 0;
 	if (rv != 0) {
 		log_fail = evb_ratelimit_allow(
 		    &b->pub_rl, evb_clock_mono_ms(), &suppressed);

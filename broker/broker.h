@@ -148,6 +148,9 @@ typedef struct evb_broker_stat {
 	uint64_t confirm_unsent;  /* Requests left without a reply (send
 	                             failed, out of memory, or waiting at
 	                             stop). */
+	uint64_t subscribers;     /* Connections to pub0 now. Frames are
+	                             sent on pub0 only while there is one;
+	                             the ring has every frame either way. */
 } evb_broker_stat;
 
 /*

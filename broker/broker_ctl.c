@@ -253,7 +253,7 @@ ctl_stats(evb_broker *b, msgpack_packer *pk)
 		    b->opts.stats_extra_arg, x, EVB_BROKER_EXTRA_MAX);
 		nx = nx < EVB_BROKER_EXTRA_MAX ? nx : EVB_BROKER_EXTRA_MAX;
 	}
-	(void) msgpack_pack_map(pk, (uint32_t) (19 + ctl_sections(x, nx)));
+	(void) msgpack_pack_map(pk, (uint32_t) (20 + ctl_sections(x, nx)));
 	pack_kv_u64(pk, "epoch", st.epoch);
 	pack_kv_u64(pk, "last_seq", st.last_seq);
 	pack_kv_u64(pk, "msgs_in", st.msgs_in);
@@ -271,6 +271,7 @@ ctl_stats(evb_broker *b, msgpack_packer *pk)
 	pack_kv_u64(pk, "confirm_msgs", st.confirm_msgs);
 	pack_kv_u64(pk, "confirm_replies", st.confirm_replies);
 	pack_kv_u64(pk, "confirm_unsent", st.confirm_unsent);
+	pack_kv_u64(pk, "subscribers", st.subscribers);
 	ctl_pack_types(pk, &st);
 	ctl_pack_extra(pk, x, nx);
 }

@@ -163,13 +163,15 @@ struct evb_broker {
 	evb_ulid        ulid;     /* Id generator; mtx. */
 	evb_buf         frame;    /* Scratch for the frame being sent; mtx. */
 	nng_aio        *pub_aio;  /* Reused for every pub0 send; mtx. */
-	uint64_t        published; /* Events published; mtx. */
-	uint64_t        published_by_type[EVB_BROKER_MAX_TYPES]; /* mtx. */
-	size_t          waiters; /* Threads in evb_broker_read's wait; mtx. */
-	evb_ratelimit   pub_rl;  /* Log limiter for those failures; mtx. */
-	bool            is_started;  /* start ran; mtx. */
-	bool            is_stopping; /* stop began: the timer exits; mtx. */
-	bool            is_closed;   /* stop finished: reads end; mtx. */
+	_Atomic int64_t pub_pipes; /* Subscribers connected to pub0, from
+	                              nng's pipe events (broker.c). */
+	uint64_t      published;   /* Events published; mtx. */
+	uint64_t      published_by_type[EVB_BROKER_MAX_TYPES]; /* mtx. */
+	size_t        waiters;     /* Threads in evb_broker_read's wait; mtx. */
+	evb_ratelimit pub_rl;      /* Log limiter for those failures; mtx. */
+	bool          is_started;  /* start ran; mtx. */
+	bool          is_stopping; /* stop began: the timer exits; mtx. */
+	bool          is_closed;   /* stop finished: reads end; mtx. */
 
 	pthread_t ingest_thr; /* The threads, while has_*_thr. */
 	pthread_t ctl_thr;

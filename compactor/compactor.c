@@ -483,7 +483,12 @@ thread_main(void *arg)
 				    evb_strerror(rv), d.msg);
 			}
 		}
-		if (rv != EVB_OK || done == 0) {
+		// A full step means the log is further ahead: go on at once.
+		// After a partial one (caught up) wait for more records, so a
+		// steady stream is projected in steps of poll_ms worth of
+		// records rather than a commit per handful: each commit
+		// rewrites every index page it touches, whatever it holds.
+		if (rv != EVB_OK || done < c->opts.batch_records) {
 			disk_tick(c);
 			cursor_store(c, false);
 			thread_wait(c);

@@ -78,8 +78,10 @@ typedef struct evb_compactor_opts {
 	 * Larger batches write less per event (each commit rewrites the
 	 * index pages it touches) but hold more dirty pages in memory. */
 	uint32_t batch_records;
-	/* When caught up, the thread looks for new records every poll_ms;
-	 * default 50, > 0. */
+	/* After a step that caught up with the log, the thread waits
+	 * poll_ms before the next, so that a steady stream is projected in
+	 * steps of poll_ms worth of records (the lag is then about poll_ms
+	 * plus one step); default 50, > 0. */
 	uint32_t poll_ms;
 	/* Name of the WAL cursor that tells retention what the compactor
 	 * has projected; default EVB_COMPACTOR_CURSOR. NULL: keep no cursor
@@ -175,7 +177,8 @@ int evb_compactor_step(
 
 /*
  * evb_compactor_start starts the thread, which steps batch_records at a
- * time and, when caught up, waits poll_ms before it looks again. A step
+ * time and, after a step that caught up (fewer records than that),
+ * waits poll_ms before it looks again. A step
  * that fails is logged as EVB-COMP-STEP, counted in step_failures and
  * retried after poll_ms (the position has not moved, so nothing is lost).
  * Errors: EVB_EINVAL (already started), EVB_ESYSERR + errno.

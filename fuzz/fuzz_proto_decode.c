@@ -224,7 +224,8 @@ fuzz_head(const uint8_t *data, size_t size, const evb_event *ev)
 		fuzz_check(rc == EVB_EMALFORMED, "frame_head code");
 		fuzz_check(h.type == -2, "frame_head wrote its out-param");
 		fuzz_check(d.msg[0] != '\0', "frame_head diag");
-		fuzz_check(ev == NULL, "frame_head refused a frame that decodes");
+		fuzz_check(
+		    ev == NULL, "frame_head refused a frame that decodes");
 		return;
 	}
 	fuzz_check(h.env >= data && h.env + h.env_len == data + size,

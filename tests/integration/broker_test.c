@@ -1327,3 +1327,66 @@ Test(broker, stats_prints_a_table_of_counters)
 	    "%s", r.out);
 	free(in);
 }
+
+/*
+ * The stats count pub0's subscribers, and frames reach one that
+ * connects after frames were published without any (the broker skips
+ * pub0 while nobody listens).
+ */
+Test(broker, stats_count_subscribers_and_a_late_one_gets_frames)
+{
+	bt_broker  b;
+	char      *in = bt_data("valid.jsonl");
+	bt_run_out r;
+	json_t    *st;
+	nng_socket sub;
+	nng_msg   *m = NULL;
+	uint64_t   end;
+
+	bt_broker_start(&b, ARGS("--heartbeat", "0"));
+	st = bt_stats(&b);
+	cr_assert_eq(bt_get(st, ARGS("subscribers")), 0);
+	json_decref(st);
+	r = bt_run(in, ARGS("publish", "--ingest", b.ingest));
+	cr_assert_eq(r.code, 0, "%s", r.err);
+	json_decref(bt_stats_wait(&b, "published", 8));
+
+	sub = bt_sock_add(nng_sub0_open, b.pub);
+	cr_assert_eq(nng_socket_set(sub, NNG_OPT_SUB_SUBSCRIBE, "", 0), 0);
+	json_decref(bt_stats_wait(&b, "subscribers", 1));
+	r = bt_run(in, ARGS("publish", "--ingest", b.ingest));
+	cr_assert_eq(r.code, 0, "%s", r.err);
+	cr_assert_eq(nng_recvmsg(sub, &m, 0), 0,
+	    "no frame reached the "
+	    "subscriber");
+	// The first frame it gets is one published after it connected.
+	{
+		evb_proto_head h;
+		evb_diag       d = { "" };
+
+		cr_assert_eq(evb_proto_frame_head(
+		                 nng_msg_body(m), nng_msg_len(m), &h, &d),
+		    EVB_OK, "%s", d.msg);
+		cr_assert_gt(h.seq, 8);
+	}
+	nng_msg_free(m);
+
+	cr_assert_eq(nng_close(sub), 0);
+	bt_nsock--; // Closed here, not by the fixture.
+	end = evb_clock_mono_ms() + evb_ts_timeout_ms(BT_WAIT_MS);
+	for (;;) {
+		json_int_t n;
+
+		st = bt_stats(&b);
+		n  = bt_get(st, ARGS("subscribers"));
+		json_decref(st);
+		if (n == 0) {
+			break;
+		}
+		cr_assert_lt(evb_clock_mono_ms(), end,
+		    "subscribers stayed at %lld after the close",
+		    (long long) n);
+		bt_pause();
+	}
+	free(in);
+}

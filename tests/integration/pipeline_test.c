@@ -687,8 +687,8 @@ Test(pipeline, concurrent_producers_keep_their_own_order)
 	for (int p = 0; p < PT_PRODUCERS; p++) {
 		int status;
 
-		cr_assert_eq(evb_ts_wait(pids[p],
-		                 evb_ts_timeout_ms(PT_WAIT_MS), &status),
+		cr_assert_eq(evb_ts_wait(pids[p], evb_ts_timeout_ms(PT_WAIT_MS),
+		                 &status),
 		    EVB_OK);
 		cr_assert_eq(evb_ts_exit_code(status), 0);
 	}
@@ -700,13 +700,13 @@ Test(pipeline, concurrent_producers_keep_their_own_order)
 
 		pt_check_once(&l, tags[p], 0, PT_EACH);
 		for (size_t i = 0; i < json_array_size(l.lines); i++) {
-			json_t *j  = json_array_get(l.lines, i);
-			char    want[8];
+			json_t    *j = json_array_get(l.lines, i);
+			char       want[8];
 			json_int_t v;
 
 			(void) snprintf(want, sizeof(want), "%s-", tags[p]);
-			if (!evb_ts_has_prefix(json_string_value(json_object_get(
-			                           j, "id")),
+			if (!evb_ts_has_prefix(
+			        json_string_value(json_object_get(j, "id")),
 			        want)) {
 				continue;
 			}

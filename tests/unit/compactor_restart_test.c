@@ -304,8 +304,8 @@ task_nice(const char *name)
 		if (de->d_name[0] == '.') {
 			continue;
 		}
-		(void) snprintf(path, sizeof(path), "/proc/self/task/%s/comm",
-		    de->d_name);
+		(void) snprintf(
+		    path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
 		if ((f = fopen(path, "r")) == NULL) {
 			continue;
 		}
@@ -317,8 +317,8 @@ task_nice(const char *name)
 		if (strcmp(comm, name) != 0) {
 			continue;
 		}
-		(void) snprintf(path, sizeof(path), "/proc/self/task/%s/stat",
-		    de->d_name);
+		(void) snprintf(
+		    path, sizeof(path), "/proc/self/task/%s/stat", de->d_name);
 		cr_assert_not_null(f = fopen(path, "r"));
 		cr_assert_not_null(fgets(stat, sizeof(stat), f));
 		fclose(f);
@@ -329,13 +329,13 @@ task_nice(const char *name)
 			long        v[17];
 
 			cr_assert_not_null(p);
-			cr_assert_eq(sscanf(p + 2,
-			                 "%*c %ld %ld %ld %ld %ld %ld %ld %ld "
-			                 "%ld %ld %ld %ld %ld %ld %ld %ld",
-			                 &v[0], &v[1], &v[2], &v[3], &v[4],
-			                 &v[5], &v[6], &v[7], &v[8], &v[9],
-			                 &v[10], &v[11], &v[12], &v[13], &v[14],
-			                 &v[15]),
+			cr_assert_eq(
+			    sscanf(p + 2,
+			        "%*c %ld %ld %ld %ld %ld %ld %ld %ld "
+			        "%ld %ld %ld %ld %ld %ld %ld %ld",
+			        &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+			        &v[7], &v[8], &v[9], &v[10], &v[11], &v[12],
+			        &v[13], &v[14], &v[15]),
 			    16);
 			nice = (int) v[15];
 		}

@@ -440,7 +440,7 @@ Test(codec, frame_decode_reports_the_event_error, .timeout = 30)
 Test(codec, frame_head_agrees_with_frame_decode_for_every_type, .timeout = 30)
 {
 	for (int t = 0; t < PTL_NTYPES; t++) {
-		evb_event     *ev = from_json(ptl_full_json[t]);
+		evb_event     *ev   = from_json(ptl_full_json[t]);
 		evb_event     *back = NULL;
 		evb_proto_head h;
 		evb_diag       d = { { 0 } };
@@ -454,8 +454,8 @@ Test(codec, frame_head_agrees_with_frame_decode_for_every_type, .timeout = 30)
 		    evb_proto_frame_decode(&back, frame.data, frame.len, &d),
 		    EVB_OK, "%s", d.msg);
 		cr_assert_eq(
-		    evb_proto_frame_head(frame.data, frame.len, &h, &d),
-		    EVB_OK, "%s", d.msg);
+		    evb_proto_frame_head(frame.data, frame.len, &h, &d), EVB_OK,
+		    "%s", d.msg);
 		cr_assert_eq(h.type, t);
 		cr_assert_eq(h.seq, 1000 + (uint64_t) t);
 		cr_assert_eq(h.epoch, 42);
@@ -498,9 +498,9 @@ head_of(const char *json, evb_proto_head *h, evb_diag *d)
 Test(codec, frame_head_refuses_what_it_cannot_read, .timeout = 30)
 {
 	static const char *const bad[] = {
-		"{\"type\":\"market_data\",\"seq\":1}",        /* no epoch */
-		"{\"type\":\"market_data\",\"epoch\":1}",      /* no seq */
-		"{\"seq\":1,\"epoch\":1}",                       /* no type */
+		"{\"type\":\"market_data\",\"seq\":1}",         /* no epoch */
+		"{\"type\":\"market_data\",\"epoch\":1}",       /* no seq */
+		"{\"seq\":1,\"epoch\":1}",                      /* no type */
 		"{\"type\":\"no_such\",\"seq\":1,\"epoch\":1}", /* unknown */
 		"{\"type\":7,\"seq\":1,\"epoch\":1}",
 		"{\"type\":\"market_data\",\"seq\":-1,\"epoch\":1}",
@@ -519,8 +519,8 @@ Test(codec, frame_head_refuses_what_it_cannot_read, .timeout = 30)
 		evb_diag d = { { 0 } };
 
 		h.type = -7;
-		cr_assert_eq(head_of(bad[i], &h, &d), EVB_EMALFORMED, "%s",
-		    bad[i]);
+		cr_assert_eq(
+		    head_of(bad[i], &h, &d), EVB_EMALFORMED, "%s", bad[i]);
 		cr_assert_eq(h.type, -7, "out-param written for %s", bad[i]);
 		cr_assert_neq(d.msg[0], '\0', "no diag for %s", bad[i]);
 	}
