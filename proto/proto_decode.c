@@ -644,6 +644,24 @@ evb_proto_msg_extent(const void *buf, size_t len, size_t *n, evb_diag *diag)
 
 /* ---- Frame heads: the envelope fields, for trusted frames ------------- */
 
+int
+proto_frame_topic(
+    const uint8_t *p, size_t len, const uint8_t **nul, evb_diag *d)
+{
+	const uint8_t *z = len == 0
+	    ? NULL
+	    : memchr(p, 0,
+	          len < EVB_PROTO_MAX_TOPIC + 1 ? len
+	                                        : EVB_PROTO_MAX_TOPIC + 1);
+
+	if (z == NULL) {
+		evb_diag_set(d, "frame: no 0x00 after the topic");
+		return (EVB_EMALFORMED);
+	}
+	*nul = z;
+	return (EVB_OK);
+}
+
 /*
  * head_int reads the integer whose header h is at p (h->size bytes, in
  * bounds). EVB_EMALFORMED for any other kind. OUT: *neg (the value is
@@ -754,14 +772,10 @@ evb_proto_frame_head(
 	scan_head      mh;
 	size_t         off;
 	unsigned       seen = 0;
+	int            rv;
 
-	if (len == 0 ||
-	    (nul = memchr(p, 0,
-	         len < EVB_PROTO_MAX_TOPIC + 1 ? len
-	                                       : EVB_PROTO_MAX_TOPIC + 1)) ==
-	        NULL) {
-		evb_diag_set(diag, "frame: no 0x00 after the topic");
-		return (EVB_EMALFORMED);
+	if ((rv = proto_frame_topic(p, len, &nul, diag)) != EVB_OK) {
+		return (rv);
 	}
 	h.env     = nul + 1;
 	h.env_len = len - (size_t) (h.env - p);
@@ -774,7 +788,6 @@ evb_proto_frame_head(
 	for (uint64_t i = 0; i < mh.n; i++) {
 		scan_head kh, vh;
 		size_t    koff, voff;
-		int       rv;
 
 		koff = off;
 		if (off >= h.env_len ||

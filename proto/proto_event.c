@@ -677,13 +677,8 @@ evb_proto_frame_decode(
 	evb_event     *ev;
 	int            rv;
 
-	if (len == 0 ||
-	    (nul = memchr(p, 0,
-	         len < EVB_PROTO_MAX_TOPIC + 1 ? len
-	                                       : EVB_PROTO_MAX_TOPIC + 1)) ==
-	        NULL) {
-		evb_diag_set(diag, "frame: no 0x00 after the topic");
-		return (EVB_EMALFORMED);
+	if ((rv = proto_frame_topic(p, len, &nul, diag)) != EVB_OK) {
+		return (rv);
 	}
 	tlen = (size_t) (nul - p);
 	rv   = evb_proto_event_decode(&ev, nul + 1, len - tlen - 1, diag);

@@ -79,6 +79,14 @@ int proto_decode(const uint8_t *p, size_t len, const proto_scan_opts *o,
  */
 int proto_delimit(const uint8_t *p, size_t len, size_t *n);
 
+/*
+ * proto_frame_topic finds the 0x00 that ends a frame's topic within its
+ * first EVB_PROTO_MAX_TOPIC + 1 bytes. EVB_EMALFORMED (diag set) when
+ * there is none. OUT: *nul, on success only.
+ */
+int proto_frame_topic(
+    const uint8_t *p, size_t len, const uint8_t **nul, evb_diag *d);
+
 /* ---- proto_schema.c: the type table and validation ---------------------- */
 
 /*
