@@ -20,7 +20,10 @@
  *                          (the thread's batch) with default options (each
  *                          commit flushed) until caught up; latencies per
  *                          step; rate in events/s
- *   compactor_project_nosync  the same with opts.sync false, into fresh
+ *   compactor_project_grow the same into fresh tables, the step doubling
+ *                          up to 8 x 16384 while steps fill, as the
+ *                          thread does when behind
+ *   compactor_project_nosync  the first with opts.sync false, into fresh
  *                          tables
  *   compactor_query_symbol evb_compactor_tables_query for market_data of
  *                          one symbol from a random time, limit 100 (the
@@ -46,6 +49,7 @@
 
 #define BENCH_BATCH 1024     /* Events per WAL append of the fill. */
 #define BENCH_STEP 16384     /* Records per step: the thread's. */
+#define BENCH_STEP_GROWTH 8  /* The thread's largest step, in steps. */
 #define BENCH_NSYM 28        /* Symbols. */
 #define BENCH_NUSER 200      /* Users. */
 #define BENCH_STEP_NS 100000 /* Event time between events: 100 us. */
@@ -265,10 +269,17 @@ bench_written(void)
 	return ((uint64_t) v);
 }
 
+/*
+ * bench_project projects the whole log into fresh tables in steps of
+ * BENCH_STEP records, or, with grow, in steps that double up to
+ * BENCH_STEP_GROWTH times that while they fill, as the compactor's
+ * thread does when it is behind.
+ */
 static int
-bench_project(
-    evb_wal *w, const char *dir, bool sync, const char *name, uint64_t n)
+bench_project(evb_wal *w, const char *dir, bool sync, bool grow,
+    const char *name, uint64_t n)
 {
+	size_t             step = BENCH_STEP;
 	evb_compactor_opts o;
 	evb_compactor     *c;
 	evb_diag           d       = { "" };
@@ -289,9 +300,13 @@ bench_project(
 	do {
 		double t0 = bench_now_s();
 
-		if ((rv = evb_compactor_step(c, BENCH_STEP, &done, &d)) != 0) {
+		if ((rv = evb_compactor_step(c, step, &done, &d)) != 0) {
 			evb_compactor_close(c);
 			return (bench_fail("step", rv, d.msg));
+		}
+		if (grow && done == step &&
+		    step < (size_t) BENCH_STEP * BENCH_STEP_GROWTH) {
+			step *= 2;
 		}
 		if (done > 0) {
 			double dt = bench_now_s() - t0;
@@ -496,8 +511,11 @@ main(int argc, char **argv)
 	    "compactor_bench: the WAL fill wrote %.0f bytes per "
 	    "event\n",
 	    (double) bench_written() / (double) n);
-	if (bench_project(w, base, true, "compactor_project", n) != 0 ||
-	    bench_project(w, base, false, "compactor_project_nosync", n) != 0 ||
+	if (bench_project(w, base, true, false, "compactor_project", n) != 0 ||
+	    bench_project(w, base, true, true, "compactor_project_grow", n) !=
+	        0 ||
+	    bench_project(
+	        w, base, false, false, "compactor_project_nosync", n) != 0 ||
 	    bench_disk(base, n) != 0) {
 		goto done;
 	}

@@ -49,7 +49,7 @@ const cli_cmd cli_cmd_run = {
 	    "                 [--ingest URL] [--confirm URL] [--ctl URL]\n"
 	    "                 [--max-msg BYTES] [--ring BYTES]\n"
 	    "                 [--heartbeat MS] [--stats-log MS]\n"
-	    "                 [--no-compactor]\n"
+	    "                 [--no-compactor] [--compactor-nice N]\n"
 	    "\n"
 	    "Run the whole bus in the foreground: the broker (as 'evbus\n"
 	    "broker') and a collector that reads the broker's ring in\n"
@@ -91,6 +91,10 @@ const cli_cmd cli_cmd_run = {
 	    "                     log lines, 0 for none (default 60000).\n"
 	    "  --no-compactor     Run no compactor (run 'evbus compactor'\n"
 	    "                     on DIR instead, or none).\n"
+	    "  --compactor-nice N Run the compactor thread N lower (0-19,\n"
+	    "                     as nice(1); default 0), so that when the\n"
+	    "                     CPU is short ingest and the log come\n"
+	    "                     first and the tables fall behind.\n"
 	    "  -h, --help         Print this help and exit.\n"
 	    "\n"
 	    "BYTES may end in K, M or G (KiB, MiB, GiB).\n"
@@ -176,8 +180,9 @@ run_stats_extra(void *arg, evb_broker_extra *x, size_t cap)
 	return n;
 }
 
-/* How much lower the compactor thread runs than ingest and the log. */
-#define RUN_COMPACTOR_NICE 10
+/* How much lower the compactor thread runs than ingest and the log,
+ * by default (--compactor-nice). */
+#define RUN_COMPACTOR_NICE 0
 
 /* run_wait sleeps until a signal, logging the compactor's line. */
 static void
@@ -275,7 +280,8 @@ run_open(const evb_broker_opts *bo, evb_collector_opts *co, evb_broker **b,
 
 /* run_compactor opens the compactor on the collector's WAL handle. */
 static int
-run_compactor(evb_collector *c, const char *dir, int mode, evb_compactor **cp)
+run_compactor(
+    evb_collector *c, const char *dir, int mode, int nice, evb_compactor **cp)
 {
 	evb_compactor_opts o;
 	evb_diag           diag = { "" };
@@ -284,9 +290,7 @@ run_compactor(evb_collector *c, const char *dir, int mode, evb_compactor **cp)
 	evb_compactor_opts_default(&o);
 	// The tables are derived data: as durable as the log, no more.
 	o.sync = mode == EVB_WAL_SYNC;
-	// Producers wait on ingest and the log, never on the tables: under
-	// a burst the compactor gives them the CPU and catches up after.
-	o.nice = RUN_COMPACTOR_NICE;
+	o.nice = nice;
 	if ((rc = evb_compactor_open(
 	         cp, evb_collector_wal(c), dir, &o, &diag)) != EVB_OK) {
 		cli_error(&cli_cmd_run, "cannot open the tables in %s: %s%s",
@@ -307,6 +311,8 @@ run_run(int argc, char **argv)
 	const char     *data         = NULL;
 	const char     *durability   = NULL;
 	const char     *confirm      = NULL;
+	const char     *cnice        = NULL;
+	uint64_t        nice         = RUN_COMPACTOR_NICE;
 	bool            no_compactor = false;
 	const cli_opt   opts[]       = {
 		        { "data", 0, NULL, &data },
@@ -320,6 +326,7 @@ run_run(int argc, char **argv)
 		        { "heartbeat", 0, NULL, &a.heartbeat },
 		        { "stats-log", 0, NULL, &a.stats_log },
 		        { "no-compactor", 0, &no_compactor, NULL },
+		        { "compactor-nice", 0, NULL, &cnice },
 		        { NULL, 0, NULL, NULL },
 	};
 	evb_broker_opts    bo;
@@ -341,7 +348,10 @@ run_run(int argc, char **argv)
 	        CLI_CONTINUE ||
 	    (durability != NULL &&
 	        (rc = cli_parse_durability(&cli_cmd_run, durability, &mode)) !=
-	            CLI_CONTINUE)) {
+	            CLI_CONTINUE) ||
+	    (cnice != NULL &&
+	        (rc = cli_parse_u64(&cli_cmd_run, "compactor-nice", cnice, 0,
+	             19, &nice)) != CLI_CONTINUE)) {
 		return rc;
 	}
 	bo.confirm_url     = confirm != NULL ? confirm : RUN_CONFIRM_URL;
@@ -360,8 +370,8 @@ run_run(int argc, char **argv)
 	if ((rc = run_open(&bo, &co, &b, &c)) == CLI_CONTINUE) {
 		parts.c = c;
 		if (no_compactor ||
-		    (rc = run_compactor(c, co.data_dir, mode, &cp)) ==
-		        CLI_CONTINUE) {
+		    (rc = run_compactor(c, co.data_dir, mode, (int) nice,
+		         &cp)) == CLI_CONTINUE) {
 			rc = run_serve(b, c, cp, &bo, co.data_dir, sig_fd);
 		}
 		evb_broker_stop(b);

@@ -44,6 +44,9 @@
  * whatever the batch: 16384 writes a third of what 4096 does per event
  * (docs/benchmarks.md) for commits of about 0.1 s. */
 #define COMP_BATCH_DEFAULT 16384
+/* A thread that is behind doubles its step up to this many times
+ * batch_records (see thread_main). */
+#define COMP_BATCH_GROWTH 8
 #define COMP_POLL_MS_DEFAULT 50
 #define COMP_CURSOR_PERIOD_MS_DEFAULT 500
 #define COMP_CURSOR_RECORDS_DEFAULT 100000
@@ -456,7 +459,8 @@ thread_stopping(evb_compactor *c)
 static void *
 thread_main(void *arg)
 {
-	evb_compactor *c = arg;
+	evb_compactor *c    = arg;
+	size_t         step = c->opts.batch_records;
 	int            rc;
 
 	evb_thread_name("evb:compactor");
@@ -469,7 +473,7 @@ thread_main(void *arg)
 	while (!thread_stopping(c)) {
 		evb_diag d    = { "" };
 		size_t   done = 0;
-		int      rv   = step_run(c, c->opts.batch_records, &done, &d);
+		int      rv   = step_run(c, step, &done, &d);
 
 		if (rv != EVB_OK) {
 			evb_assert(pthread_mutex_lock(&c->mtx) == 0);
@@ -483,16 +487,25 @@ thread_main(void *arg)
 				    evb_strerror(rv), d.msg);
 			}
 		}
-		// A full step means the log is further ahead: go on at once.
-		// After a partial one (caught up) wait for more records, so a
-		// steady stream is projected in steps of poll_ms worth of
-		// records rather than a commit per handful: each commit
-		// rewrites every index page it touches, whatever it holds.
-		if (rv != EVB_OK || done < c->opts.batch_records) {
-			disk_tick(c);
-			cursor_store(c, false);
-			thread_wait(c);
+		// A full step means the log is further ahead: go on at once,
+		// with a step twice as large (up to COMP_BATCH_GROWTH times
+		// the option), since each commit rewrites every index page it
+		// touches whatever it holds, so a larger step writes fewer
+		// bytes per event and a compactor that fell behind catches
+		// up faster. After a partial step (caught up) wait for more
+		// records, so that a steady stream is projected in steps of
+		// poll_ms worth of records rather than a commit per handful.
+		if (rv == EVB_OK && done == step) {
+			if (step < (size_t) c->opts.batch_records *
+			        COMP_BATCH_GROWTH) {
+				step *= 2;
+			}
+			continue;
 		}
+		step = c->opts.batch_records;
+		disk_tick(c);
+		cursor_store(c, false);
+		thread_wait(c);
 	}
 	return (NULL);
 }

@@ -76,7 +76,10 @@ typedef struct evb_compactor_tables evb_compactor_tables;
 typedef struct evb_compactor_opts {
 	/* Records per write transaction in the thread; default 16384, > 0.
 	 * Larger batches write less per event (each commit rewrites the
-	 * index pages it touches) but hold more dirty pages in memory. */
+	 * index pages it touches) but hold more dirty pages in memory.
+	 * While the log stays ahead (each step fills), the thread doubles
+	 * its step up to 8 times this; it goes back to this size after a
+	 * step that caught up. */
 	uint32_t batch_records;
 	/* After a step that caught up with the log, the thread waits
 	 * poll_ms before the next, so that a steady stream is projected in
@@ -118,11 +121,11 @@ typedef struct evb_compactor_opts {
 	 * open tables of another format version. Default false. */
 	bool rebuild;
 	/* The thread's scheduling priority is lowered by this much, 0..19
-	 * (as nice(1)); default 0. `evbus run` sets 10, so that under a
-	 * burst projection yields the CPU to ingest and the log, which
-	 * producers wait on, and catches up after (its lag grows
-	 * meanwhile: evb_compactor_stat). A failure to lower it is logged,
-	 * not fatal. */
+	 * (as nice(1)); default 0. Above 0, when the CPU is short the
+	 * compactor yields to the threads producers wait on (ingest, the
+	 * log) and catches up after; its lag grows meanwhile
+	 * (evb_compactor_stat). A failure to lower it is logged, not
+	 * fatal. */
 	int nice;
 } evb_compactor_opts;
 
