@@ -169,11 +169,13 @@ int cli_parse_bytes(const cli_cmd *cmd, const char *name, const char *text,
 
 /*
  * cli_parse_time reads text, the value of option --name, as a time: ISO
- * 8601 in UTC ("2026-11-25T01:50:35Z", with an optional fraction of a
- * second) or relative to now_ns ("-15m": N seconds, minutes, hours or
- * days ago, with s, m, h or d). Returns CLI_CONTINUE with *out set to ns
- * since the Unix epoch, or CLI_EXIT_USAGE after printing what was wrong.
- * OUT: *out.
+ * 8601 with Z or a UTC offset ("2026-11-25T01:50:35Z",
+ * "2026-11-25T03:50:35.25+02:00"; seconds and fraction optional), a date
+ * alone for midnight UTC ("2026-11-25"), or relative to now_ns ("-15m":
+ * N seconds, minutes, hours or days ago, with s, m, h or d). Impossible
+ * dates and times are refused with the reason. Returns CLI_CONTINUE with *out
+ * set to ns since the Unix epoch, or CLI_EXIT_USAGE after printing what was
+ * wrong. OUT: *out.
  */
 int cli_parse_time(const cli_cmd *cmd, const char *name, const char *text,
     int64_t now_ns, int64_t *out);

@@ -1,7 +1,13 @@
 /*
- * cli_num.c: option values that are numbers: counts, milliseconds and
- * byte sizes. One parser, so every command refuses "12x", "-1" and
+ * cli_num.c: option values that are numbers: counts, milliseconds, byte
+ * sizes and times. One parser, so every command refuses "12x", "-1" and
  * overflow the same way and names the option that was wrong.
+ *
+ * A time is ISO 8601 or relative to now. An ISO date and time must name
+ * its zone (Z or an offset): the bus stores UTC and a time read as the
+ * machine's local time would silently shift a query by hours. Dates are
+ * checked against the Gregorian calendar and turned into days with
+ * days_from_civil, not timegm or mktime, which would need TZ games.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -127,35 +133,208 @@ time_days(int64_t y, int64_t m, int64_t d)
 	return era * 146097 + doe - 719468;
 }
 
-/* time_iso reads "YYYY-MM-DDTHH:MM:SS[.fraction]Z" as ns since the epoch. */
+/*
+ * The parts of an ISO 8601 time as read, before they become an instant.
+ * Each time_read_* function fills its own fields.
+ */
+typedef struct time_fields {
+	int     year;       /* 0000..9999. */
+	int     month;      /* 1..12. */
+	int     day;        /* 1..the month's length. */
+	int     hour;       /* 0..23. */
+	int     min;        /* 0..59. */
+	int     sec;        /* 0..59: no leap seconds, as in Unix time. */
+	int64_t frac_ns;    /* Fraction of the second, truncated to ns. */
+	int     offset_min; /* The zone's offset east of UTC, minutes. */
+} time_fields;
+
+#define TIME_NS_PER_S INT64_C(1000000000)
+
+/* ISO 8601 offsets go to 23:59 either way; 24:00 would be a day. */
+#define TIME_OFFSET_MAX_H 23
+
+/*
+ * time_digits reads exactly width ASCII digits at *p into *v and moves *p
+ * past them. (sscanf's %d would also take a sign, spaces or fewer digits.)
+ */
 static bool
-time_iso(const char *t, int64_t *ns)
+time_digits(const char **p, int width, int *v)
 {
-	int    y, mo, d, h, mi, s, n = 0;
-	double frac = 0;
+	int n = 0;
 
-	if (sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s,
-	        &n) != 6 ||
-	    n != 19 || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 ||
-	    h > 23 || mi > 59 || s > 60 || h < 0 || mi < 0 || s < 0) {
-		return false;
-	}
-	t += n;
-	if (*t == '.') {
-		char *end;
-
-		frac = strtod(t, &end);
-		if (end == t + 1) {
+	for (int i = 0; i < width; i++) {
+		if (!isdigit((unsigned char) (*p)[i])) {
 			return false;
 		}
-		t = end;
+		n = n * 10 + ((*p)[i] - '0');
 	}
-	if (strcmp(t, "Z") != 0) {
+	*p += width;
+	*v = n;
+	return true;
+}
+
+/* time_char moves *p past c if c is there. */
+static bool
+time_char(const char **p, char c)
+{
+	if (**p != c) {
 		return false;
 	}
-	*ns = ((time_days(y, mo, d) * 86400 + h * 3600 + mi * 60 + s) *
-	          (int64_t) 1000000000) +
-	    (int64_t) (frac * 1e9);
+	(*p)++;
+	return true;
+}
+
+/* time_month_days is the length of month (1..12) in year (Gregorian). */
+static int
+time_month_days(int year, int month)
+{
+	static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30,
+		31 };
+	bool             is_leap;
+
+	is_leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+	return month == 2 && is_leap ? 29 : days[month - 1];
+}
+
+/*
+ * time_read_date reads "YYYY-MM-DD" at *p and moves *p past it. Returns
+ * false if that is not there, also setting *why when it names no day.
+ */
+static bool
+time_read_date(const char **p, time_fields *f, const char **why)
+{
+	if (!time_digits(p, 4, &f->year) || !time_char(p, '-') ||
+	    !time_digits(p, 2, &f->month) || !time_char(p, '-') ||
+	    !time_digits(p, 2, &f->day)) {
+		return false;
+	}
+	if (f->month < 1 || f->month > 12) {
+		*why = "no such month";
+		return false;
+	}
+	if (f->day < 1 || f->day > time_month_days(f->year, f->month)) {
+		*why = "no such day in that month";
+		return false;
+	}
+	return true;
+}
+
+/*
+ * time_read_clock reads "HH:MM[:SS[.fraction]]" at *p and moves *p past
+ * it; a comma may stand for the dot, as ISO 8601 allows. Returns false if
+ * that is not there, also setting *why when a field is out of range.
+ */
+static bool
+time_read_clock(const char **p, time_fields *f, const char **why)
+{
+	int64_t scale = TIME_NS_PER_S;
+
+	if (!time_digits(p, 2, &f->hour) || !time_char(p, ':') ||
+	    !time_digits(p, 2, &f->min)) {
+		return false;
+	}
+	if (time_char(p, ':')) {
+		if (!time_digits(p, 2, &f->sec)) {
+			return false;
+		}
+		if ((**p == '.' || **p == ',') &&
+		    isdigit((unsigned char) (*p)[1])) {
+			// Digits past the ninth are read and dropped, so the
+			// instant is truncated to ns, never rounded up.
+			for ((*p)++; isdigit((unsigned char) **p); (*p)++) {
+				scale /= 10;
+				f->frac_ns += (**p - '0') * scale;
+			}
+		}
+	}
+	if (f->hour > 23 || f->min > 59) {
+		*why = "hour beyond 23 or minute beyond 59";
+		return false;
+	}
+	if (f->sec > 59) {
+		*why = "second beyond 59 (leap seconds are not accepted)";
+		return false;
+	}
+	return true;
+}
+
+/*
+ * time_read_zone reads the zone designator that must end the text at p:
+ * "Z", or an offset from UTC "+HH:MM", "+HHMM" or "+HH" (or with '-').
+ * Returns false if that is not there, also setting *why when it is
+ * missing or out of range.
+ */
+static bool
+time_read_zone(const char *p, time_fields *f, const char **why)
+{
+	int sign, hh, mm = 0;
+
+	if (*p == 'Z' || *p == 'z') {
+		return p[1] == '\0';
+	}
+	if (*p == '\0') {
+		*why = "no Z or UTC offset (local time is not accepted)";
+		return false;
+	}
+	if (*p != '+' && *p != '-') {
+		return false;
+	}
+	sign = *p++ == '-' ? -1 : 1;
+	if (!time_digits(&p, 2, &hh)) {
+		return false;
+	}
+	if (*p != '\0') {
+		(void) time_char(&p, ':');
+		if (!time_digits(&p, 2, &mm) || *p != '\0') {
+			return false;
+		}
+	}
+	if (hh > TIME_OFFSET_MAX_H || mm > 59) {
+		*why = "UTC offset beyond 23:59";
+		return false;
+	}
+	f->offset_min = sign * (hh * 60 + mm);
+	return true;
+}
+
+/*
+ * time_iso reads an ISO 8601 time as ns since the epoch:
+ * "YYYY-MM-DDTHH:MM[:SS[.fraction]]" and a zone designator ('t' or a
+ * space may stand for the 'T'), or "YYYY-MM-DD" alone for midnight UTC.
+ * Returns false if text is not one, also setting *why when it has the
+ * form but names no instant that can be used: the date or time does not
+ * exist, the zone is missing, or the instant is before 1970 or past the
+ * last ns an int64_t counts (2262-04-11T23:47:16.854775807Z).
+ */
+static bool
+time_iso(const char *t, int64_t *ns, const char **why)
+{
+	time_fields f = { 0 };
+	int64_t     secs;
+
+	if (!time_read_date(&t, &f, why)) {
+		return false;
+	}
+	if (*t != '\0') {
+		if (*t != 'T' && *t != 't' && *t != ' ') {
+			return false;
+		}
+		t++;
+		if (!time_read_clock(&t, &f, why) ||
+		    !time_read_zone(t, &f, why)) {
+			return false;
+		}
+	}
+	secs = time_days(f.year, f.month, f.day) * 86400 + f.hour * 3600 +
+	    f.min * 60 + f.sec - (int64_t) f.offset_min * 60;
+	if (secs < 0 || secs > INT64_MAX / TIME_NS_PER_S ||
+	    (secs == INT64_MAX / TIME_NS_PER_S &&
+	        f.frac_ns > INT64_MAX % TIME_NS_PER_S)) {
+		*why = "outside 1970-01-01T00:00:00Z..2262-04-11 (ns since "
+		       "1970 in 64 bits)";
+		return false;
+	}
+	*ns = secs * TIME_NS_PER_S + f.frac_ns;
 	return true;
 }
 
@@ -188,12 +367,16 @@ int
 cli_parse_time(const cli_cmd *cmd, const char *name, const char *text,
     int64_t now_ns, int64_t *out)
 {
-	if (!time_iso(text, out) && !time_rel(text, now_ns, out)) {
+	const char *why = NULL;
+
+	if (!time_iso(text, out, &why) && !time_rel(text, now_ns, out)) {
 		return cli_usage_error(cmd,
-		    "--%s: expected an ISO 8601 UTC time "
-		    "(2026-11-25T01:50:35Z) or -N followed by s, m, h or d, "
-		    "got '%s'",
-		    name, text);
+		    "--%s: expected an ISO 8601 time with Z or a UTC offset "
+		    "(2026-11-25T01:50:35Z, 2026-11-25T03:50:35.250+02:00), "
+		    "a date (2026-11-25, midnight UTC) or -N followed by s, "
+		    "m, h or d, got '%s'%s%s",
+		    name, text, why != NULL ? ": " : "",
+		    why != NULL ? why : "");
 	}
 	return CLI_CONTINUE;
 }

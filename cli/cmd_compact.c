@@ -12,9 +12,10 @@
  *
  * The log is opened read-only, so compact runs beside a writer and never
  * creates a log where there is none; the compactor then keeps no WAL
- * cursor (compactor.h allows that only on a read-only handle). Nothing
- * stops a second compactor of the same tables from writing them at the
- * same time (the help says not to); see the report of #5.
+ * cursor (compactor.h allows that only on a read-only handle). Only one
+ * compactor writes the tables at a time: open takes their writer lock
+ * (compactor.c, open_lock) and fails with EVB_EBUSY while another
+ * compactor (evbus run's, evbus compactor, another compact) holds it.
  *
  * A crash in the middle is harmless: the tables are consistent at every
  * commit, and the next compact or compactor resumes from there.
@@ -40,9 +41,9 @@ const cli_cmd cli_cmd_compact = {
 	    "With --rebuild, drop every table and project the whole log\n"
 	    "again from its first record: after a table format change (a\n"
 	    "query then says to), or to check the tables against the log.\n"
-	    "Run it while no compactor works on DIR (stop 'evbus\n"
-	    "compactor', and 'evbus run' unless it has --no-compactor):\n"
-	    "two compactors would both write the tables. The log is opened\n"
+	    "Only one compactor writes the tables at a time: while 'evbus\n"
+	    "compactor' or an 'evbus run' without --no-compactor works on\n"
+	    "DIR, compact refuses to start (exit 2). The log is opened\n"
 	    "read-only. Prints the records projected (events, gap records,\n"
 	    "bad records, records retention removed first), the position\n"
 	    "reached and the time it took.\n"

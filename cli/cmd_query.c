@@ -1,8 +1,9 @@
 /*
  * cmd_query.c: `evbus query`, questions answered from the compactor's
- * tables (compactor/compactor.h): the events of a type by time, symbol,
- * correlation id or user; the latest state per key; per-minute
- * statistics; and the compactor's own position and counters.
+ * tables (compactor/compactor.h): the events of a type, or of every type
+ * (`query all`, the all-events index), by time, symbol, correlation id or
+ * user; the latest state per key; per-minute statistics; and the
+ * compactor's own position and counters.
  *
  * The tables are opened read-only (a tables handle), so a query runs
  * beside the process that projects them, and each answer is one read
@@ -32,7 +33,7 @@ const cli_cmd cli_cmd_query = {
 	.name    = "query",
 	.summary = "Query the compactor's tables (events, latest, stats).",
 	.help =
-	    "usage: evbus query TYPE [--symbol S] [--since T] [--until T]\n"
+	    "usage: evbus query TYPE|all [--symbol S] [--since T] [--until T]\n"
 	    "                   [--corr ID] [--user U] [--limit N] [--desc]\n"
 	    "                   [--format F] [--data DIR]\n"
 	    "       evbus query latest balance|account|health|quote [KEY]\n"
@@ -52,6 +53,11 @@ const cli_cmd cli_cmd_query = {
 	    "          one line of JSON with its full envelope, exactly as\n"
 	    "          'evbus replay' prints it. --corr, --user and\n"
 	    "          --symbol are answered from an index.\n"
+	    "  all     The events of every type, merged in ts order\n"
+	    "          (then log order) from the all-events index,\n"
+	    "          printed as for TYPE; with --symbol, --corr or\n"
+	    "          --user, from that index over every type. With\n"
+	    "          --format table: time, type, id and routing key.\n"
 	    "  latest  The newest event per key: balance (balance_update\n"
 	    "          per user_id), account (balance_update per\n"
 	    "          account_id), health (system_health per component)\n"
@@ -71,9 +77,13 @@ const cli_cmd cli_cmd_query = {
 	    "  --corr ID     Only events whose corr (correlation id) is ID.\n"
 	    "  --user U      Only events whose data.user_id is U.\n"
 	    "  --since T     Only events (stats: minutes) at or after T:\n"
-	    "                ISO 8601 in UTC (2026-11-25T01:50:35Z) or\n"
-	    "                relative, such as -15m (s, m, h or d ago).\n"
-	    "  --until T     Only events (stats: minutes) before T.\n"
+	    "                ISO 8601 with Z or a UTC offset, to the minute\n"
+	    "                or finer (2026-11-25T01:50:35Z,\n"
+	    "                2026-11-25T03:50:35.250+02:00), a date\n"
+	    "                (2026-11-25: midnight UTC) or relative, such\n"
+	    "                as -15m (s, m, h or d ago).\n"
+	    "  --until T     Only events (stats: minutes) before T, in the\n"
+	    "                same forms.\n"
 	    "  --type T      stats: only events of type T.\n"
 	    "  --limit N     At most N events.\n"
 	    "  --desc        Newest first.\n"
@@ -84,7 +94,8 @@ const cli_cmd cli_cmd_query = {
 	    "\n"
 	    "Exit status: 0 success, 1 nothing matched (or a stored event\n"
 	    "did not decode: reported on standard error), 2 usage error\n"
-	    "(an unknown type, a bad time), no tables in DIR yet, or\n"
+	    "(an unknown type, a bad time, an option that does not\n"
+	    "apply, such as --type with all), no tables in DIR yet, or\n"
 	    "standard output cannot be written.\n",
 	.run = query_run,
 };
@@ -92,6 +103,10 @@ const cli_cmd cli_cmd_query = {
 #define QUERY_MAX_OPERANDS 3 /* "latest", the kind and a key. */
 #define QUERY_MAX_COLS 8     /* Data fields shown per type in a table. */
 #define QUERY_CELL_MAX 256   /* Longest cell shown, bytes. */
+
+/* The operand for every type. Neither a proto type nor a table is named
+ * so; query_events tries it first, so one would be shadowed. */
+#define QUERY_ALL "all"
 
 /* The options as typed; NULL (false) when not given. */
 typedef struct query_args {
@@ -162,6 +177,7 @@ typedef struct query_out {
 	cli_table         table;   /* The table's cells (CLI_FORMAT_TABLE). */
 	const query_cols *cols;    /* The rows' columns (table). */
 	bool              has_key; /* latest: a KEY column first. */
+	bool              is_all;  /* query all: TYPE, ID, ROUTE columns. */
 	uint64_t          rows;    /* Rows printed. */
 	int               worst;   /* Worst CLI_EXIT_* met so far. */
 } query_out;
@@ -282,7 +298,11 @@ query_cols_of(int type)
 	return &query_cols_other;
 }
 
-/* query_out_init prepares o for rows of type (a table's columns). */
+/*
+ * query_out_init prepares o for rows of type (a table's columns), or of
+ * every type (-1: the type and id, then the routing key, as for a type
+ * the column list does not know, since the types share no other field).
+ */
 static void
 query_out_init(query_out *o, cli_format fmt, int type, bool has_key)
 {
@@ -290,8 +310,9 @@ query_out_init(query_out *o, cli_format fmt, int type, bool has_key)
 
 	memset(o, 0, sizeof(*o));
 	o->fmt     = fmt;
-	o->cols    = query_cols_of(type);
+	o->cols    = type < 0 ? &query_cols_other : query_cols_of(type);
 	o->has_key = has_key;
+	o->is_all  = type < 0;
 	evb_buf_init(&o->json);
 	if (fmt != CLI_FORMAT_TABLE) {
 		return;
@@ -300,11 +321,16 @@ query_out_init(query_out *o, cli_format fmt, int type, bool has_key)
 		ncols++;
 	}
 	ncols += o->cols->fields[0] == NULL ? 1 : 0;
+	ncols += o->is_all ? 2 : 0;
 	cli_table_init(&o->table, ncols);
 	if (has_key) {
 		cli_table_add(&o->table, "KEY");
 	}
 	cli_table_add(&o->table, "TIME");
+	if (o->is_all) {
+		cli_table_add(&o->table, "TYPE");
+		cli_table_add(&o->table, "ID");
+	}
 	if (o->cols->fields[0] == NULL) {
 		cli_table_add(&o->table, "ROUTE");
 	}
@@ -351,6 +377,14 @@ query_table_row(query_out *o, const evb_compactor_row *row, const evb_event *ev)
 	}
 	evb_clock_format_iso(row->ts_ns, iso, sizeof(iso));
 	cli_table_add(&o->table, "%s", iso);
+	if (o->is_all) {
+		const char *name = evb_proto_type_name(row->type);
+		evb_str     id   = evb_proto_event_id(ev);
+
+		cli_table_add(&o->table, "%s", name != NULL ? name : "?");
+		cli_table_add(&o->table, "%.*s", (int) id.len,
+		    id.ptr != NULL ? id.ptr : "");
+	}
 	if (o->cols->fields[0] == NULL) {
 		evb_str r = evb_proto_event_route(ev);
 
@@ -485,7 +519,12 @@ query_times(const query_args *a, int64_t *since, int64_t *until)
 
 /* ---- The four questions ------------------------------------------------- */
 
-/* query_events answers `query TYPE`. */
+/*
+ * query_events answers `query TYPE` and `query all`. For all the type
+ * stays -1 (every type): the library then walks the all-events index, or
+ * with --corr, --user or --symbol that index's run of each type, merged
+ * in (ts, offset) order, so every filter of a typed query applies.
+ */
 static int
 query_events(const query_args *a, const char *name, cli_format fmt)
 {
@@ -499,7 +538,8 @@ query_events(const query_args *a, const char *name, cli_format fmt)
 	if ((rc = query_only(
 	         a, name, " symbol since until corr user limit desc ")) !=
 	        CLI_CONTINUE ||
-	    (rc = query_type("", name, &q.type)) != CLI_CONTINUE ||
+	    (strcmp(name, QUERY_ALL) != 0 &&
+	        (rc = query_type("", name, &q.type)) != CLI_CONTINUE) ||
 	    (rc = query_times(a, &q.since_ns, &q.until_ns)) != CLI_CONTINUE ||
 	    (a->limit != NULL &&
 	        (rc = cli_parse_u64(&cli_cmd_query, "limit", a->limit, 1,
@@ -755,8 +795,8 @@ query_run(int argc, char **argv)
 		return rc;
 	}
 	if (n == 0) {
-		return cli_usage_error(
-		    &cli_cmd_query, "expected a type, latest, stats or status");
+		return cli_usage_error(&cli_cmd_query,
+		    "expected a type, all, latest, stats or status");
 	}
 	a.data = a.data != NULL ? a.data : CLI_DATA_DEFAULT;
 	if (strcmp(ops[0], "latest") == 0) {
