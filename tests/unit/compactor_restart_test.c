@@ -156,11 +156,50 @@ Test(compactor_restart, reopen_resumes_at_the_committed_position)
 	evb_buf_fini(&b);
 }
 
+/* How long a crash child waits for its thread's first commit. */
+#define CRASH_COMMIT_WAIT_MS 30000
+
+/*
+ * crash_thread_commit starts c's thread and returns once the thread has
+ * committed: once the position has moved past where it was, which after
+ * earlier rounds is not 0. It runs in the child, so it fails with an exit
+ * status for the parent to report, never with cr_assert: 6 when stats or
+ * start fail, 7 when nothing is committed within CRASH_COMMIT_WAIT_MS.
+ */
+static void
+crash_thread_commit(evb_compactor *c)
+{
+	evb_compactor_stat st;
+	uint64_t           from;
+	uint64_t           deadline;
+
+	if (evb_compactor_stats(c, &st) != EVB_OK ||
+	    evb_compactor_start(c) != EVB_OK) {
+		_exit(6);
+	}
+	from = st.position;
+	deadline =
+	    evb_clock_mono_ms() + evb_ts_timeout_ms(CRASH_COMMIT_WAIT_MS);
+	for (;;) {
+		if (evb_compactor_stats(c, &st) != EVB_OK) {
+			_exit(6);
+		}
+		if (st.position > from) {
+			return;
+		}
+		if (evb_clock_mono_ms() >= deadline) {
+			_exit(7);
+		}
+		poll_pause();
+	}
+}
+
 /*
  * crash_child projects in steps of step records, in a child process that
  * opens its own WAL handle, and kills itself with SIGKILL after steps
- * steps (or, with steps 0, after its thread has committed something):
- * no close, no flush.
+ * steps (or, with steps 0, after its thread has committed a batch of its
+ * own, crash_thread_commit): no close, no flush. A child that fails
+ * before the kill exits with a status from 3 up instead.
  */
 static void
 crash_child(int steps, size_t step)
@@ -188,17 +227,16 @@ crash_child(int steps, size_t step)
 				_exit(4);
 			}
 		}
-		if (steps == 0 && evb_compactor_start(c) == EVB_OK) {
-			while (comp_position(c) == 0) {
-				poll_pause();
-			}
+		if (steps == 0) {
+			crash_thread_commit(c);
 		}
 		(void) raise(SIGKILL);
 		_exit(5);
 	}
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
-	    "child status %d", status);
+	    "child status %d (exit code %d)", status,
+	    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 	wal = wal_open(false, 0);
 }
 
@@ -226,6 +264,10 @@ Test(compactor_restart, kill_9_mid_projection_resumes_without_loss_or_doubles)
 		cr_assert(steps[i] == 0 || now == want,
 		    "crash %zu: position %llu after %llu", i,
 		    (unsigned long long) now, (unsigned long long) pos);
+		// The thread died after a commit of its own: it moved.
+		cr_assert(steps[i] != 0 || now > pos,
+		    "crash %zu: the thread committed nothing after %llu", i,
+		    (unsigned long long) pos);
 		pos = now;
 		evb_compactor_close(comp);
 		comp = NULL;
