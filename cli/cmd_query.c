@@ -35,7 +35,7 @@ const cli_cmd cli_cmd_query = {
 	.help =
 	    "usage: evbus query TYPE|all [--symbol S] [--since T] [--until T]\n"
 	    "                   [--corr ID] [--user U] [--limit N] [--desc]\n"
-	    "                   [--format F] [--data DIR]\n"
+	    "                   [--explain] [--format F] [--data DIR]\n"
 	    "       evbus query latest balance|account|health|quote [KEY]\n"
 	    "                   [--format F] [--data DIR]\n"
 	    "       evbus query stats [--type T] [--since T] [--until T]\n"
@@ -87,6 +87,10 @@ const cli_cmd cli_cmd_query = {
 	    "  --type T      stats: only events of type T.\n"
 	    "  --limit N     At most N events.\n"
 	    "  --desc        Newest first.\n"
+	    "  --explain     TYPE and all: after the answer, print on\n"
+	    "                standard error the table or index read and\n"
+	    "                how many rows it examined and returned:\n"
+	    "                plan: ix.symbol, examined 100, returned 100\n"
 	    "  --format F    json (default) or table: aligned columns for\n"
 	    "                people.\n"
 	    "  --data DIR    The data directory (default ./evbus-data).\n"
@@ -120,6 +124,7 @@ typedef struct query_args {
 	const char *format;
 	const char *data;
 	bool        desc;
+	bool        explain;
 } query_args;
 
 /* The data fields a table shows for one type, for people. */
@@ -462,6 +467,7 @@ query_only(const query_args *a, const char *mode, const char *allowed)
 		{ "limit", a->limit != NULL },
 		{ "type", a->type != NULL },
 		{ "desc", a->desc },
+		{ "explain", a->explain },
 	};
 	char want[16];
 
@@ -528,15 +534,16 @@ query_times(const query_args *a, int64_t *since, int64_t *until)
 static int
 query_events(const query_args *a, const char *name, cli_format fmt)
 {
-	evb_compactor_query   q;
-	evb_compactor_tables *t;
-	query_out             o;
-	evb_diag              d = { "" };
-	int                   rc;
+	evb_compactor_query      q;
+	evb_compactor_query_stat st;
+	evb_compactor_tables    *t;
+	query_out                o;
+	evb_diag                 d = { "" };
+	int                      rc;
 
 	evb_compactor_query_init(&q);
-	if ((rc = query_only(
-	         a, name, " symbol since until corr user limit desc ")) !=
+	if ((rc = query_only(a, name,
+	         " symbol since until corr user limit desc explain ")) !=
 	        CLI_CONTINUE ||
 	    (strcmp(name, QUERY_ALL) != 0 &&
 	        (rc = query_type("", name, &q.type)) != CLI_CONTINUE) ||
@@ -550,6 +557,7 @@ query_events(const query_args *a, const char *name, cli_format fmt)
 	q.corr       = a->corr;
 	q.user       = a->user;
 	q.descending = a->desc;
+	q.stat       = &st;
 	if ((rc = cli_tables_open(&cli_cmd_query, a->data, &t)) !=
 	    CLI_CONTINUE) {
 		return rc;
@@ -558,6 +566,12 @@ query_events(const query_args *a, const char *name, cli_format fmt)
 	rc = evb_compactor_tables_query(t, &q, query_row, &o, &d);
 	rc = query_done(&o, rc, &d);
 	evb_compactor_tables_close(t);
+	if (a->explain) {
+		(void) fprintf(stderr,
+		    "plan: %s, examined %" PRIu64 ", returned %" PRIu64 "\n",
+		    st.source != NULL ? st.source : "none (empty range)",
+		    st.examined, st.returned);
+	}
 	return rc;
 }
 
@@ -777,6 +791,7 @@ query_run(int argc, char **argv)
 		{ "user", 0, NULL, &a.user },
 		{ "limit", 0, NULL, &a.limit },
 		{ "desc", 0, &a.desc, NULL },
+		{ "explain", 0, &a.explain, NULL },
 		{ "type", 0, NULL, &a.type },
 		{ "format", 0, NULL, &a.format },
 		{ "data", 0, NULL, &a.data },

@@ -296,6 +296,21 @@ void evb_compactor_tables_close(evb_compactor_tables *t);
 int evb_compactor_tables_counters(
     evb_compactor_tables *t, evb_compactor_stat *out);
 
+/*
+ * What a query read: the plan it chose and the rows it had to look at,
+ * like SQL's EXPLAIN ANALYZE. A query served by an index examines only
+ * the rows of its key in the time range (examined == returned when no
+ * other filter is left to check); a table walk examines the time range.
+ */
+typedef struct evb_compactor_query_stat {
+	const char *source; /* The table or index walked ("market_data",
+	                       "events", "ix.symbol", ...; docs/tables.md).
+	                       Static storage; NULL if nothing was read. */
+	uint64_t examined;  /* Rows fetched from it. */
+	uint64_t returned;  /* Rows that matched every filter (handed to
+	                       fn). */
+} evb_compactor_query_stat;
+
 /* A query by type and time. Fill with evb_compactor_query_init. */
 typedef struct evb_compactor_query {
 	int         type;     /* Proto type index; -1: every type (default). */
@@ -306,6 +321,9 @@ typedef struct evb_compactor_query {
 	const char *user;   /* data.user_id equals this; NULL: any. */
 	uint64_t    limit;  /* At most this many rows; 0: no limit. */
 	bool descending;    /* Newest first; default false (oldest first). */
+	evb_compactor_query_stat *stat; /* OUT if not NULL: what the query
+	                                   read, filled also when it fails or
+	                                   fn stops it; default NULL. */
 } evb_compactor_query;
 
 /* evb_compactor_query_init fills *q with the defaults above. */

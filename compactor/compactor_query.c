@@ -335,6 +335,7 @@ typedef struct query_run {
 	const char                *check_field[3]; /* Filters to check on */
 	const char                *check_want[3];  /* decoded rows. */
 	size_t                     ncheck;
+	evb_compactor_query_stat   stat; /* What it read. */
 } query_run;
 
 static void
@@ -402,12 +403,15 @@ query_plan(query_run *r, evb_diag *d)
 	query_check(r, "user_id", db == COMP_DB_IX_USER ? NULL : q->user);
 	query_check(r, "symbol", db == COMP_DB_IX_SYMBOL ? NULL : q->symbol);
 	if (key == NULL) {
+		r->stat.source = comp_db_name(
+		    q->type >= 0 ? COMP_DB_TYPE0 + q->type : COMP_DB_EVENTS);
 		return (q->type >= 0
 		        ? query_add_src(r, SRC_TABLE, COMP_DB_TYPE0 + q->type,
 		              q->type, NULL, d)
 		        : query_add_src(
 		              r, SRC_EVENTS, COMP_DB_EVENTS, 0, NULL, d));
 	}
+	r->stat.source = comp_db_name(db);
 	for (int t = 0; t < COMP_NTYPES; t++) {
 		if ((q->type < 0 || q->type == t) &&
 		    (rv = query_add_src(r, SRC_IX, db, t, key, d)) != 0) {
@@ -484,7 +488,9 @@ query_walk(query_run *r, evb_compactor_row_fn fn, void *arg, evb_diag *d)
 		    (rv = query_row_ok(r, &row, &ok, d)) != 0) {
 			return (rv);
 		}
+		r->stat.examined++;
 		if (ok) {
+			r->stat.returned++;
 			if ((rv = fn(arg, &row)) != EVB_OK) {
 				return (rv == EVB_EOF ? EVB_OK : rv);
 			}
@@ -511,6 +517,7 @@ evb_compactor_query_init(evb_compactor_query *q)
 	q->user       = NULL;
 	q->limit      = 0;
 	q->descending = false;
+	q->stat       = NULL;
 }
 
 static int
@@ -540,6 +547,9 @@ evb_compactor_tables_query(evb_compactor_tables *t,
 		    q == NULL ? "q" : "fn");
 		return (EVB_EINVAL);
 	}
+	if (q->stat != NULL) {
+		memset(q->stat, 0, sizeof(*q->stat));
+	}
 	if ((rv = check_type(q->type, diag)) != 0) {
 		return (rv);
 	}
@@ -559,6 +569,9 @@ evb_compactor_tables_query(evb_compactor_tables *t,
 		mdb_cursor_close(r.srcs[i].cur);
 	}
 	comp_read_end(t, r.txn);
+	if (q->stat != NULL) {
+		*q->stat = r.stat;
+	}
 	return (rv);
 }
 

@@ -2187,6 +2187,39 @@ Test(compactor, query_all_gives_every_event_of_replay_in_ts_order)
 		    u2, "all --user u2 --symbol GBPUSD in a range");
 	}
 
+	// --explain names the index read, and an index read examines only
+	// its key's rows: here GBPUSD's, of every type.
+	{
+		json_t *sym;
+		char   *err = NULL;
+		char    line[128];
+
+		kv[0] = "symbol";
+		kv[1] = "GBPUSD";
+		sym   = ct_expect(log, NULL, ct_keep_data, kv);
+		cr_assert_eq(ct_run(ARGS("query", "all", "--symbol", "GBPUSD",
+		                        "--explain", "--data", data),
+		                 NULL, &err),
+		    0);
+		(void) snprintf(line, sizeof(line),
+		    "plan: ix.symbol, examined %zu, returned %zu\n",
+		    json_array_size(sym), json_array_size(sym));
+		cr_assert(
+		    strstr(err, line) != NULL, "want %s in: %s", line, err);
+		free(err);
+		err = NULL;
+		cr_assert_eq(ct_run(ARGS("query", "market_data", "--limit", "5",
+		                        "--explain", "--data", data),
+		                 NULL, &err),
+		    0);
+		cr_assert(strstr(err,
+		              "plan: market_data, examined 5, "
+		              "returned 5\n") != NULL,
+		    "%s", err);
+		free(err);
+		json_decref(sym);
+	}
+
 	// --type is for stats: refused, naming it; the table has a type
 	// and an id column and one line per event.
 	ct_fails(ARGS("query", "all", "--type", "market_data", "--data", data),

@@ -106,22 +106,58 @@ model_match(const ctl_ev *e, const evb_compactor_query *q)
 	    (q->corr == NULL || strcmp(e->corr, q->corr) == 0));
 }
 
-/* check_query runs q and compares it with the brute-force answer. */
+/*
+ * model_plan is the plan the query must choose: the index of its most
+ * selective key (corr, else user, else symbol), else the type's table or
+ * the all-events index. *ix is q with only that key kept: the rows the
+ * plan walks, which is what it may examine.
+ */
+static const char *
+model_plan(const evb_compactor_query *q, evb_compactor_query *ix)
+{
+	*ix = *q;
+	if (q->corr != NULL) {
+		ix->user = ix->symbol = NULL;
+		return ("ix.corr");
+	}
+	if (q->user != NULL) {
+		ix->symbol = NULL;
+		return ("ix.user_id");
+	}
+	if (q->symbol != NULL) {
+		return ("ix.symbol");
+	}
+	return (q->type < 0 ? "events" : evb_compactor_table_name(q->type));
+}
+
+/*
+ * check_query runs q and compares it with the brute-force answer, and
+ * what it read with the plan it must have chosen: an index walk examines
+ * only its key's rows in the range, up to the last one returned, never a
+ * table's other rows.
+ */
 static void
 check_query(evb_compactor_tables *t, const evb_compactor_query *q)
 {
-	size_t         n, m = 0;
-	const ctl_ev **all  = ctl_sorted(&lg, &n);
-	const ctl_ev **want = calloc(n + 1, sizeof(*want));
-	ctl_rows       rs   = { 0 };
-	evb_diag       d    = { "" };
-	char           what[160];
+	size_t                   n, m = 0, walked = 0;
+	const ctl_ev           **all  = ctl_sorted(&lg, &n);
+	const ctl_ev           **want = calloc(n + 1, sizeof(*want));
+	ctl_rows                 rs   = { 0 };
+	evb_diag                 d    = { "" };
+	evb_compactor_query      run  = *q, ix;
+	evb_compactor_query_stat st;
+	const char              *source = model_plan(q, &ix);
+	char                     what[160];
 
 	cr_assert_not_null(want);
 	for (size_t i = 0; i < n; i++) {
 		const ctl_ev *e = all[q->descending ? n - 1 - i : i];
 
-		if (model_match(e, q) && (q->limit == 0 || m < q->limit)) {
+		if (q->limit != 0 && m == q->limit) {
+			break;
+		}
+		walked += model_match(e, &ix);
+		if (model_match(e, q)) {
 			want[m++] = e;
 		}
 	}
@@ -130,9 +166,20 @@ check_query(evb_compactor_tables *t, const evb_compactor_query *q)
 	    q->symbol ? q->symbol : "-", q->user ? q->user : "-",
 	    q->corr ? q->corr : "-", q->descending,
 	    (unsigned long long) q->limit);
-	cr_assert_eq(evb_compactor_tables_query(t, q, ctl_rows_add, &rs, &d),
+	run.stat = &st;
+	cr_assert_eq(evb_compactor_tables_query(t, &run, ctl_rows_add, &rs, &d),
 	    EVB_OK, "%s: %s", what, d.msg);
 	expect_rows(&rs, want, m, what);
+	if (q->since_ns < q->until_ns) {
+		cr_assert_str_eq(st.source, source, "%s", what);
+	} else {
+		cr_assert_null(
+		    st.source, "%s: an empty range reads nothing", what);
+	}
+	cr_assert_eq(st.returned, m, "%s", what);
+	cr_assert_eq(st.examined, walked,
+	    "%s: examined %llu, plan %s walks %zu", what,
+	    (unsigned long long) st.examined, source, walked);
 	ctl_rows_fini(&rs);
 	free(want);
 	free(all);
