@@ -28,11 +28,11 @@
  * txn. Matches are rare (a producer's retry), so that read costs nothing
  * in the common case, and a hash collision can only cost a read, never a
  * wrong answer. The hash is seeded per handle (getrandom, at open), so
- * producers cannot aim collisions at it. The index is sized for the whole
- * count window when the table is built (16 bytes per id, written at
- * once, on huge pages when it is large: idtab_slots_new), so it does not
- * rehash while the window fills; the ring's pages are touched only as
- * the window fills.
+ * producers cannot aim collisions at it. The index and the ring are
+ * sized for the whole count window when the table is built (16 and 24
+ * bytes per id, faulted in at once, on huge pages when large:
+ * idtab_mem_new), so the index does not rehash while the window fills
+ * and no append after the first pays for fresh memory.
  *
  * An id may have several entries (it was stored again after its record
  * left the window); a lookup takes the newest confirmed one. One probe
@@ -236,23 +236,25 @@ idtab_index_del(wal_idtab *t, uint64_t hash, uint64_t pos)
 }
 
 /*
- * idtab_slots_new returns n empty index slots (free with idtab_slots_free).
- * Probes land anywhere in the index, so with 4 KiB pages nearly every one
- * of a large window also misses the TLB, and in a VM a page walk costs
- * dozens of memory reads: an index of 2 MiB or more is mapped and asked
- * for transparent huge pages (madvise is only a hint; without THP it
- * changes nothing but speed, so its failure is ignored). The slots are
- * written now, which faults every page in once, here, rather than twice
- * (the zero page, then a copy) under the first appends.
+ * idtab_mem_new returns bytes of zeroed memory for the index or the ring
+ * (free with idtab_mem_free), faulted in now, under the append that
+ * builds the table, and not a page at a time under later appends: in a
+ * VM a first touch costs the host's allocation too, and the ring of the
+ * default window (24 MiB) touched as it filled cost about 0.7 ms per
+ * batch of 8192 ids (docs/benchmarks.md). Index probes land anywhere, so
+ * with 4 KiB pages nearly every one of a large window would also miss
+ * the TLB, and in a VM a page walk costs dozens of memory reads: memory
+ * of 2 MiB or more is mapped and asked for transparent huge pages
+ * (madvise is only a hint; without THP it changes nothing but speed, so
+ * its failure is ignored).
  */
-static uint64_t *
-idtab_slots_new(size_t n)
+static void *
+idtab_mem_new(size_t bytes)
 {
-	size_t bytes = n * sizeof(uint64_t);
-	void  *p;
+	void *p;
 
 	if (bytes < IDTAB_HUGE_BYTES) {
-		return (calloc(n, sizeof(uint64_t)));
+		return (calloc(1, bytes));
 	}
 	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
 	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -265,15 +267,15 @@ idtab_slots_new(size_t n)
 }
 
 static void
-idtab_slots_free(uint64_t *slots, size_t n)
+idtab_mem_free(void *p, size_t bytes)
 {
-	if (slots == NULL) {
+	if (p == NULL) {
 		return;
 	}
-	if (n * sizeof(uint64_t) < IDTAB_HUGE_BYTES) {
-		free(slots);
+	if (bytes < IDTAB_HUGE_BYTES) {
+		free(p);
 	} else {
-		(void) munmap(slots, n * sizeof(uint64_t));
+		(void) munmap(p, bytes);
 	}
 }
 
@@ -299,11 +301,11 @@ idtab_reserve(wal_idtab *t, size_t more)
 	while (cap < need) {
 		cap *= 2;
 	}
-	ring  = malloc(cap * sizeof(*ring));
-	slots = idtab_slots_new(2 * cap);
+	ring  = idtab_mem_new(cap * sizeof(*ring));
+	slots = idtab_mem_new(2 * cap * sizeof(*slots));
 	if (ring == NULL || slots == NULL) {
-		free(ring);
-		idtab_slots_free(slots, 2 * cap);
+		idtab_mem_free(ring, cap * sizeof(*ring));
+		idtab_mem_free(slots, 2 * cap * sizeof(*slots));
 		return (ENOMEM);
 	}
 	// An entry's place is its position modulo the size, and a slot
@@ -311,8 +313,8 @@ idtab_reserve(wal_idtab *t, size_t more)
 	for (uint64_t p = t->head; p != t->tail; p++) {
 		ring[p & (cap - 1)] = *idtab_at(t, p);
 	}
-	free(t->ring);
-	idtab_slots_free(t->slots, t->nslots);
+	idtab_mem_free(t->ring, t->cap * sizeof(*t->ring));
+	idtab_mem_free(t->slots, t->nslots * sizeof(*t->slots));
 	t->ring   = ring;
 	t->cap    = cap;
 	t->slots  = slots;
@@ -335,8 +337,8 @@ idtab_new(size_t want)
 	for (t->cap = IDTAB_MIN_CAP; t->cap < want; t->cap *= 2) {
 	}
 	t->nslots = 2 * t->cap;
-	t->ring   = malloc(t->cap * sizeof(*t->ring));
-	t->slots  = idtab_slots_new(t->nslots);
+	t->ring   = idtab_mem_new(t->cap * sizeof(*t->ring));
+	t->slots  = idtab_mem_new(t->nslots * sizeof(*t->slots));
 	if (t->ring == NULL || t->slots == NULL) {
 		wal_dedup_free(t);
 		return (NULL);
@@ -350,8 +352,8 @@ wal_dedup_free(wal_idtab *t)
 	if (t == NULL) {
 		return;
 	}
-	free(t->ring);
-	idtab_slots_free(t->slots, t->nslots);
+	idtab_mem_free(t->ring, t->cap * sizeof(*t->ring));
+	idtab_mem_free(t->slots, t->nslots * sizeof(*t->slots));
 	free(t);
 }
 
