@@ -68,6 +68,7 @@
 #define BENCH_CONFIRM_TIMEOUT_MS 30000 /* A confirmed request's reply. */
 #define BENCH_DRAIN_IDLE_MS 5000       /* No new durable event: stop. */
 #define BENCH_IDLE_NS 200000L          /* Reader's pause at the end. */
+#define BENCH_SENDBUF 256              /* push0 messages queued to send. */
 #define BENCH_POLL_NS 10000000L        /* Main thread's drain poll. */
 #define BENCH_PUBLISH_EVERY 4096       /* Reader: records per update. */
 #define BENCH_TAG_LEN 10               /* Hex digits of the run's tag. */
@@ -93,8 +94,10 @@ const cli_cmd cli_cmd_bench = {
 	    "producer threads, each with its own connection, send messages\n"
 	    "of B events, paced to R events/s in all (0: as fast as they\n"
 	    "can), for S seconds: fire and forget (nng push0 to the ingest\n"
-	    "endpoint) or, with --confirm, as confirmed requests (nng req0\n"
-	    "to the confirmed ingest endpoint), W in flight per producer.\n"
+	    "endpoint, up to 256 messages queued in the socket as a\n"
+	    "client library would) or, with --confirm, as confirmed\n"
+	    "requests (nng req0 to the confirmed ingest endpoint), W in\n"
+	    "flight per producer.\n"
 	    "Each event gets an id unique to the run and, as ts, the\n"
 	    "wall-clock time it was sent. Meanwhile a thread reads the log\n"
 	    "in DIR (read-only, from its end at the start) and notes each\n"
@@ -757,6 +760,9 @@ prod_open(bench_producer *p)
 	p->is_open = true;
 	if ((rv = nng_socket_set_ms(
 	         p->sock, NNG_OPT_SENDTIMEO, BENCH_SEND_TIMEOUT_MS)) != 0 ||
+	    (!c->is_confirm &&
+	        (rv = nng_socket_set_int(
+	             p->sock, NNG_OPT_SENDBUF, BENCH_SENDBUF)) != 0) ||
 	    (c->is_confirm && (rv = prod_slots(p)) != 0) ||
 	    (!c->is_confirm &&
 	        (rv = nng_aio_alloc(&p->send_aio, NULL, NULL)) != 0)) {
