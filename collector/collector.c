@@ -624,7 +624,10 @@ evb_collector_open(
 	wo.durability = o->durability;
 	if ((rc = coll_alloc(c, o->batch_max)) != EVB_OK ||
 	    (rc = evb_wal_open(&c->wal, o->data_dir, &wo, diag)) != EVB_OK ||
-	    (rc = coll_resume(c, diag)) != EVB_OK) {
+	    (rc = coll_resume(c, diag)) != EVB_OK ||
+	    // The duplicate window now, before any traffic, not inside the
+	    // first batch's commit (0.1-0.2 s at the default window).
+	    (rc = evb_wal_dedup_load(c->wal, diag)) != EVB_OK) {
 		goto fail;
 	}
 	if (o->read_fn != NULL && o->read_epoch != c->epoch) {

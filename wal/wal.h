@@ -227,6 +227,19 @@ int evb_wal_append(evb_wal *w, const evb_wal_rec *recs, size_t n,
     evb_wal_result *res, evb_diag *diag);
 
 /*
+ * evb_wal_dedup_load builds the duplicate window's table now, from the
+ * window's records, which the handle's first append with ids would
+ * otherwise do inside its commit: a scan of up to dedup_window_count
+ * records and the table's memory (wal_opts.dedup_window_count), about
+ * 0.1-0.2 s for the default window. A writer calls it before it takes
+ * traffic so that its first batch does not wait for it. Nothing is
+ * written to the log. Does nothing when the table is built already or
+ * suppression is off. Errors: EVB_EINVAL (NULL or read-only handle),
+ * EVB_ENOMEM, EVB_ECORRUPT, EVB_ESTORAGE.
+ */
+int evb_wal_dedup_load(evb_wal *w, evb_diag *diag);
+
+/*
  * evb_wal_last gives the offset of the newest record, 0 when the log is
  * empty. Errors: EVB_ESTORAGE. OUT: *last_off, on success only.
  */

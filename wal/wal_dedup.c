@@ -742,6 +742,38 @@ wal_dedup_assign(evb_wal *w, MDB_txn *txn, const evb_wal_rec *recs,
 	return (MDB_SUCCESS);
 }
 
+/* dedup_load_step builds the table in a write txn that writes nothing
+ * (so its commit writes nothing either): the writer lock that wal_write
+ * holds is what guards w->ids. */
+static int
+dedup_load_step(evb_wal *w, MDB_txn *txn, void *arg)
+{
+	uint64_t last;
+	int      rc;
+
+	(void) arg;
+	if (w->ids != NULL) {
+		return (MDB_SUCCESS);
+	}
+	if ((rc = wal_log_bound(w, txn, MDB_LAST, &last)) != MDB_SUCCESS) {
+		return (rc);
+	}
+	return (dedup_build(w, txn, last + 1, wal_now_ns(w)));
+}
+
+int
+evb_wal_dedup_load(evb_wal *w, evb_diag *diag)
+{
+	if (w == NULL || w->opts.read_only) {
+		evb_diag_set(diag, "dedup load: expected a writable handle");
+		return (EVB_EINVAL);
+	}
+	if (!wal_dedup_on(w)) {
+		return (EVB_OK);
+	}
+	return (wal_write(w, dedup_load_step, NULL, NULL, diag, "dedup load"));
+}
+
 void
 wal_dedup_commit(evb_wal *w, uint64_t last, int64_t now_ns)
 {

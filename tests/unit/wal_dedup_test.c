@@ -281,6 +281,37 @@ Test(wal_dedup, window_survives_reopen)
 	evb_wal_close(w);
 }
 
+Test(wal_dedup, load_builds_the_window_before_the_first_append)
+{
+	evb_wal     *w = wal_open_window(1000, 60000);
+	evb_wal_stat st;
+	evb_wal_opts o;
+	evb_diag     d = { { 0 } };
+
+	send_one(w, "a", EVB_OK, 1);
+	send_one(w, "b", EVB_OK, 2);
+	send_one(w, "-", EVB_OK, 3);
+	evb_wal_close(w);
+	w = wal_open_window(1000, 60000);
+	cr_assert_eq(evb_wal_dedup_load(w, &d), EVB_OK, "%s", d.msg);
+	cr_assert_eq(evb_wal_stats(w, &st), EVB_OK);
+	cr_assert_eq(st.id_count, 2, "the table holds a and b");
+	cr_assert_eq(last_off(w), 3, "nothing was written");
+	cr_assert_eq(evb_wal_dedup_load(w, &d), EVB_OK, "a second load");
+	send_one(w, "b", EVB_EEXIST, 2);
+	send_one(w, "c", EVB_OK, 4);
+	send_one(w, "c", EVB_EEXIST, 4);
+	evb_wal_close(w);
+
+	evb_wal_opts_default(&o);
+	o.read_only = true;
+	w           = wtl_open(wal_dir, &o);
+	cr_assert_eq(evb_wal_dedup_load(w, &d), EVB_EINVAL);
+	cr_assert(strstr(d.msg, "writable") != NULL, "%s", d.msg);
+	evb_wal_close(w);
+	cr_assert_eq(evb_wal_dedup_load(NULL, NULL), EVB_EINVAL);
+}
+
 /*
  * Many windows' worth of ids: the window holds at most its count of ids,
  * and answers stay exact at the edge.
