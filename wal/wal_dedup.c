@@ -240,11 +240,11 @@ idtab_index_del(wal_idtab *t, uint64_t hash, uint64_t pos)
  * (free with idtab_mem_free), faulted in now, under the append that
  * builds the table, and not a page at a time under later appends: in a
  * VM a first touch costs the host's allocation too, and the ring of the
- * default window (24 MiB) touched as it filled cost about 0.7 ms per
- * batch of 8192 ids (docs/benchmarks.md). Index probes land anywhere, so
- * with 4 KiB pages nearly every one of a large window would also miss
- * the TLB, and in a VM a page walk costs dozens of memory reads: memory
- * of 2 MiB or more is mapped and asked for transparent huge pages
+ * default window (24 MiB) touched as it filled cost about 70 ns of
+ * system time per id over the first million (docs/benchmarks.md). Index probes
+ * land anywhere, so with 4 KiB pages nearly every one of a large window would
+ * also miss the TLB, and in a VM a page walk costs dozens of memory reads:
+ * memory of 2 MiB or more is mapped and asked for transparent huge pages
  * (madvise is only a hint; without THP it changes nothing but speed, so
  * its failure is ignored).
  */
