@@ -12,9 +12,11 @@
  * records when the table is built (about 0.14 s for 1,000,000 records from
  * a warm page cache) and the memory (wal.h, dedup_window_count).
  *
- * When it is built: by the first append with ids of a handle, inside that
- * append's write txn, scanning the log backwards from its last record
- * until the window ends. Not at open: read-only handles (replay) and
+ * When it is built: by evb_wal_dedup_load, which a writer calls before
+ * it takes traffic, or else by the first append with ids of a handle;
+ * either way inside a write txn (the writer lock guards the table),
+ * scanning the log backwards from its last record until the window
+ * ends. Not at open: read-only handles (replay) and
  * read-write handles that only set cursors (a compactor) never append, so
  * they never pay for it. Only one process appends (wal.h); the table
  * follows that process's own appends.
