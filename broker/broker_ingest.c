@@ -330,6 +330,14 @@ inq_has_room(const evb_broker *b)
 	return b->inq_n < BROKER_INQ_MAX && b->inq_bytes < BROKER_INQ_MAX_BYTES;
 }
 
+/* inq_is_low says whether the queue has drained to its low-water mark. */
+static bool
+inq_is_low(const evb_broker *b)
+{
+	return b->inq_n <= BROKER_INQ_MAX / 2 &&
+	    b->inq_bytes <= BROKER_INQ_MAX_BYTES / 2;
+}
+
 void
 ingest_recv_cb(void *arg)
 {
@@ -386,9 +394,12 @@ inq_take(evb_broker *b, nng_msg **m, int64_t *arrival)
 	b->inq_head = (b->inq_head + 1) % BROKER_INQ_MAX;
 	b->inq_n--;
 	b->inq_bytes -= nng_msg_len(*m);
-	// The callback stopped asking when the queue filled: ask again now
-	// that there is room (and on a closed socket, to learn so).
-	if (!b->inq_armed && !b->inq_closed) {
+	// The callback stopped asking when the queue filled: ask again once
+	// it is down to half (and on a closed socket, to learn so). Asking
+	// at every take would cost this thread a hand-off to nng's threads
+	// per message; from half, nng refills the queue while this thread
+	// works through the other half.
+	if (!b->inq_armed && !b->inq_closed && inq_is_low(b)) {
 		b->inq_armed = rearm = true;
 	}
 	evb_assert(pthread_mutex_unlock(&b->inq_mtx) == 0);
