@@ -7,7 +7,9 @@
  * newest last_seq. It is bounded by bytes, not frames: frames are copied
  * back to back into one buffer allocated at open, and when the next one
  * does not fit, the oldest are evicted until it does. Memory therefore
- * stays at ring_bytes plus a small index, whatever the event sizes.
+ * stays at ring_bytes plus a small index, whatever the event sizes. The
+ * buffer is faulted in at open (evb_mem_table_new), so publishing never
+ * waits on a first touch of the ring's memory.
  *
  *   bytes: |..... free .....| oldest ... newest |.. free ..|   (tail > head)
  *   bytes: | ... newest |....... free ......| oldest ... |     (tail <= head)
@@ -31,11 +33,11 @@ int
 ring_init(broker_ring *r, size_t cap)
 {
 	memset(r, 0, sizeof(*r));
-	if ((r->bytes = malloc(cap)) == NULL) {
+	if ((r->bytes = evb_mem_table_new(cap)) == NULL) {
 		return EVB_ENOMEM;
 	}
 	if ((r->slots = calloc(RING_FIRST_SLOTS, sizeof(*r->slots))) == NULL) {
-		free(r->bytes);
+		evb_mem_table_free(r->bytes, cap);
 		r->bytes = NULL;
 		return EVB_ENOMEM;
 	}
@@ -47,7 +49,7 @@ ring_init(broker_ring *r, size_t cap)
 void
 ring_fini(broker_ring *r)
 {
-	free(r->bytes);
+	evb_mem_table_free(r->bytes, r->cap);
 	free(r->slots);
 	memset(r, 0, sizeof(*r));
 }

@@ -195,6 +195,24 @@ void evb_thread_name(const char *name);
  */
 int evb_thread_nice(int inc);
 
+/* ---- Large tables ------------------------------------------------------
+ * Memory for the big preallocated tables of the hot path (the broker's
+ * ring, the WAL's duplicate window): zeroed and faulted in when it is
+ * allocated, so that no page is first touched under a later append.
+ */
+#define EVB_MEM_HUGE_MIN ((size_t) 2 << 20) /* One transparent huge page. */
+
+/*
+ * evb_mem_table_new returns bytes of zeroed memory, or NULL when there is
+ * not enough. From EVB_MEM_HUGE_MIN it is its own mapping, asked for
+ * transparent huge pages and touched now; below, plain calloc. Free it
+ * with evb_mem_table_free and the same size.
+ */
+void *evb_mem_table_new(size_t bytes);
+
+/* evb_mem_table_free releases what evb_mem_table_new returned (NULL ok). */
+void evb_mem_table_free(void *p, size_t bytes);
+
 /* ---- Big-endian helpers ------------------------------------------------
  * Formats (WAL keys, record headers) are big-endian so that byte order
  * equals numeric order.

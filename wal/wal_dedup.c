@@ -33,7 +33,7 @@
  * producers cannot aim collisions at it. The index and the ring are
  * sized for the whole count window when the table is built (16 and 24
  * bytes per id, faulted in at once, on huge pages when large:
- * idtab_mem_new), so the index does not rehash while the window fills
+ * evb_mem_table_new), so the index does not rehash while the window fills
  * and no append after the first pays for fresh memory.
  *
  * An id may have several entries (it was stored again after its record
@@ -52,12 +52,9 @@
  * huge pages keep them from missing the TLB as well
  * (docs/benchmarks.md has the measurements).
  */
-// MAP_ANONYMOUS and madvise are not POSIX; glibc shows them with this.
-#define _DEFAULT_SOURCE
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "wal/wal_int.h"
 
@@ -68,7 +65,6 @@
 /* Smallest ring; the index has twice as many slots. */
 #define IDTAB_MIN_CAP 1024
 /* An index at least this big gets huge pages (2 MiB, x86-64's). */
-#define IDTAB_HUGE_BYTES ((size_t) 2 << 20)
 /* How far ahead of the record being decided its index slot is fetched. */
 #define IDTAB_PREFETCH 16
 
@@ -238,50 +234,6 @@ idtab_index_del(wal_idtab *t, uint64_t hash, uint64_t pos)
 }
 
 /*
- * idtab_mem_new returns bytes of zeroed memory for the index or the ring
- * (free with idtab_mem_free), faulted in now, under the append that
- * builds the table, and not a page at a time under later appends: in a
- * VM a first touch costs the host's allocation too, and the ring of the
- * default window (24 MiB) touched as it filled cost about 70 ns of
- * system time per id over the first million (docs/benchmarks.md). Index probes
- * land anywhere, so with 4 KiB pages nearly every one of a large window would
- * also miss the TLB, and in a VM a page walk costs dozens of memory reads:
- * memory of 2 MiB or more is mapped and asked for transparent huge pages
- * (madvise is only a hint; without THP it changes nothing but speed, so
- * its failure is ignored).
- */
-static void *
-idtab_mem_new(size_t bytes)
-{
-	void *p;
-
-	if (bytes < IDTAB_HUGE_BYTES) {
-		return (calloc(1, bytes));
-	}
-	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED) {
-		return (NULL);
-	}
-	(void) madvise(p, bytes, MADV_HUGEPAGE);
-	memset(p, 0, bytes);
-	return (p);
-}
-
-static void
-idtab_mem_free(void *p, size_t bytes)
-{
-	if (p == NULL) {
-		return;
-	}
-	if (bytes < IDTAB_HUGE_BYTES) {
-		free(p);
-	} else {
-		(void) munmap(p, bytes);
-	}
-}
-
-/*
  * idtab_reserve makes room for more entries beyond the ones held: the
  * ring and the index double until they fit. Both new arrays are
  * allocated before either replaces the old one, so a failure leaves the
@@ -303,11 +255,11 @@ idtab_reserve(wal_idtab *t, size_t more)
 	while (cap < need) {
 		cap *= 2;
 	}
-	ring  = idtab_mem_new(cap * sizeof(*ring));
-	slots = idtab_mem_new(2 * cap * sizeof(*slots));
+	ring  = evb_mem_table_new(cap * sizeof(*ring));
+	slots = evb_mem_table_new(2 * cap * sizeof(*slots));
 	if (ring == NULL || slots == NULL) {
-		idtab_mem_free(ring, cap * sizeof(*ring));
-		idtab_mem_free(slots, 2 * cap * sizeof(*slots));
+		evb_mem_table_free(ring, cap * sizeof(*ring));
+		evb_mem_table_free(slots, 2 * cap * sizeof(*slots));
 		return (ENOMEM);
 	}
 	// An entry's place is its position modulo the size, and a slot
@@ -315,8 +267,8 @@ idtab_reserve(wal_idtab *t, size_t more)
 	for (uint64_t p = t->head; p != t->tail; p++) {
 		ring[p & (cap - 1)] = *idtab_at(t, p);
 	}
-	idtab_mem_free(t->ring, t->cap * sizeof(*t->ring));
-	idtab_mem_free(t->slots, t->nslots * sizeof(*t->slots));
+	evb_mem_table_free(t->ring, t->cap * sizeof(*t->ring));
+	evb_mem_table_free(t->slots, t->nslots * sizeof(*t->slots));
 	t->ring   = ring;
 	t->cap    = cap;
 	t->slots  = slots;
@@ -339,8 +291,8 @@ idtab_new(size_t want)
 	for (t->cap = IDTAB_MIN_CAP; t->cap < want; t->cap *= 2) {
 	}
 	t->nslots = 2 * t->cap;
-	t->ring   = idtab_mem_new(t->cap * sizeof(*t->ring));
-	t->slots  = idtab_mem_new(t->nslots * sizeof(*t->slots));
+	t->ring   = evb_mem_table_new(t->cap * sizeof(*t->ring));
+	t->slots  = evb_mem_table_new(t->nslots * sizeof(*t->slots));
 	if (t->ring == NULL || t->slots == NULL) {
 		wal_dedup_free(t);
 		return (NULL);
@@ -354,8 +306,8 @@ wal_dedup_free(wal_idtab *t)
 	if (t == NULL) {
 		return;
 	}
-	idtab_mem_free(t->ring, t->cap * sizeof(*t->ring));
-	idtab_mem_free(t->slots, t->nslots * sizeof(*t->slots));
+	evb_mem_table_free(t->ring, t->cap * sizeof(*t->ring));
+	evb_mem_table_free(t->slots, t->nslots * sizeof(*t->slots));
 	free(t);
 }
 
