@@ -19,7 +19,9 @@
  * the input length: at most one msgpack_object_kv per two input bytes),
  * string keys, no duplicate keys, UTF-8 without NUL, finite floats, no
  * bin values (bin keys are fine) and no ext types. Recursion is bounded
- * by the depth limit, checked before each descent.
+ * by the depth limit, checked before each descent. On the way it notes
+ * whether the envelope's data map is already in msgpack-c's canonical
+ * form (dec_is_canonical), so that encoding can copy it.
  *
  * The MessagePack spec is the reference; docs/protocol.md summarises the
  * subset we accept. When this changes, change with it docs/protocol.md,
@@ -289,6 +291,8 @@ typedef struct dec {
 	size_t                 depth; /* Open containers. */
 	const msgpack_object  *key[EVB_PROTO_MAX_DEPTH + 2]; /* NULL: array. */
 	uint32_t               idx[EVB_PROTO_MAX_DEPTH + 2]; /* Array index. */
+	bool       canon; /* Every item so far is as the packer writes it. */
+	proto_span data;  /* The root's data map, if canonical. */
 } dec;
 
 /* dec_fail records the first problem, prefixed by the path to it. */
@@ -325,6 +329,74 @@ dec_fail(dec *c, int rv, const char *fmt, ...)
 	va_end(ap);
 	evb_diag_set(c->d, "%s%s%s", path, path[0] != '\0' ? ": " : "", msg);
 	return (rv);
+}
+
+/* Bytes msgpack-c's packer gives a header for n items or str bytes. */
+static size_t
+canon_len_size(uint64_t n, uint64_t fix_max)
+{
+	return (n <= fix_max ? 1 : n <= 0xffff ? 3 : 5);
+}
+
+/* Bytes msgpack-c's packer gives integer v (as dec_int classifies it). */
+static size_t
+canon_int_size(const msgpack_object *o)
+{
+	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		uint64_t u = o->via.u64;
+
+		return (u <= 0x7f          ? 1
+		        : u <= 0xff        ? 2
+		        : u <= 0xffff      ? 3
+		        : u <= 0xffffffffu ? 5
+		                           : 9);
+	}
+	int64_t v = o->via.i64;
+
+	return (v >= -32         ? 1
+	        : v >= INT8_MIN  ? 2
+	        : v >= INT16_MIN ? 3
+	        : v >= INT32_MIN ? 5
+	                         : 9);
+}
+
+/*
+ * dec_is_canonical tells whether the item o, decoded from header h at
+ * byte at, is written exactly as proto_pack_object writes it back (with
+ * msgpack-c's packer): keys as str, and every integer, string, map and
+ * array header in its shortest form. Most producers write exactly that,
+ * and then encoding an event copies its data's bytes instead of walking
+ * the tree (dec_map notes where data lies).
+ */
+static bool
+dec_is_canonical(
+    const dec *c, size_t at, const scan_head *h, const msgpack_object *o)
+{
+	uint8_t b = c->p[at];
+
+	switch (h->kind) {
+	case SK_INT:
+		// A non-negative value in a signed marker is written back
+		// unsigned, whatever its size.
+		if (b >= 0xd0 && b <= 0xd3 &&
+		    o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+			return (false);
+		}
+		return (canon_int_size(o) == h->size);
+	case SK_STR:
+		// str8 exists for strings, not for maps and arrays.
+		return (h->n <= 31       ? h->size - h->n == 1
+		        : h->n <= 0xff   ? h->size - h->n == 2
+		        : h->n <= 0xffff ? h->size - h->n == 3
+		                         : h->size - h->n == 5);
+	case SK_MAP:
+	case SK_ARRAY:
+		return (canon_len_size(h->n, 15) == h->size);
+	case SK_BIN:
+		return (false); // A bin key is written back as str.
+	default:
+		return (true);
+	}
 }
 
 /* dec_int decodes the integer whose header is h at c->p + at. */
@@ -467,6 +539,8 @@ dec_map(dec *c, size_t at, const scan_head *h, msgpack_object *o)
 	msgpack_object_kv *kv = NULL;
 	uint32_t           n  = (uint32_t) h->n;
 	bool               check_dups;
+	bool               is_data;
+	bool               outer_canon = false;
 	int                rv;
 
 	if ((rv = dec_claims(c, at, h)) != EVB_OK) {
@@ -481,6 +555,11 @@ dec_map(dec *c, size_t at, const scan_head *h, msgpack_object *o)
 	o->via.map.ptr  = kv;
 	c->depth++;
 	check_dups = !dec_is_event_map(c);
+	is_data    = c->depth == 2 && !check_dups;
+	if (is_data) {
+		outer_canon = c->canon;
+		c->canon    = canon_len_size(h->n, 15) == h->size;
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		c->key[c->depth] = NULL;
 		c->idx[c->depth] = i;
@@ -504,6 +583,11 @@ dec_map(dec *c, size_t at, const scan_head *h, msgpack_object *o)
 		}
 	}
 	c->depth--;
+	if (is_data) {
+		c->data.off = at;
+		c->data.len = c->canon ? c->off - at : 0;
+		c->canon    = outer_canon && c->canon;
+	}
 	return (EVB_OK);
 }
 
@@ -575,16 +659,20 @@ dec_value(dec *c, msgpack_object *o, bool is_key)
 		return (EVB_OK);
 	case SK_INT:
 		dec_int(c, at, &h, o);
+		c->canon = c->canon && dec_is_canonical(c, at, &h, o);
 		return (EVB_OK);
 	case SK_FLOAT32:
 	case SK_FLOAT64:
 		return (dec_float(c, at, &h, o));
 	case SK_STR:
 	case SK_BIN:
+		c->canon = c->canon && dec_is_canonical(c, at, &h, o);
 		return (dec_string(c, at, &h, is_key, o));
 	case SK_MAP:
+		c->canon = c->canon && dec_is_canonical(c, at, &h, o);
 		return (dec_map(c, at, &h, o));
 	case SK_ARRAY:
+		c->canon = c->canon && dec_is_canonical(c, at, &h, o);
 		return (dec_array(c, at, &h, o));
 	case SK_EXT:
 		return (dec_fail(c, EVB_EMALFORMED,
@@ -597,7 +685,8 @@ dec_value(dec *c, msgpack_object *o, bool is_key)
 
 int
 proto_decode(const uint8_t *p, size_t len, const proto_scan_opts *o,
-    proto_arena *arena, msgpack_object *out, size_t *used, evb_diag *d)
+    proto_arena *arena, msgpack_object *out, size_t *used, proto_span *data,
+    evb_diag *d)
 {
 	dec c = {
 		.p     = p,
@@ -614,6 +703,7 @@ proto_decode(const uint8_t *p, size_t len, const proto_scan_opts *o,
 		return (rv);
 	}
 	*used = c.off;
+	*data = c.data;
 	return (EVB_OK);
 }
 

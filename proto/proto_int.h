@@ -30,6 +30,17 @@ typedef struct proto_arena {
 void *proto_arena_alloc(proto_arena *a, size_t n);
 
 /*
+ * Where an event's data map lies in its input bytes, when those bytes
+ * are already exactly what proto_pack_object writes for it (keys as str,
+ * every header in its shortest form, as msgpack-c's packer writes them),
+ * so that encoding can copy them; len 0 when they are not, or unknown.
+ */
+typedef struct proto_span {
+	size_t off; /* From the start of the input. */
+	size_t len; /* Bytes; 0: re-pack the tree. */
+} proto_span;
+
+/*
  * An event. The input bytes are copied into mem[] and the tree (built by
  * proto_decode in the arena, also in mem[]) points into that copy, so the
  * event owns everything it references and the caller's buffer is only
@@ -47,9 +58,10 @@ struct evb_event {
 	int64_t               ts;      /* ns since the epoch. */
 	uint64_t              seq;     /* Broker sequence number. */
 	uint64_t              epoch;   /* Broker epoch. */
-	uint64_t extra_mask;           /* Root entries that are unknown keys. */
-	bool     has_ts;               /* ts is present. */
-	bool     has_seq;              /* seq and epoch are present. */
+	uint64_t   extra_mask;         /* Root entries that are unknown keys. */
+	proto_span data_raw;           /* data's canonical bytes in mem[]. */
+	bool       has_ts;             /* ts is present. */
+	bool       has_seq;            /* seq and epoch are present. */
 	char id_buf[EVB_PROTO_MAX_ID]; /* Storage for evb_proto_event_set_id. */
 	max_align_t mem[];             /* The input's copy, then the arena. */
 };
@@ -66,11 +78,13 @@ typedef struct proto_scan_opts {
  * every node allocated in arena and every string pointing into p (which
  * must outlive the tree). It enforces the limits in o and the rules in
  * proto_decode.c's top comment. Errors: EVB_EMALFORMED, EVB_ETOOBIG (d
- * names the path and byte), EVB_ENOMEM. OUT: *used, bytes decoded, on
- * success only.
+ * names the path and byte), EVB_ENOMEM. OUT: *used, bytes decoded, and
+ * *data, the span of the root map's "data" map if it is canonical (see
+ * proto_span), on success only.
  */
 int proto_decode(const uint8_t *p, size_t len, const proto_scan_opts *o,
-    proto_arena *arena, msgpack_object *out, size_t *used, evb_diag *d);
+    proto_arena *arena, msgpack_object *out, size_t *used, proto_span *data,
+    evb_diag *d);
 
 /*
  * proto_delimit finds the length of the first object of p without
