@@ -109,13 +109,14 @@ cli_compactor_log(struct evb_compactor *c, evb_log_level level,
 	evb_log(level, msg_id,
 	    "position=%llu log_last=%llu lag=%llu events=%llu gaps=%llu "
 	    "bad=%llu missed=%llu%s txns=%llu step_failures=%llu "
-	    "cursor_failures=%llu",
+	    "cursor_failures=%llu holds=%llu",
 	    (unsigned long long) st.position,
 	    (unsigned long long) st.wal_last_off, (unsigned long long) st.lag,
 	    (unsigned long long) st.events, (unsigned long long) st.gaps,
 	    (unsigned long long) st.bad, (unsigned long long) st.missed, rate,
 	    (unsigned long long) st.txns, (unsigned long long) st.step_failures,
-	    (unsigned long long) st.cursor_failures);
+	    (unsigned long long) st.cursor_failures,
+	    (unsigned long long) st.holds);
 }
 
 /* compactor_serve runs an opened compactor until a signal. */

@@ -35,10 +35,13 @@
 
 static int run_run(int argc, char **argv);
 
-/* The components of the process, for the stats callback. Set before the
- * broker starts, so its control thread only reads them. */
+/* The components of the process, for the stats callback and the
+ * compactor's hold. Set before the broker starts, so its control thread
+ * and the compactor's only read them. */
 typedef struct run_parts {
+	evb_broker    *b;
 	evb_collector *c;
+	size_t         ring_cap; /* The ring's capacity, bytes. */
 } run_parts;
 
 const cli_cmd cli_cmd_run = {
@@ -278,10 +281,44 @@ run_open(const evb_broker_opts *bo, evb_collector_opts *co, evb_broker **b,
 	return CLI_CONTINUE;
 }
 
+/*
+ * run_hold holds the compactor back while the collector is more than a
+ * quarter of the ring behind the broker. On two cores the three threads
+ * share the CPU evenly, and the compactor costs the most per event: under
+ * a load above what all three can do, the collector fell so far behind
+ * that the ring evicted frames it had not stored, which became gap
+ * records (docs/benchmarks.md). The tables are derived and catch up
+ * later; the log cannot. Its bytes behind are estimated from the frames
+ * behind and the ring's mean frame size.
+ */
+static bool
+run_hold(void *arg)
+{
+	const run_parts   *p = arg;
+	evb_broker_stat    bs;
+	evb_collector_stat cs;
+	uint64_t           behind;
+	uint64_t           held;
+
+	evb_broker_stats(p->b, &bs);
+	evb_collector_stats(p->c, &cs);
+	if (bs.ring_first_seq == 0 || bs.last_seq < bs.ring_first_seq) {
+		return false;
+	}
+	// Until the collector stores its first frame of this epoch, all of
+	// it is behind.
+	behind = cs.last_epoch == bs.epoch && cs.last_seq <= bs.last_seq
+	    ? bs.last_seq - cs.last_seq
+	    : bs.last_seq;
+	held   = bs.last_seq - bs.ring_first_seq + 1;
+	return (double) behind * ((double) bs.ring_bytes / (double) held) >
+	    (double) p->ring_cap / 4;
+}
+
 /* run_compactor opens the compactor on the collector's WAL handle. */
 static int
 run_compactor(
-    evb_collector *c, const char *dir, int mode, int nice, evb_compactor **cp)
+    run_parts *parts, const char *dir, int mode, int nice, evb_compactor **cp)
 {
 	evb_compactor_opts o;
 	evb_diag           diag = { "" };
@@ -289,10 +326,12 @@ run_compactor(
 
 	evb_compactor_opts_default(&o);
 	// The tables are derived data: as durable as the log, no more.
-	o.sync = mode == EVB_WAL_SYNC;
-	o.nice = nice;
+	o.sync     = mode == EVB_WAL_SYNC;
+	o.nice     = nice;
+	o.hold     = run_hold;
+	o.hold_arg = parts;
 	if ((rc = evb_compactor_open(
-	         cp, evb_collector_wal(c), dir, &o, &diag)) != EVB_OK) {
+	         cp, evb_collector_wal(parts->c), dir, &o, &diag)) != EVB_OK) {
 		cli_error(&cli_cmd_run, "cannot open the tables in %s: %s%s",
 		    dir, cli_diag_text(&diag, rc),
 		    rc == EVB_EVERSION || rc == EVB_ECORRUPT
@@ -368,9 +407,11 @@ run_run(int argc, char **argv)
 		return rc;
 	}
 	if ((rc = run_open(&bo, &co, &b, &c)) == CLI_CONTINUE) {
-		parts.c = c;
+		parts.b        = b;
+		parts.c        = c;
+		parts.ring_cap = bo.ring_bytes;
 		if (no_compactor ||
-		    (rc = run_compactor(c, co.data_dir, mode, (int) nice,
+		    (rc = run_compactor(&parts, co.data_dir, mode, (int) nice,
 		         &cp)) == CLI_CONTINUE) {
 			rc = run_serve(b, c, cp, &bo, co.data_dir, sig_fd);
 		}

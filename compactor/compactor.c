@@ -86,6 +86,7 @@ struct evb_compactor {
 	uint64_t step_failures;
 	uint64_t cursor_failures;
 	uint64_t map_grows;
+	uint64_t holds; /* Steps put off by opts.hold. */
 
 	pthread_t thr;     /* The thread, while has_thr. */
 	bool      has_thr; /* Controlling thread only. */
@@ -245,9 +246,18 @@ step_log_bad(evb_compactor *c, uint64_t off, const char *why)
 	}
 }
 
-/* step_records reads up to max records into the batch's txn. */
+/* How often, in records, a step of the thread asks opts.hold. */
+#define COMP_HOLD_EVERY 1024
+
+/*
+ * step_records reads up to max records into the batch's txn, fewer when
+ * may_hold and opts.hold asks for the CPU back: a step of the thread
+ * that is behind can hold 8 x 16384 records, and taking a second or more
+ * to end would keep it from the collector for as long.
+ */
 static int
-step_records(evb_compactor *c, size_t max, size_t *n, evb_diag *d)
+step_records(
+    evb_compactor *c, size_t max, bool may_hold, size_t *n, evb_diag *d)
 {
 	comp_batch   *b = c->batch;
 	evb_wal_entry ent;
@@ -256,6 +266,11 @@ step_records(evb_compactor *c, size_t max, size_t *n, evb_diag *d)
 	int           rv;
 
 	for (*n = 0; *n < max; (*n)++) {
+		if (may_hold && c->opts.hold != NULL && *n > 0 &&
+		    *n % COMP_HOLD_EVERY == 0 &&
+		    c->opts.hold(c->opts.hold_arg)) {
+			break;
+		}
 		rv = evb_wal_iter_next(c->it, &ent);
 		if (rv == EVB_EOF) {
 			break;
@@ -291,7 +306,8 @@ step_records(evb_compactor *c, size_t max, size_t *n, evb_diag *d)
 
 /* step_once runs one step in one txn. */
 static int
-step_once(evb_compactor *c, size_t max, size_t *done, evb_diag *d)
+step_once(
+    evb_compactor *c, size_t max, bool may_hold, size_t *done, evb_diag *d)
 {
 	comp_batch *b = c->batch;
 	uint64_t    prev;
@@ -310,7 +326,7 @@ step_once(evb_compactor *c, size_t max, size_t *done, evb_diag *d)
 	if ((rc = mdb_txn_begin(c->e.env, NULL, 0, &b->txn)) != 0) {
 		return (comp_err(rc, d, "beginning a tables txn"));
 	}
-	if ((rv = step_records(c, max, done, d)) != 0) {
+	if ((rv = step_records(c, max, may_hold, done, d)) != 0) {
 		goto txn_abort;
 	}
 	if (*done == 0) {
@@ -378,13 +394,15 @@ step_map_full(comp_env *e)
 	    info.me_mapsize);
 }
 
+/* step_run runs one step, growing the map if it fills (may_hold: see
+ * step_records). */
 static int
-step_run(evb_compactor *c, size_t max, size_t *done, evb_diag *d)
+step_run(evb_compactor *c, size_t max, bool may_hold, size_t *done, evb_diag *d)
 {
 	int rv;
 
 	for (int i = 0;; i++) {
-		rv = step_once(c, max, done, d);
+		rv = step_once(c, max, may_hold, done, d);
 		if (rv != EVB_EFULL || i == COMP_MAP_FULL_RETRIES ||
 		    !step_map_full(&c->e)) {
 			break;
@@ -415,7 +433,7 @@ evb_compactor_step(
 		    diag, "the compactor's thread runs: stop it first");
 		return (EVB_EBUSY);
 	}
-	if ((rv = step_run(c, max_records, &n, diag)) != 0) {
+	if ((rv = step_run(c, max_records, false, &n, diag)) != 0) {
 		return (rv);
 	}
 	if (done != NULL) {
@@ -427,13 +445,13 @@ evb_compactor_step(
 /* ---- The thread ------------------------------------------------------- */
 
 static void
-thread_wait(evb_compactor *c)
+thread_wait(evb_compactor *c, uint32_t ms)
 {
 	struct timespec ts;
 
 	evb_assert(clock_gettime(CLOCK_MONOTONIC, &ts) == 0);
-	ts.tv_sec += c->opts.poll_ms / 1000;
-	ts.tv_nsec += (long) (c->opts.poll_ms % 1000) * 1000000L;
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long) (ms % 1000) * 1000000L;
 	if (ts.tv_nsec >= 1000000000L) {
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
@@ -473,7 +491,16 @@ thread_main(void *arg)
 	while (!thread_stopping(c)) {
 		evb_diag d    = { "" };
 		size_t   done = 0;
-		int      rv   = step_run(c, step, &done, &d);
+		int      rv;
+
+		if (c->opts.hold != NULL && c->opts.hold(c->opts.hold_arg)) {
+			evb_assert(pthread_mutex_lock(&c->mtx) == 0);
+			c->holds++;
+			evb_assert(pthread_mutex_unlock(&c->mtx) == 0);
+			thread_wait(c, EVB_COMPACTOR_HOLD_MS);
+			continue;
+		}
+		rv = step_run(c, step, true, &done, &d);
 
 		if (rv != EVB_OK) {
 			evb_assert(pthread_mutex_lock(&c->mtx) == 0);
@@ -505,7 +532,7 @@ thread_main(void *arg)
 		step = c->opts.batch_records;
 		disk_tick(c);
 		cursor_store(c, false);
-		thread_wait(c);
+		thread_wait(c, c->opts.poll_ms);
 	}
 	return (NULL);
 }
@@ -856,7 +883,7 @@ evb_compactor_rebuild(evb_compactor *c, evb_diag *diag)
 	c->cur_off = UINT64_MAX;
 	cursor_store(c, true);
 	do {
-		rv = step_run(c, c->opts.batch_records, &done, diag);
+		rv = step_run(c, c->opts.batch_records, false, &done, diag);
 	} while (rv == EVB_OK && done > 0 && c->meta.position < last);
 	if (rv == EVB_OK) {
 		cursor_store(c, true);
@@ -885,6 +912,7 @@ evb_compactor_stats(evb_compactor *c, evb_compactor_stat *out)
 	st.step_failures   = c->step_failures;
 	st.cursor_failures = c->cursor_failures;
 	st.map_grows       = c->map_grows;
+	st.holds           = c->holds;
 	evb_assert(pthread_mutex_unlock(&c->mtx) == 0);
 	if ((rv = evb_wal_last(c->wal, &last)) != 0) {
 		return (rv);

@@ -127,7 +127,20 @@ typedef struct evb_compactor_opts {
 	 * (evb_compactor_stat). A failure to lower it is logged, not
 	 * fatal. */
 	int nice;
+	/* NULL (default), or asked by the thread before each step: while
+	 * it returns true, the thread projects nothing and asks again
+	 * after EVB_COMPACTOR_HOLD_MS, so that the CPU goes to what cannot
+	 * wait (`evbus run`: the collector, when it falls so far behind
+	 * the broker that its ring could evict frames not yet stored). The
+	 * lag grows meanwhile, and is caught up once it returns false.
+	 * Called on the compactor's thread with hold_arg; it must not
+	 * block. evb_compactor_step does not ask it. */
+	bool (*hold)(void *hold_arg);
+	void *hold_arg;
 } evb_compactor_opts;
+
+/* How long the thread waits before asking hold again, ms. */
+#define EVB_COMPACTOR_HOLD_MS 5
 
 /* evb_compactor_opts_default fills *o with the defaults above. */
 void evb_compactor_opts_default(evb_compactor_opts *o);
@@ -229,6 +242,7 @@ typedef struct evb_compactor_stat {
 	uint64_t step_failures;   /* Thread steps that failed. */
 	uint64_t cursor_failures; /* WAL cursor stores that failed. */
 	uint64_t map_grows;       /* Map size doublings. */
+	uint64_t holds;           /* Steps put off because hold said so. */
 } evb_compactor_stat;
 
 /*

@@ -3,14 +3,16 @@
  * restart resumes exactly where the last commit left off, also after a
  * kill -9 in the middle of projecting (the position commits with its
  * rows); a rebuild gives the same tables as incremental projection; the
- * thread catches up and keeps the WAL cursor; retention's removals are
- * counted as missed; and every error the header lists. Issue #5.
+ * thread catches up and keeps the WAL cursor, and waits while its hold
+ * says so; retention's removals are counted as missed; and every error
+ * the header lists. Issue #5.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
 #include <lmdb.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,13 +90,19 @@ comp_open(bool rebuild)
 	return (c);
 }
 
-static uint64_t
-comp_position(evb_compactor *c)
+static evb_compactor_stat
+comp_stat(evb_compactor *c)
 {
 	evb_compactor_stat st;
 
 	cr_assert_eq(evb_compactor_stats(c, &st), EVB_OK);
-	return (st.position);
+	return (st);
+}
+
+static uint64_t
+comp_position(evb_compactor *c)
+{
+	return (comp_stat(c).position);
 }
 
 /* dump closes comp (if open) and dumps the tables into out. */
@@ -448,6 +456,84 @@ Test(compactor_restart, thread_catches_up_and_stores_the_wal_cursor)
 	cr_assert_eq(
 	    evb_wal_cursor_get(wal, EVB_COMPACTOR_CURSOR, &off), EVB_OK);
 	cr_assert_eq(off, last + 10);
+}
+
+/* A hold that lets `free` asks pass, then holds until released. */
+typedef struct hold_ctl {
+	atomic_int  asks;
+	int         free;
+	atomic_bool released;
+} hold_ctl;
+
+static bool
+hold_fn(void *arg)
+{
+	hold_ctl *h = arg;
+
+	return (atomic_fetch_add(&h->asks, 1) >= h->free &&
+	    !atomic_load(&h->released));
+}
+
+/*
+ * run_held starts the thread with a hold that lets `free` asks pass, and
+ * returns the position once the thread has been held 20 times in a row;
+ * then it releases the hold and waits for the thread to catch up.
+ */
+static uint64_t
+run_held(int free, uint32_t batch_records)
+{
+	evb_compactor_opts o;
+	hold_ctl           h = { .free = free };
+	evb_diag           d = { "" };
+	uint64_t           last, at, deadline;
+
+	atomic_init(&h.asks, 0);
+	atomic_init(&h.released, false);
+	for (int i = 0; i < 10; i++) {
+		ctl_append_events(wal, &lg, 300, -1);
+	}
+	cr_assert_eq(evb_wal_last(wal, &last), EVB_OK);
+	evb_compactor_opts_default(&o);
+	o.sync          = false;
+	o.batch_records = batch_records;
+	o.hold          = hold_fn;
+	o.hold_arg      = &h;
+	cr_assert_eq(
+	    evb_compactor_open(&comp, wal, tmp, &o, &d), EVB_OK, "%s", d.msg);
+	cr_assert_eq(evb_compactor_start(comp), EVB_OK);
+	deadline = evb_clock_mono_ms() + evb_ts_timeout_ms(60000);
+	while (comp_stat(comp).holds < 20) {
+		cr_assert_lt(evb_clock_mono_ms(), deadline, "never held");
+		poll_pause();
+	}
+	at = comp_position(comp);
+	cr_assert_lt(at, last, "a held thread projected everything");
+	// Still held: the position does not move.
+	for (int i = 0; i < 50; i++) {
+		poll_pause();
+	}
+	cr_assert_eq(comp_position(comp), at);
+	atomic_store(&h.released, true);
+	while (comp_position(comp) < last) {
+		cr_assert_lt(evb_clock_mono_ms(), deadline, "never caught up");
+		poll_pause();
+	}
+	evb_compactor_stop(comp);
+	return (at);
+}
+
+Test(compactor_restart, thread_waits_while_held_and_catches_up_after)
+{
+	cr_assert_eq(run_held(0, 16384), 0, "projected before the first ask");
+}
+
+Test(compactor_restart, a_step_ends_early_when_the_hold_asks)
+{
+	// The first ask (before the step) passes; the step of up to 100000
+	// records then asks again as it goes, and ends where it was held.
+	uint64_t at = run_held(1, 100000);
+
+	cr_assert_gt(at, 0, "the first step projected nothing");
 }
 
 Test(compactor_restart, records_retention_removed_first_are_counted_missed)
