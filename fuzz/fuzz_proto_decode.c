@@ -9,7 +9,10 @@
  *   - a failing call returns a documented code, fills the diag and leaves
  *     the out-param alone;
  *   - an accepted event re-encodes, decodes again, and re-encodes to the
- *     same bytes (the encoding is canonical) with the same accessors;
+ *     same bytes with the same accessors, and those bytes are what
+ *     msgpack-c's packer writes for the same objects (with str keys): the
+ *     encoding is canonical, whether proto copied the data's bytes or
+ *     packed them;
  *     its topic fits EVB_PROTO_MAX_TOPIC; its frame decodes back;
  *   - bytes evb_proto_event_decode accepts are one whole object for
  *     evb_proto_msg_extent and one event for the ingest iterator;
@@ -26,6 +29,8 @@
 #include <string.h>
 
 #define FUZZ_TARGET "fuzz_proto_decode"
+#include <msgpack.h>
+
 #include "fuzz/fuzz_check.h"
 #include "proto/proto.h"
 
@@ -129,9 +134,58 @@ fuzz_frame_round_trip(const evb_event *ev, const evb_buf *enc)
 	evb_buf_fini(&frame);
 }
 
+/* fuzz_pack_canonical writes o with msgpack-c's packer, keys as str. */
+static void
+fuzz_pack_canonical(msgpack_packer *pk, const msgpack_object *o)
+{
+	if (o->type == MSGPACK_OBJECT_MAP) {
+		fuzz_check(msgpack_pack_map(pk, o->via.map.size) == 0, "pack");
+		for (uint32_t i = 0; i < o->via.map.size; i++) {
+			const msgpack_object *k = &o->via.map.ptr[i].key;
+
+			fuzz_check(k->type == MSGPACK_OBJECT_STR,
+			    "our encoding wrote a key that is not a str");
+			fuzz_check(msgpack_pack_str_with_body(pk,
+			               k->via.str.ptr, k->via.str.size) == 0,
+			    "pack");
+			fuzz_pack_canonical(pk, &o->via.map.ptr[i].val);
+		}
+	} else if (o->type == MSGPACK_OBJECT_ARRAY) {
+		fuzz_check(
+		    msgpack_pack_array(pk, o->via.array.size) == 0, "pack");
+		for (uint32_t i = 0; i < o->via.array.size; i++) {
+			fuzz_pack_canonical(pk, &o->via.array.ptr[i]);
+		}
+	} else {
+		fuzz_check(msgpack_pack_object(pk, *o) == 0, "pack");
+	}
+}
+
+/* fuzz_canonical checks enc against msgpack-c's own unpack and pack. */
+static void
+fuzz_canonical(const evb_buf *enc)
+{
+	msgpack_unpacked u;
+	msgpack_sbuffer  sb;
+	msgpack_packer   pk;
+
+	msgpack_unpacked_init(&u);
+	msgpack_sbuffer_init(&sb);
+	fuzz_check(msgpack_unpack_next(&u, (const char *) enc->data, enc->len,
+	               NULL) == MSGPACK_UNPACK_SUCCESS,
+	    "msgpack-c cannot unpack our encoding");
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	fuzz_pack_canonical(&pk, &u.data);
+	fuzz_check(
+	    sb.size == enc->len && memcmp(sb.data, enc->data, enc->len) == 0,
+	    "our encoding is not msgpack-c's canonical form");
+	msgpack_sbuffer_destroy(&sb);
+	msgpack_unpacked_destroy(&u);
+}
+
 /*
  * fuzz_round_trip: encode, decode, encode again; the two encodings and
- * the two JSON forms are identical.
+ * the two JSON forms are identical, and the encoding is canonical.
  */
 static void
 fuzz_round_trip(const evb_event *ev)
@@ -148,6 +202,7 @@ fuzz_round_trip(const evb_event *ev)
 	evb_buf_init(&js1);
 	evb_buf_init(&js2);
 	fuzz_check(evb_proto_event_encode(ev, &enc1) == EVB_OK, "encode");
+	fuzz_canonical(&enc1);
 	fuzz_check(
 	    evb_proto_event_decode(&ev2, enc1.data, enc1.len, &d) == EVB_OK,
 	    "our own encoding must decode");

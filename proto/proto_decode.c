@@ -384,7 +384,8 @@ dec_is_canonical(
 		}
 		return (canon_int_size(o) == h->size);
 	case SK_STR:
-		// str8 exists for strings, not for maps and arrays.
+		// Strings have an 8-bit length form (str8); maps and arrays
+		// do not, hence not canon_len_size.
 		return (h->n <= 31       ? h->size - h->n == 1
 		        : h->n <= 0xff   ? h->size - h->n == 2
 		        : h->n <= 0xffff ? h->size - h->n == 3
@@ -804,9 +805,12 @@ static int
 head_field(const uint8_t *k, size_t kn, const uint8_t *v, const scan_head *vh,
     evb_proto_head *out, unsigned *seen, evb_diag *d)
 {
-	const uint8_t *s = v + (vh->size - (size_t) vh->n);
-	bool           neg;
-	uint64_t       u;
+	// A string's body follows its header; for other kinds n counts
+	// items, not bytes, and size - n would point before v.
+	const uint8_t *s =
+	    vh->kind == SK_STR ? v + (vh->size - (size_t) vh->n) : v;
+	bool     neg;
+	uint64_t u;
 
 	if (head_key_is(k, kn, "type")) {
 		if (vh->kind != SK_STR ||
