@@ -7,15 +7,21 @@
  *     the payload is stored once;
  *   - one entry in "events", the all-events time index: row key -> type;
  *   - one entry per secondary index that its type has a field for (the
- *     fields come from the schema, so their lengths are bounded by
- *     EVB_PROTO_MAX_ID and always fit an LMDB key): key -> type | row
- *     key, as sorted duplicates, so that one key's entries are ordered
- *     by type, then time, and a type's time range is one contiguous run;
+ *     schema bounds those fields to EVB_PROTO_MAX_ID bytes, so they fit
+ *     an LMDB key; a longer one, which the broker would have refused,
+ *     is treated as absent rather than failing the step): key -> type |
+ *     row key, as sorted duplicates, so that one key's entries are
+ *     ordered by type, then time, and a type's time range is one
+ *     contiguous run;
  *   - the latest-state rows its key feeds, replaced only by an event
  *     whose row key (ts, then offset) is greater, so replaying the log in
  *     any order of ts ends in the same state;
  *   - its minute's count (and volume sum), gathered in memory during the
  *     step and added once per (minute, type) at the end of it.
+ *
+ * Records are read in place (evb_proto_env_head): the broker validated
+ * each event before it was stored and the WAL checked its CRC, so only
+ * the fields used here are read, not the whole event decoded again.
  *
  * Every row key ends with the WAL offset, which is unique, so no two
  * events share a key and a projection is idempotent except for counts;
@@ -106,10 +112,10 @@ project_put(comp_batch *b, comp_db db, const void *k, size_t klen,
 
 /* project_index adds the event's entries to the secondary indexes. */
 static int
-project_index(comp_batch *b, const evb_event *ev, int type,
+project_index(comp_batch *b, const evb_proto_head *ev, int type,
     const uint8_t *ixval, evb_diag *d)
 {
-	evb_str s = evb_proto_event_corr(ev);
+	evb_str s = ev->corr;
 	int     rv;
 
 	if (s.len > 0 &&
@@ -124,14 +130,14 @@ project_index(comp_batch *b, const evb_event *ev, int type,
 		int64_t iv;
 
 		if (ix->is_int) {
-			if (evb_proto_event_get_int(ev, ix->field, &iv) != 0) {
+			if (evb_proto_head_get_int(ev, ix->field, &iv) != 0) {
 				continue;
 			}
 			comp_ts_put(tk, iv);
 			s.ptr = (const char *) tk;
 			s.len = sizeof(tk);
-		} else if (evb_proto_event_get_str(ev, ix->field, &s) != 0 ||
-		    s.len == 0) {
+		} else if (evb_proto_head_get_str(ev, ix->field, &s) != 0 ||
+		    s.len == 0 || s.len > EVB_PROTO_MAX_ID) {
 			continue; // An optional field the event lacks.
 		}
 		if ((rv = project_put(b, ix->db, s.ptr, s.len, ixval,
@@ -144,7 +150,7 @@ project_index(comp_batch *b, const evb_event *ev, int type,
 
 /* project_latest replaces a latest-state row when rowkey is newer. */
 static int
-project_latest(comp_batch *b, const evb_event *ev, int type,
+project_latest(comp_batch *b, const evb_proto_head *ev, int type,
     const uint8_t *rowkey, evb_diag *d)
 {
 	for (size_t i = 0; i < NLATEST; i++) {
@@ -154,8 +160,8 @@ project_latest(comp_batch *b, const evb_event *ev, int type,
 		int                     rc;
 
 		if (ls->type != type ||
-		    evb_proto_event_get_str(ev, ls->field, &s) != 0 ||
-		    s.len == 0) {
+		    evb_proto_head_get_str(ev, ls->field, &s) != 0 ||
+		    s.len == 0 || s.len > EVB_PROTO_MAX_ID) {
 			continue;
 		}
 		k.mv_size = s.len;
@@ -251,7 +257,7 @@ minute_load(comp_batch *b, comp_minute_slot *s, evb_diag *d)
  */
 static int
 project_minute(
-    comp_batch *b, const evb_event *ev, int type, int64_t ts, evb_diag *d)
+    comp_batch *b, const evb_proto_head *ev, int type, int64_t ts, evb_diag *d)
 {
 	uint8_t key[COMP_MINKEY_SIZE];
 	double  vol = 0;
@@ -261,7 +267,7 @@ project_minute(
 	comp_ts_put(key, comp_minute_of(ts));
 	evb_put_be16(key + 8, (uint16_t) type);
 	if (spec_types[type].has_volume &&
-	    evb_proto_event_get_num(ev, "volume", &vol) != 0) {
+	    evb_proto_head_get_num(ev, "volume", &vol) != 0) {
 		vol = 0;
 	}
 	for (i = b->nmin; i > 0; i--) {
@@ -286,11 +292,10 @@ project_minute(
 }
 
 static int
-project_rows(comp_batch *b, const evb_wal_entry *ent, const evb_event *ev,
+project_rows(comp_batch *b, const evb_wal_entry *ent, const evb_proto_head *ev,
     int type, evb_diag *d)
 {
-	int64_t ts =
-	    evb_proto_event_has_ts(ev) ? evb_proto_event_ts(ev) : ent->ts_ns;
+	int64_t  ts = ev->has_ts ? ev->ts : ent->ts_ns;
 	uint8_t  ixval[COMP_IXVAL_SIZE];
 	uint8_t *rowkey = ixval + 2;
 	uint8_t  t16[2];
@@ -314,36 +319,32 @@ int
 comp_project_event(
     comp_batch *b, const evb_wal_entry *ent, bool *bad, evb_diag *d)
 {
-	evb_event *ev = NULL;
-	int        type;
-	int        rv;
+	evb_proto_head h;
+	int            rv;
 
+	// The event was validated when it was published and the record's
+	// CRC has been checked: its envelope and the few data fields the
+	// tables need are read in place, without decoding the event.
 	*bad = false;
-	rv   = evb_proto_event_decode(&ev, ent->payload, ent->len, d);
-	if (rv == EVB_ENOMEM) {
-		return (rv);
-	}
-	if (rv != EVB_OK) {
+	if (evb_proto_env_head(ent->payload, ent->len, &h, d) != EVB_OK) {
 		*bad = true;
 		b->meta.cnt[COMP_CNT_BAD]++;
 		return (EVB_OK);
 	}
-	type = evb_proto_event_type(ev);
-	if (type != (int) ent->type || type >= COMP_NTYPES) {
+	if (h.type != (int) ent->type || h.type >= COMP_NTYPES ||
+	    h.data == NULL) {
 		evb_diag_set(d,
-		    "record type %u, event type %d: expected equal types "
-		    "with a table",
-		    ent->type, type);
+		    "record type %u, event type %d%s: expected equal types "
+		    "with a table, and data",
+		    ent->type, h.type, h.data == NULL ? ", no data" : "");
 		*bad = true;
 		b->meta.cnt[COMP_CNT_BAD]++;
-		evb_proto_event_free(ev);
 		return (EVB_OK);
 	}
-	rv = project_rows(b, ent, ev, type, d);
-	evb_proto_event_free(ev);
+	rv = project_rows(b, ent, &h, h.type, d);
 	if (rv == EVB_OK) {
 		b->meta.cnt[COMP_CNT_EVENTS]++;
-		b->meta.cnt[COMP_CNT_TYPE0 + type]++;
+		b->meta.cnt[COMP_CNT_TYPE0 + h.type]++;
 	}
 	return (rv);
 }

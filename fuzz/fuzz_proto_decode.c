@@ -16,6 +16,9 @@
  *     its topic fits EVB_PROTO_MAX_TOPIC; its frame decodes back;
  *   - bytes evb_proto_event_decode accepts are one whole object for
  *     evb_proto_msg_extent and one event for the ingest iterator;
+ *   - the heads of frames and envelopes (evb_proto_frame_head,
+ *     evb_proto_env_head) never crash, and where the decoder accepts the
+ *     bytes they do too and read the same fields;
  *   - msg_extent fails only with EVB_EMALFORMED, its length is
  *     self-consistent, and no strict prefix of an object is an object;
  *   - the ingest iterator ends (EVB_EOF) within count + 2 calls (the
@@ -225,6 +228,69 @@ fuzz_round_trip(const evb_event *ev)
 	evb_buf_fini(&enc1);
 }
 
+/*
+ * fuzz_head_agrees checks a head read from bytes that decode as ev: its
+ * envelope fields, and some data fields (of every kind the compactor
+ * reads) through each accessor.
+ */
+static void
+fuzz_head_agrees(const evb_proto_head *h, const evb_event *ev)
+{
+	static const char *const fields[] = { "symbol", "volume", "ticket",
+		"user_id", "bid", "details" };
+
+	fuzz_check(h->type == evb_proto_event_type(ev), "head type");
+	fuzz_check(fuzz_str_eq(h->id, evb_proto_event_id(ev)), "head id");
+	fuzz_check(fuzz_str_eq(h->corr, evb_proto_event_corr(ev)), "head corr");
+	fuzz_check(h->has_ts == evb_proto_event_has_ts(ev), "head has_ts");
+	fuzz_check(h->ts == evb_proto_event_ts(ev), "head ts");
+	fuzz_check(h->data != NULL, "head data");
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		evb_str hs = { 0 }, es = { 0 };
+		double  hn = 0, en = 0;
+		int64_t hi = 0, ei = 0;
+
+		fuzz_check(evb_proto_head_get_str(h, fields[i], &hs) ==
+		            evb_proto_event_get_str(ev, fields[i], &es) &&
+		        fuzz_str_eq(hs, es),
+		    "head get_str");
+		fuzz_check(evb_proto_head_get_num(h, fields[i], &hn) ==
+		            evb_proto_event_get_num(ev, fields[i], &en) &&
+		        hn == en,
+		    "head get_num");
+		fuzz_check(evb_proto_head_get_int(h, fields[i], &hi) ==
+		            evb_proto_event_get_int(ev, fields[i], &ei) &&
+		        hi == ei,
+		    "head get_int");
+	}
+}
+
+/*
+ * fuzz_env_head reads an event's head from its bytes alone, which must
+ * never crash on any input and, for bytes that decode (ev not NULL),
+ * must succeed and agree with the decoder.
+ */
+static void
+fuzz_env_head(const uint8_t *data, size_t size, const evb_event *ev)
+{
+	evb_proto_head h  = { .type = -2 };
+	evb_diag       d  = { { 0 } };
+	int            rc = evb_proto_env_head(data, size, &h, &d);
+
+	if (rc != EVB_OK) {
+		fuzz_check(rc == EVB_EMALFORMED, "env_head code");
+		fuzz_check(h.type == -2, "env_head wrote its out-param");
+		fuzz_check(d.msg[0] != '\0', "env_head diag");
+		fuzz_check(
+		    ev == NULL, "env_head refused an event that decodes");
+		return;
+	}
+	fuzz_check(h.env == data && h.env_len == size, "env_head bounds");
+	if (ev != NULL) {
+		fuzz_head_agrees(&h, ev);
+	}
+}
+
 static void
 fuzz_event(const uint8_t *data, size_t size)
 {
@@ -238,8 +304,10 @@ fuzz_event(const uint8_t *data, size_t size)
 	rc = evb_proto_event_decode(&ev, data, size, &d);
 	if (rc != EVB_OK) {
 		fuzz_failed(rc, ev, &d, "event_decode");
+		fuzz_env_head(data, size, NULL);
 		return;
 	}
+	fuzz_env_head(data, size, ev);
 	fuzz_check(ev != FUZZ_SENTINEL && ev != NULL, "event_decode out");
 	fuzz_check(evb_proto_event_type(ev) >= 0 &&
 	        (size_t) evb_proto_event_type(ev) < evb_proto_type_count(),
@@ -288,10 +356,7 @@ fuzz_head(const uint8_t *data, size_t size, const evb_event *ev)
 	if (ev == NULL) {
 		return;
 	}
-	fuzz_check(h.type == evb_proto_event_type(ev), "head type");
-	fuzz_check(fuzz_str_eq(h.id, evb_proto_event_id(ev)), "head id");
-	fuzz_check(h.has_ts == evb_proto_event_has_ts(ev), "head has_ts");
-	fuzz_check(h.ts == evb_proto_event_ts(ev), "head ts");
+	fuzz_head_agrees(&h, ev);
 	fuzz_check(h.seq == evb_proto_event_seq(ev), "head seq");
 	fuzz_check(h.epoch == evb_proto_event_epoch(ev), "head epoch");
 }

@@ -192,32 +192,62 @@ int evb_proto_frame_decode(
  * the frame and live as long as it.
  */
 typedef struct evb_proto_head {
-	int            type;    /* Type index. */
-	evb_str        id;      /* len 0: absent. */
-	bool           has_ts;  /* ts is present. */
-	int64_t        ts;      /* ns; 0 when absent. */
-	uint64_t       seq;     /* Broker sequence number. */
-	uint64_t       epoch;   /* Broker epoch. */
-	const uint8_t *env;     /* The envelope map's bytes (after 0x00). */
-	size_t         env_len; /* Their length. */
+	int            type;     /* Type index. */
+	evb_str        id;       /* len 0: absent. */
+	evb_str        corr;     /* len 0: absent. */
+	bool           has_ts;   /* ts is present. */
+	int64_t        ts;       /* ns; 0 when absent. */
+	uint64_t       seq;      /* Broker sequence number; 0: absent. */
+	uint64_t       epoch;    /* Broker epoch; 0: absent. */
+	const uint8_t *env;      /* The envelope map's bytes (after 0x00). */
+	size_t         env_len;  /* Their length. */
+	const uint8_t *data;     /* The data map's bytes; NULL: absent. */
+	size_t         data_len; /* Their length. */
 } evb_proto_head;
 
 /*
- * evb_proto_frame_head reads type, id, ts, seq and epoch from a frame
- * whose event was validated before, by this process (the in-process
- * collector reading its broker's ring): it delimits the envelope and
- * checks the fields it reads, and skips data and every other field
- * without checking them. It allocates nothing and costs a fraction of
- * evb_proto_frame_decode; bytes from outside the process must go through
- * evb_proto_frame_decode. Errors: EVB_EMALFORMED (no 0x00 after the
- * topic, an envelope that is not one map filling the rest of the frame,
- * a non-string key, type missing or unknown, seq and epoch missing or
- * not integers below 2^63, id not a string of 1..EVB_PROTO_MAX_ID
- * bytes, ts not an integer below 2^63).
+ * evb_proto_frame_head reads type, id, corr, ts, seq and epoch, and
+ * where data lies, from a frame whose event was validated before, by
+ * this process (the in-process collector reading its broker's ring): it
+ * delimits the envelope and checks the fields it reads, and skips what
+ * data holds and every other field without checking them. It allocates
+ * nothing and costs a fraction of evb_proto_frame_decode; bytes from
+ * outside the process must go through evb_proto_frame_decode. Errors:
+ * EVB_EMALFORMED (no 0x00 after the topic, an envelope that is not one
+ * map filling the rest of the frame, a non-string key, type missing or
+ * unknown, seq and epoch missing or not integers below 2^63, id or corr
+ * not a string of 1..EVB_PROTO_MAX_ID bytes, ts not an integer below
+ * 2^63, data not a map).
  * OUT: *out, on success only.
  */
 int evb_proto_frame_head(
     const void *buf, size_t len, evb_proto_head *out, evb_diag *diag);
+
+/*
+ * evb_proto_env_head reads the same fields from an envelope alone (the
+ * MessagePack map a frame carries after its topic, as the WAL stores
+ * it), for an event this system validated before it stored it (the
+ * compactor reading the log); seq and epoch may be absent. It checks
+ * what evb_proto_frame_head checks of the envelope. Errors:
+ * EVB_EMALFORMED.
+ * OUT: *out, on success only; env and env_len are buf and len.
+ */
+int evb_proto_env_head(
+    const void *buf, size_t len, evb_proto_head *out, evb_diag *diag);
+
+/*
+ * evb_proto_head_get_str, _num and _int find a field of the head's data
+ * map by scanning its bytes, with the results and errors of
+ * evb_proto_event_get_str, _num and _int (EVB_ENOTFOUND also when the
+ * head has no data). OUT: *val, on success only; a string points into
+ * the bytes the head was read from.
+ */
+int evb_proto_head_get_str(
+    const evb_proto_head *h, const char *field, evb_str *val);
+int evb_proto_head_get_num(
+    const evb_proto_head *h, const char *field, double *val);
+int evb_proto_head_get_int(
+    const evb_proto_head *h, const char *field, int64_t *val);
 
 /*
  * evb_proto_msg_extent finds where the first MessagePack object in buf

@@ -435,24 +435,30 @@ dec_int(const dec *c, size_t at, const scan_head *h, msgpack_object *o)
 	}
 }
 
-static int
-dec_float(dec *c, size_t at, const scan_head *h, msgpack_object *o)
+/* scan_float reads the float32 or float64 whose header h is at p. */
+static double
+scan_float(const uint8_t *p, const scan_head *h)
 {
-	const uint8_t *q = c->p + at + 1;
-
 	if (h->kind == SK_FLOAT32) {
-		uint32_t bits = evb_get_be32(q);
+		uint32_t bits = evb_get_be32(p + 1);
 		float    f;
 
 		memcpy(&f, &bits, sizeof(f));
-		o->type    = MSGPACK_OBJECT_FLOAT32;
-		o->via.f64 = f;
-	} else {
-		uint64_t bits = evb_get_be64(q);
-
-		memcpy(&o->via.f64, &bits, sizeof(double));
-		o->type = MSGPACK_OBJECT_FLOAT64;
+		return (f);
 	}
+	uint64_t bits = evb_get_be64(p + 1);
+	double   v;
+
+	memcpy(&v, &bits, sizeof(v));
+	return (v);
+}
+
+static int
+dec_float(dec *c, size_t at, const scan_head *h, msgpack_object *o)
+{
+	o->type    = h->kind == SK_FLOAT32 ? MSGPACK_OBJECT_FLOAT32
+	                                   : MSGPACK_OBJECT_FLOAT64;
+	o->via.f64 = scan_float(c->p + at, h);
 	if (!isfinite(o->via.f64)) {
 		return (dec_fail(c, EVB_EMALFORMED,
 		    "number at byte %zu is NaN or infinite", at));
@@ -796,14 +802,28 @@ head_key_is(const uint8_t *k, size_t n, const char *name)
 	return (n == strlen(name) && memcmp(k, name, n) == 0);
 }
 
+/* head_id reads a string value of 1..EVB_PROTO_MAX_ID bytes (id, corr). */
+static int
+head_id(const uint8_t *s, const scan_head *vh, const char *name, evb_str *out,
+    evb_diag *d)
+{
+	if (vh->kind != SK_STR || vh->n == 0 || vh->n > EVB_PROTO_MAX_ID) {
+		evb_diag_set(d, "envelope.%s: expected a string of 1..%d bytes",
+		    name, EVB_PROTO_MAX_ID);
+		return (EVB_EMALFORMED);
+	}
+	*out = (evb_str) { (const char *) s, (size_t) vh->n };
+	return (EVB_OK);
+}
+
 /*
- * head_field reads one envelope value (header vh at v, in bounds) into
- * out when its key k[0..kn) is one the head holds; *seen gets bit 1 for
- * type, 2 for seq and 4 for epoch.
+ * head_field reads one envelope value (header vh at v, vlen bytes in all,
+ * in bounds) into out when its key k[0..kn) is one the head holds; *seen
+ * gets bit 1 for type, 2 for seq and 4 for epoch.
  */
 static int
 head_field(const uint8_t *k, size_t kn, const uint8_t *v, const scan_head *vh,
-    evb_proto_head *out, unsigned *seen, evb_diag *d)
+    size_t vlen, evb_proto_head *out, unsigned *seen, evb_diag *d)
 {
 	// A string's body follows its header; for other kinds n counts
 	// items, not bytes, and size - n would point before v.
@@ -816,29 +836,29 @@ head_field(const uint8_t *k, size_t kn, const uint8_t *v, const scan_head *vh,
 		if (vh->kind != SK_STR ||
 		    evb_proto_type_find((const char *) s, (size_t) vh->n,
 		        &out->type) != EVB_OK) {
-			evb_diag_set(d,
-			    "frame: envelope.type is not a known "
-			    "type name");
+			evb_diag_set(
+			    d, "envelope.type is not a known type name");
 			return (EVB_EMALFORMED);
 		}
 		*seen |= 1u;
 	} else if (head_key_is(k, kn, "id")) {
-		if (vh->kind != SK_STR || vh->n == 0 ||
-		    vh->n > EVB_PROTO_MAX_ID) {
-			evb_diag_set(d,
-			    "frame: envelope.id: expected a string "
-			    "of 1..128 bytes");
+		return (head_id(s, vh, "id", &out->id, d));
+	} else if (head_key_is(k, kn, "corr")) {
+		return (head_id(s, vh, "corr", &out->corr, d));
+	} else if (head_key_is(k, kn, "data")) {
+		if (vh->kind != SK_MAP) {
+			evb_diag_set(d, "envelope.data is not a map");
 			return (EVB_EMALFORMED);
 		}
-		out->id = (evb_str) { (const char *) s, (size_t) vh->n };
+		out->data     = v;
+		out->data_len = vlen;
 	} else if (head_key_is(k, kn, "ts") || head_key_is(k, kn, "seq") ||
 	    head_key_is(k, kn, "epoch")) {
 		// As the decoder: all three are integers in [0, 2^63).
 		if (head_int(v, vh, &neg, &u) != EVB_OK || neg ||
 		    u > INT64_MAX) {
 			evb_diag_set(d,
-			    "frame: envelope.%.*s: expected an integer in "
-			    "[0, 2^63)",
+			    "envelope.%.*s: expected an integer in [0, 2^63)",
 			    (int) kn, (const char *) k);
 			return (EVB_EMALFORMED);
 		}
@@ -856,26 +876,21 @@ head_field(const uint8_t *k, size_t kn, const uint8_t *v, const scan_head *vh,
 	return (EVB_OK);
 }
 
-int
-evb_proto_frame_head(
-    const void *buf, size_t len, evb_proto_head *out, evb_diag *diag)
+/*
+ * head_env reads the envelope map at h->env (h->env_len bytes, which it
+ * must fill exactly) into h. OUT: *seen, as head_field.
+ */
+static int
+head_env(evb_proto_head *h, unsigned *seen, evb_diag *diag)
 {
-	const uint8_t *p = buf;
-	const uint8_t *nul;
-	evb_proto_head h = { .type = -1 };
-	scan_head      mh;
-	size_t         off;
-	unsigned       seen = 0;
-	int            rv;
+	scan_head mh;
+	size_t    off;
+	int       rv;
 
-	if ((rv = proto_frame_topic(p, len, &nul, diag)) != EVB_OK) {
-		return (rv);
-	}
-	h.env     = nul + 1;
-	h.env_len = len - (size_t) (h.env - p);
-	if (h.env_len == 0 || scan_read_head(h.env, h.env_len, &mh) != EVB_OK ||
+	if (h->env_len == 0 ||
+	    scan_read_head(h->env, h->env_len, &mh) != EVB_OK ||
 	    mh.kind != SK_MAP || mh.n > EVB_PROTO_MAX_FIELDS) {
-		evb_diag_set(diag, "frame: the envelope is not a map");
+		evb_diag_set(diag, "the envelope is not a map");
 		return (EVB_EMALFORMED);
 	}
 	off = mh.size;
@@ -884,41 +899,196 @@ evb_proto_frame_head(
 		size_t    koff, voff;
 
 		koff = off;
-		if (off >= h.env_len ||
-		    scan_read_head(h.env + off, h.env_len - off, &kh) !=
+		if (off >= h->env_len ||
+		    scan_read_head(h->env + off, h->env_len - off, &kh) !=
 		        EVB_OK ||
 		    (kh.kind != SK_STR && kh.kind != SK_BIN) ||
-		    kh.size > h.env_len - off) {
+		    kh.size > h->env_len - off) {
 			evb_diag_set(diag,
-			    "frame: envelope key %llu is not a string in "
-			    "bounds",
+			    "envelope key %llu is not a string in bounds",
 			    (unsigned long long) i);
 			return (EVB_EMALFORMED);
 		}
 		off += kh.size;
 		voff = off;
-		if (off >= h.env_len ||
-		    scan_read_head(h.env + off, h.env_len - off, &vh) !=
+		if (off >= h->env_len ||
+		    scan_read_head(h->env + off, h->env_len - off, &vh) !=
 		        EVB_OK ||
-		    extent_skip(h.env, h.env_len, &off, 1) != EVB_OK) {
-			evb_diag_set(diag, "frame: the envelope is truncated");
+		    extent_skip(h->env, h->env_len, &off, 1) != EVB_OK) {
+			evb_diag_set(diag, "the envelope is truncated");
 			return (EVB_EMALFORMED);
 		}
-		rv = head_field(h.env + koff + (kh.size - (size_t) kh.n),
-		    (size_t) kh.n, h.env + voff, &vh, &h, &seen, diag);
+		rv = head_field(h->env + koff + (kh.size - (size_t) kh.n),
+		    (size_t) kh.n, h->env + voff, &vh, off - voff, h, seen,
+		    diag);
 		if (rv != EVB_OK) {
 			return (rv);
 		}
 	}
-	if (off != h.env_len) {
-		evb_diag_set(diag, "frame: bytes after the envelope");
+	if (off != h->env_len) {
+		evb_diag_set(diag, "bytes after the envelope");
 		return (EVB_EMALFORMED);
 	}
-	if ((seen & 1u) == 0 || (seen & 6u) != 6u) {
-		evb_diag_set(diag, "frame: the envelope lacks %s",
-		    (seen & 1u) == 0 ? "type" : "seq and epoch");
+	if ((*seen & 1u) == 0) {
+		evb_diag_set(diag, "the envelope lacks type");
+		return (EVB_EMALFORMED);
+	}
+	return (EVB_OK);
+}
+
+int
+evb_proto_frame_head(
+    const void *buf, size_t len, evb_proto_head *out, evb_diag *diag)
+{
+	const uint8_t *p = buf;
+	const uint8_t *nul;
+	evb_proto_head h    = { .type = -1 };
+	unsigned       seen = 0;
+	int            rv;
+
+	if ((rv = proto_frame_topic(p, len, &nul, diag)) != EVB_OK) {
+		return (rv);
+	}
+	h.env     = nul + 1;
+	h.env_len = len - (size_t) (h.env - p);
+	if ((rv = head_env(&h, &seen, diag)) != EVB_OK) {
+		return (rv);
+	}
+	if ((seen & 6u) != 6u) {
+		evb_diag_set(diag, "frame: the envelope lacks seq and epoch");
 		return (EVB_EMALFORMED);
 	}
 	*out = h;
+	return (EVB_OK);
+}
+
+int
+evb_proto_env_head(
+    const void *buf, size_t len, evb_proto_head *out, evb_diag *diag)
+{
+	evb_proto_head h    = { .type = -1, .env = buf, .env_len = len };
+	unsigned       seen = 0;
+	int            rv;
+
+	if ((rv = head_env(&h, &seen, diag)) != EVB_OK) {
+		return (rv);
+	}
+	*out = h;
+	return (EVB_OK);
+}
+
+/*
+ * head_find finds field in the head's data map. OUT: *v and *vh, the
+ * value's bytes and header, on success only. EVB_ENOTFOUND when absent.
+ * The map was delimited when the head was read, so every item is in
+ * bounds.
+ */
+static int
+head_find(const evb_proto_head *h, const char *field, const uint8_t **v,
+    scan_head *vh)
+{
+	const uint8_t *p   = h->data;
+	size_t         len = h->data_len;
+	size_t         fn  = strlen(field);
+	scan_head      mh, kh;
+	size_t         off;
+
+	if (p == NULL || scan_read_head(p, len, &mh) != EVB_OK) {
+		return (EVB_ENOTFOUND);
+	}
+	off = mh.size;
+	for (uint64_t i = 0; i < mh.n && off < len; i++) {
+		if (scan_read_head(p + off, len - off, &kh) != EVB_OK ||
+		    kh.size > len - off) {
+			return (EVB_ENOTFOUND);
+		}
+		off += kh.size;
+		if ((kh.kind == SK_STR || kh.kind == SK_BIN) && kh.n == fn &&
+		    memcmp(p + off - fn, field, fn) == 0) {
+			if (off >= len ||
+			    scan_read_head(p + off, len - off, vh) != EVB_OK ||
+			    vh->size > len - off) {
+				return (EVB_ENOTFOUND);
+			}
+			*v = p + off;
+			return (EVB_OK);
+		}
+		if (extent_skip(p, len, &off, 1) != EVB_OK) {
+			return (EVB_ENOTFOUND);
+		}
+	}
+	return (EVB_ENOTFOUND);
+}
+
+int
+evb_proto_head_get_str(const evb_proto_head *h, const char *field, evb_str *val)
+{
+	const uint8_t *v;
+	scan_head      vh;
+
+	if (head_find(h, field, &v, &vh) != EVB_OK) {
+		return (EVB_ENOTFOUND);
+	}
+	if (vh.kind != SK_STR) {
+		return (EVB_ESCHEMA);
+	}
+	val->ptr = (const char *) v + (vh.size - (size_t) vh.n);
+	val->len = (size_t) vh.n;
+	return (EVB_OK);
+}
+
+/*
+ * head_find_num finds a numeric field of the head's data. OUT, on
+ * success only: *is_float, then *f; else *neg and *u as head_int.
+ * EVB_ENOTFOUND, or EVB_ESCHEMA when it is not a number.
+ */
+static int
+head_find_num(const evb_proto_head *h, const char *field, bool *is_float,
+    double *f, bool *neg, uint64_t *u)
+{
+	const uint8_t *v;
+	scan_head      vh;
+
+	if (head_find(h, field, &v, &vh) != EVB_OK) {
+		return (EVB_ENOTFOUND);
+	}
+	*is_float = vh.kind == SK_FLOAT32 || vh.kind == SK_FLOAT64;
+	if (*is_float) {
+		*f = scan_float(v, &vh);
+		return (EVB_OK);
+	}
+	return (head_int(v, &vh, neg, u) == EVB_OK ? EVB_OK : EVB_ESCHEMA);
+}
+
+int
+evb_proto_head_get_num(const evb_proto_head *h, const char *field, double *val)
+{
+	bool     is_float, neg = false;
+	double   f = 0;
+	uint64_t u = 0;
+	int      rc;
+
+	if ((rc = head_find_num(h, field, &is_float, &f, &neg, &u)) != EVB_OK) {
+		return (rc);
+	}
+	*val = is_float ? f : neg ? (double) (int64_t) u : (double) u;
+	return (EVB_OK);
+}
+
+int
+evb_proto_head_get_int(const evb_proto_head *h, const char *field, int64_t *val)
+{
+	bool     is_float, neg = false;
+	double   f = 0;
+	uint64_t u = 0;
+	int      rc;
+
+	if ((rc = head_find_num(h, field, &is_float, &f, &neg, &u)) != EVB_OK) {
+		return (rc);
+	}
+	if (is_float || (!neg && u > INT64_MAX)) {
+		return (EVB_ESCHEMA);
+	}
+	*val = (int64_t) u;
 	return (EVB_OK);
 }

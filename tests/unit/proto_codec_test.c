@@ -570,6 +570,112 @@ Test(codec, frame_head_agrees_with_frame_decode_for_every_type, .timeout = 30)
 	}
 }
 
+/* head_agrees checks every data field of v through the head and ev. */
+static void
+head_agrees(const evb_proto_head *h, const evb_event *ev, json_t *data,
+    const char *what)
+{
+	const char *key;
+	json_t     *item;
+
+	json_object_foreach(data, key, item)
+	{
+		evb_str hs = { 0 }, es = { 0 };
+		double  hn = 0, en = 0;
+		int64_t hi = 0, ei = 0;
+		int     hrc, erc;
+
+		hrc = evb_proto_head_get_str(h, key, &hs);
+		erc = evb_proto_event_get_str(ev, key, &es);
+		cr_assert_eq(hrc, erc, "%s: get_str %s", what, key);
+		if (hrc == EVB_OK) {
+			cr_assert_eq(hs.len, es.len, "%s: %s", what, key);
+			if (hs.len > 0) {
+				cr_assert_arr_eq(hs.ptr, es.ptr, hs.len);
+			}
+		}
+		hrc = evb_proto_head_get_num(h, key, &hn);
+		erc = evb_proto_event_get_num(ev, key, &en);
+		cr_assert_eq(hrc, erc, "%s: get_num %s", what, key);
+		cr_assert(hrc != EVB_OK || hn == en, "%s: %s %g != %g", what,
+		    key, hn, en);
+		hrc = evb_proto_head_get_int(h, key, &hi);
+		erc = evb_proto_event_get_int(ev, key, &ei);
+		cr_assert_eq(hrc, erc, "%s: get_int %s", what, key);
+		cr_assert(hrc != EVB_OK || hi == ei, "%s: %s", what, key);
+	}
+	cr_assert_eq(
+	    evb_proto_head_get_str(h, "no_such_field", &(evb_str) { 0 }),
+	    EVB_ENOTFOUND);
+}
+
+/*
+ * The head of an envelope, read in place, says what the full decode says
+ * of it: type, id, corr, ts, and every data field through each accessor,
+ * in every encoding a producer may use.
+ */
+Test(codec, env_head_agrees_with_decode_for_every_type_and_shape, .timeout = 30)
+{
+	for (int t = 0; t < PTL_NTYPES; t++) {
+		for (int si = 0; si < PTL_NSHAPES; si++) {
+			json_t         *v = ptl_parse(ptl_full_json[t]);
+			msgpack_sbuffer sb;
+			msgpack_packer  pk;
+			evb_event      *ev = NULL;
+			evb_proto_head  h;
+			evb_diag        d = { { 0 } };
+			evb_str         a, b;
+
+			msgpack_sbuffer_init(&sb);
+			msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+			ptl_pack_json(&pk, v, &ptl_shapes[si]);
+			cr_assert_eq(
+			    evb_proto_event_decode(&ev, sb.data, sb.size, &d),
+			    EVB_OK, "%s", d.msg);
+			cr_assert_eq(
+			    evb_proto_env_head(sb.data, sb.size, &h, &d),
+			    EVB_OK, "type %d shape %s: %s", t,
+			    ptl_shapes[si].name, d.msg);
+			cr_assert_eq(h.type, t);
+			cr_assert_eq(h.has_ts, evb_proto_event_has_ts(ev));
+			cr_assert_eq(h.ts, evb_proto_event_ts(ev));
+			a = evb_proto_event_id(ev);
+			cr_assert_eq(h.id.len, a.len);
+			if (a.len > 0) {
+				cr_assert_arr_eq(h.id.ptr, a.ptr, a.len);
+			}
+			b = evb_proto_event_corr(ev);
+			cr_assert_eq(h.corr.len, b.len);
+			if (b.len > 0) {
+				cr_assert_arr_eq(h.corr.ptr, b.ptr, b.len);
+			}
+			cr_assert_eq(
+			    (const void *) h.env, (const void *) sb.data);
+			cr_assert_eq(h.env_len, sb.size);
+			head_agrees(&h, ev, ptl_data(v), ptl_shapes[si].name);
+			evb_proto_event_free(ev);
+			msgpack_sbuffer_destroy(&sb);
+			json_decref(v);
+		}
+	}
+}
+
+Test(codec, env_head_refuses_what_is_not_an_envelope, .timeout = 30)
+{
+	static const uint8_t junk[]   = "not msgpack";
+	static const uint8_t notype[] = { 0x81, 0xa2, 'i', 'd', 0xa1, 'x' };
+	evb_proto_head       h        = { .type = -7 };
+	evb_diag             d        = { { 0 } };
+
+	cr_assert_eq(
+	    evb_proto_env_head(junk, sizeof(junk) - 1, &h, &d), EVB_EMALFORMED);
+	cr_assert_eq(
+	    evb_proto_env_head(notype, sizeof(notype), &h, &d), EVB_EMALFORMED);
+	cr_assert_eq(evb_proto_env_head(notype, 0, &h, &d), EVB_EMALFORMED);
+	cr_assert_eq(h.type, -7, "out-param written on failure");
+	cr_assert_neq(d.msg[0], '\0');
+}
+
 /* head_of packs the JSON object text after "t.k" 0x00 and reads the head. */
 static int
 head_of(const char *json, evb_proto_head *h, evb_diag *d)
@@ -605,6 +711,10 @@ Test(codec, frame_head_refuses_what_it_cannot_read, .timeout = 30)
 		"\"id\":\"\"}",
 		"{\"type\":\"market_data\",\"seq\":1,\"epoch\":1,"
 		"\"id\":5}",
+		"{\"type\":\"market_data\",\"seq\":1,\"epoch\":1,"
+		"\"corr\":\"\"}",
+		"{\"type\":\"market_data\",\"seq\":1,\"epoch\":1,"
+		"\"data\":7}",
 		"[1,2]",
 	};
 	evb_proto_head h;
@@ -621,17 +731,19 @@ Test(codec, frame_head_refuses_what_it_cannot_read, .timeout = 30)
 	{
 		evb_diag d = { { 0 } };
 
-		// Only the fields the head reads are checked: data may be
+		// Only the fields the head reads are checked: data may hold
 		// anything, and unknown keys are skipped.
 		cr_assert_eq(head_of("{\"type\":\"market_data\",\"seq\":9,"
 		                     "\"x\":[1,{\"a\":null}],\"epoch\":3,"
-		                     "\"data\":7}",
+		                     "\"data\":{\"bid\":\"high\"}}",
 		                 &h, &d),
 		    EVB_OK, "%s", d.msg);
 		cr_assert_eq(h.seq, 9);
 		cr_assert_eq(h.epoch, 3);
 		cr_assert_not(h.has_ts);
 		cr_assert_eq(h.id.len, 0);
+		cr_assert_eq(h.corr.len, 0);
+		cr_assert_not_null(h.data);
 	}
 }
 
