@@ -192,12 +192,13 @@ void evb_broker_stats(evb_broker *b, evb_broker_stat *out);
  * consumers and by the control endpoint.
  * Returns EVB_OK with *n >= 1 and *first = from; EVB_ETIMEDOUT when
  * nothing arrived in time (at once for a timeout_ms of 0); EVB_ENOTFOUND
- * when from is older than the ring's oldest frame (evicted), with *n = 0
- * and *first set to the oldest seq held (or to last_seq + 1 when the
- * ring is empty); EVB_ECLOSED when from is not published and the broker
- * has stopped (frames the ring holds can still be read after stop, so a
- * consumer can drain it); EVB_ENOMEM (out keeps what it had).
- * max_frames must be at least 1. OUT: *n, *first.
+ * when from is older than the ring's oldest frame (evicted), with *n set
+ * to the number of frames the ring holds and *first to the oldest seq
+ * held (or to last_seq + 1, with *n = 0, when the ring is empty), so a
+ * consumer that fell behind can choose where to resume; EVB_ECLOSED when from
+ * is not published and the broker has stopped (frames the ring holds can still
+ * be read after stop, so a consumer can drain it); EVB_ENOMEM (out keeps what
+ * it had). max_frames must be at least 1. OUT: *n, *first.
  */
 int evb_broker_read(evb_broker *b, uint64_t from, size_t max_frames,
     size_t max_bytes, uint64_t timeout_ms, evb_buf *out, size_t *n,

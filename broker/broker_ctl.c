@@ -335,7 +335,10 @@ ctl_repair(evb_broker *b, const ctl_req *r, msgpack_packer *pk)
 	} else {
 		ctl_error(pk, "internal", evb_strerror(rc));
 	}
-	atomic_fetch_add(&b->repair_frames, n);
+	if (rc == EVB_OK) {
+		// (With EVB_ENOTFOUND, n is what the ring holds, not sent.)
+		atomic_fetch_add(&b->repair_frames, n);
+	}
 	evb_buf_fini(&buf);
 }
 

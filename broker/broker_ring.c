@@ -226,7 +226,7 @@ evb_broker_read(evb_broker *b, uint64_t from, size_t max_frames,
 		const broker_ring *r = &b->ring;
 
 		if (r->count > 0 ? from < r->first_seq : from <= b->last_seq) {
-			*n     = 0;
+			*n     = r->count;
 			*first = r->count > 0 ? r->first_seq : b->last_seq + 1;
 			rc     = EVB_ENOTFOUND;
 			break;

@@ -28,6 +28,7 @@
 #define COLL_IDLE_MS_DEFAULT 500 /* See evb_collector_opts.idle_ms. */
 #define COLL_RETRY_NS 100000000L /* Pause before retrying an append. */
 #define COLL_BATCH_LIMIT 1000000 /* A sanity bound on batch_max. */
+#define COLL_BEHIND_DIV 8        /* Margin: 1/8 of the frames held. */
 
 void
 evb_collector_opts_default(evb_collector_opts *o)
@@ -239,6 +240,10 @@ gap_why_text(coll_gap_why why)
 	switch (why) {
 	case COLL_GAP_EVICTED:
 		return "are no longer in the broker's ring (raise the "
+		       "broker's --ring if this recurs)";
+	case COLL_GAP_BEHIND:
+		return "were evicted from the broker's ring, or given up with "
+		       "them to resume ahead of its eviction (raise the "
 		       "broker's --ring if this recurs)";
 	case COLL_GAP_UNREPAIRED:
 		return "were dropped by the bus and the broker's control "
@@ -476,6 +481,27 @@ local_frames(evb_collector *c, const evb_buf *b, size_t n)
 	}
 }
 
+/*
+ * local_behind records the gap of a collector that fell behind the ring:
+ * next was evicted, the oldest seq held is first and n frames are held.
+ * Resuming at first would chase the eviction front: by the time a batch
+ * is read and committed, the ring has evicted its start again, and the
+ * collector goes on storing a few frames and a gap record per commit,
+ * a fraction of what full batches store. So it also gives up a margin,
+ * COLL_BEHIND_DIV-th of the frames held, and resumes ahead of the front
+ * with room for full batches. Under sustained overload this loses no more
+ * than chasing would (what the collector cannot store is lost either
+ * way) and stores more; after a short burst it loses the margin.
+ */
+static void
+local_behind(evb_collector *c, uint64_t first, size_t n)
+{
+	uint64_t margin = n / COLL_BEHIND_DIV;
+
+	(void) coll_gap(c, first + margin - 1,
+	    margin > 0 ? COLL_GAP_BEHIND : COLL_GAP_EVICTED);
+}
+
 static void
 local_run(evb_collector *c)
 {
@@ -492,7 +518,8 @@ local_run(evb_collector *c)
 		if (rc == EVB_OK) {
 			local_frames(c, &b, n);
 		} else if (rc == EVB_ENOTFOUND && first > c->next) {
-			(void) coll_gap(c, first - 1, COLL_GAP_EVICTED);
+			local_behind(c, first, n);
+			continue; // The gap commits with the frames after it.
 		} else if (rc == EVB_ECLOSED ||
 		    (rc == EVB_ETIMEDOUT && atomic_load(&c->stopping))) {
 			break;

@@ -67,8 +67,8 @@ typedef struct evb_collector evb_collector;
  * length and the frame bytes, up to max_frames or max_bytes; wait up to
  * timeout_ms for from. Returns EVB_OK (*n >= 1, *first = from),
  * EVB_ETIMEDOUT, EVB_ENOTFOUND (from was evicted; *first is the oldest
- * seq held), EVB_ECLOSED (the source stopped and is drained) or
- * EVB_ENOMEM.
+ * seq held and *n the number of frames held), EVB_ECLOSED (the source stopped
+ * and is drained) or EVB_ENOMEM.
  */
 typedef int (*evb_collector_read_fn)(void *arg, uint64_t from,
     size_t max_frames, size_t max_bytes, uint64_t timeout_ms, evb_buf *out,

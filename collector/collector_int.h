@@ -101,6 +101,7 @@ coll_take coll_accept(evb_collector *c, const void *frame, size_t len,
 /* Why seqs became a gap; it picks the log line. */
 typedef enum coll_gap_why {
 	COLL_GAP_EVICTED,     /* The broker's ring no longer holds them. */
+	COLL_GAP_BEHIND,      /* Evicted, and a margin after them given up. */
 	COLL_GAP_UNREPAIRED,  /* The control endpoint did not answer. */
 	COLL_GAP_UNDECODABLE, /* The frame for the seq did not decode. */
 } coll_gap_why;

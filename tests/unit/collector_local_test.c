@@ -92,7 +92,7 @@ ct_read(void *arg, uint64_t from, size_t max_frames, size_t max_bytes,
 	(void) max_bytes;
 	(void) timeout_ms;
 	if (from < s->first_held) {
-		*n     = 0;
+		*n     = s->last - s->first_held + 1;
 		*first = s->first_held;
 		return EVB_ENOTFOUND;
 	}
@@ -240,7 +240,8 @@ Test(collector, stores_every_frame_in_seq_order_in_batches)
 
 Test(collector, an_evicted_range_becomes_one_gap_record)
 {
-	ct_source          s = { 51, 60, CT_EPOCH, 0, 0 };
+	// 7 frames held: a margin of 7 / 8 = 0, the gap is the evicted 50.
+	ct_source          s = { 51, 57, CT_EPOCH, 0, 0 };
 	ct_durable         d = { 0 };
 	evb_collector_stat st;
 	evb_wal_entry      log[16];
@@ -251,8 +252,9 @@ Test(collector, an_evicted_range_becomes_one_gap_record)
 	st = ct_run(&s, &d, 8192);
 	cr_assert_eq(st.gaps, 1);
 	cr_assert_eq(st.gap_events, 50);
-	cr_assert_eq(st.appended, 10);
-	cr_assert_eq(ct_log(log, 16, gap, &gap_len), 11);
+	cr_assert_eq(st.appended, 7);
+	cr_assert_eq(st.batches, 1, "the gap commits with the frames after it");
+	cr_assert_eq(ct_log(log, 16, gap, &gap_len), 8);
 	cr_assert_eq(log[0].type, EVB_COLLECTOR_GAP_TYPE);
 	cr_assert_eq(log[0].epoch, CT_EPOCH);
 	cr_assert_eq(log[0].seq, 50);
@@ -266,7 +268,39 @@ Test(collector, an_evicted_range_becomes_one_gap_record)
 	cr_assert_eq(d.gap_first, 1);
 	cr_assert_eq(d.gap_last, 50);
 	cr_assert_eq(log[1].seq, 51);
-	cr_assert_eq(log[10].seq, 60);
+	cr_assert_eq(log[7].seq, 57);
+}
+
+/*
+ * A collector that fell behind the ring resumes an eighth of the frames
+ * held past the oldest, not at it, so that it does not chase the ring's
+ * eviction in small batches: 800 held, 100 given up with the evicted 100.
+ */
+Test(collector, a_collector_behind_the_ring_resumes_with_a_margin)
+{
+	ct_source            s = { 101, 900, CT_EPOCH, 0, 0 };
+	ct_durable           d = { 0 };
+	evb_collector_stat   st;
+	static evb_wal_entry log[1024];
+	char                 gap[64];
+	size_t               gap_len = 0;
+	uint64_t             e, f, l;
+
+	st = ct_run(&s, &d, 8192);
+	cr_assert_eq(st.gaps, 1);
+	cr_assert_eq(st.gap_events, 200);
+	cr_assert_eq(st.appended, 700);
+	cr_assert_eq(st.batches, 1);
+	cr_assert_eq(ct_log(log, 1024, gap, &gap_len), 701);
+	cr_assert_eq(
+	    evb_collector_gap_decode(gap, gap_len, &e, &f, &l), EVB_OK);
+	cr_assert_eq(f, 1);
+	cr_assert_eq(l, 200);
+	cr_assert_eq(d.gap_first, 1);
+	cr_assert_eq(d.gap_last, 200);
+	for (size_t i = 1; i < 701; i++) {
+		cr_assert_eq(log[i].seq, 200 + i);
+	}
 }
 
 Test(collector, a_frame_that_does_not_decode_becomes_a_one_seq_gap)
