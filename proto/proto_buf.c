@@ -30,7 +30,7 @@ evb_buf_reset(evb_buf *b)
 }
 
 int
-evb_buf_append(evb_buf *b, const void *p, size_t n)
+proto_buf_reserve(evb_buf *b, size_t n)
 {
 	if (n > b->cap - b->len) {
 		size_t   cap = b->cap < BUF_MIN_CAP ? BUF_MIN_CAP : b->cap;
@@ -47,6 +47,15 @@ evb_buf_append(evb_buf *b, const void *p, size_t n)
 		}
 		b->data = nd;
 		b->cap  = cap;
+	}
+	return (EVB_OK);
+}
+
+int
+evb_buf_append(evb_buf *b, const void *p, size_t n)
+{
+	if (proto_buf_reserve(b, n) != EVB_OK) {
+		return (EVB_ENOMEM);
 	}
 	if (n > 0) {
 		memcpy(b->data + b->len, p, n);

@@ -167,6 +167,10 @@ void proto_obj_describe(const msgpack_object *o, char *buf, size_t cap);
 /* proto_pack_object packs o, with every map key written as str. */
 int proto_pack_object(msgpack_packer *pk, const msgpack_object *o);
 
+/* proto_buf_reserve makes room for n more bytes in b (data may move);
+   EVB_ENOMEM leaves b as it was. */
+int proto_buf_reserve(evb_buf *b, size_t n);
+
 /* proto_buf_write is a msgpack_packer write callback into an evb_buf. */
 int proto_buf_write(void *data, const char *buf, size_t len);
 

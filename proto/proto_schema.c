@@ -458,13 +458,22 @@ schema_unknown_dup(const proto_type *t, const msgpack_object_kv *kv,
 	return (EVB_OK);
 }
 
-/* schema_match returns the index of the field named by key, or -1. */
+/*
+ * schema_match returns the index of the field named by key among t's nf
+ * fields, or -1. It tries field from first and goes round from there:
+ * the caller passes the one after the previous key's, so the keys of a
+ * producer that sends a type's fields in the table's order each match at
+ * the first try, not after a scan of the fields before them
+ * (proto_bench's decode and validate of the realistic event: 0.49 ->
+ * 0.475 us). Keys in another order cost what they did before.
+ */
 static int
-schema_match(const proto_type *t, const msgpack_object *key)
+schema_match(const proto_type *t, int nf, const msgpack_object *key, int from)
 {
 	evb_str k = proto_obj_key(key);
+	int     j = from;
 
-	for (int j = 0; t->fields[j].name != NULL; j++) {
+	for (int tries = 0; tries < nf; tries++, j = j + 1 == nf ? 0 : j + 1) {
 		const proto_field *f = &t->fields[j];
 
 		if (proto_bytes_eq(f->name, f->name_len, k.ptr, k.len)) {
@@ -533,15 +542,21 @@ proto_schema_validate(
 	size_t                   nunknown = 0;
 	uint32_t                 seen     = 0;
 	int                      route_j  = -1;
+	int                      nf       = 0;
+	int                      next     = 0;
 	int                      rv;
 
+	while (nf < TYPE_MAX_FIELDS && t->fields[nf].name != NULL) {
+		nf++;
+	}
 	for (uint32_t i = 0; i < data->via.map.size; i++) {
-		int j = schema_match(t, &kv[i].key);
+		int j = schema_match(t, nf, &kv[i].key, next);
 
 		if (j < 0) {
 			unknown[nunknown++] = (uint8_t) i;
 			continue;
 		}
+		next = j + 1 == nf ? 0 : j + 1;
 		if (seen & (1u << j)) {
 			evb_diag_set(d, "%s.data: duplicate key \"%s\"",
 			    t->name, t->fields[j].name);
