@@ -215,7 +215,8 @@ void evb_broker_durable(evb_broker *b, uint64_t epoch, uint64_t seq);
 
 /*
  * evb_broker_lost reports that seqs first..last of epoch will never be
- * stored (the ring evicted them before they were): a waiting confirmed
+ * stored (the ring evicted them before they were, or the collector gave
+ * them up with evicted ones to catch up): a waiting confirmed
  * request's result for one of them becomes an error. Call it before
  * evb_broker_durable passes last. Thread-safe.
  */

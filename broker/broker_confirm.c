@@ -41,9 +41,9 @@
 #include "broker/broker_int.h"
 
 /* The error given for events stored as part of a gap. */
-#define CONFIRM_LOST                                                  \
-	"lost: evicted from the broker's ring before it was stored; " \
-	"publish it again"
+#define CONFIRM_LOST                                                     \
+	"lost: the collector fell behind the broker's ring and did not " \
+	"store it; publish it again"
 
 /* confirm_req_free releases a request and its results; NULL is ok. */
 static void

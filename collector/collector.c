@@ -28,7 +28,8 @@
 #define COLL_IDLE_MS_DEFAULT 500 /* See evb_collector_opts.idle_ms. */
 #define COLL_RETRY_NS 100000000L /* Pause before retrying an append. */
 #define COLL_BATCH_LIMIT 1000000 /* A sanity bound on batch_max. */
-#define COLL_BEHIND_DIV 8        /* Margin: 1/8 of the frames held. */
+#define COLL_BEHIND_DIV 8        /* Margin: 1/8 of the frames held, */
+#define COLL_BEHIND_BATCHES 4    /* but at most 4 batches. */
 
 void
 evb_collector_opts_default(evb_collector_opts *o)
@@ -488,16 +489,31 @@ local_frames(evb_collector *c, const evb_buf *b, size_t n)
  * is read and committed, the ring has evicted its start again, and the
  * collector goes on storing a few frames and a gap record per commit,
  * a fraction of what full batches store. So it also gives up a margin,
- * COLL_BEHIND_DIV-th of the frames held, and resumes ahead of the front
- * with room for full batches. Under sustained overload this loses no more
- * than chasing would (what the collector cannot store is lost either
- * way) and stores more; after a short burst it loses the margin.
+ * COLL_BEHIND_DIV-th of the frames held but no more than
+ * COLL_BEHIND_BATCHES batches, and resumes ahead of the front with room
+ * for full batches. Under sustained overload this loses no more than
+ * chasing would (what the collector cannot store is lost either way) and
+ * stores more; after a short burst it loses the margin, which the cap
+ * keeps small next to a large ring.
  */
 static void
 local_behind(evb_collector *c, uint64_t first, size_t n)
 {
 	uint64_t margin = n / COLL_BEHIND_DIV;
 
+	if (margin > (uint64_t) COLL_BEHIND_BATCHES * c->batch_max) {
+		margin = (uint64_t) COLL_BEHIND_BATCHES * c->batch_max;
+	}
+	if (margin > 0) {
+		evb_log(EVB_LOG_WARNING, "EVB-COLL-BEHIND",
+		    "epoch %llu: the broker's ring no longer holds seqs "
+		    "%llu..%llu; seqs %llu..%llu, which it holds, are given up "
+		    "with them so as to resume ahead of its eviction",
+		    (unsigned long long) c->epoch, (unsigned long long) c->next,
+		    (unsigned long long) (first - 1),
+		    (unsigned long long) first,
+		    (unsigned long long) (first + margin - 1));
+	}
 	(void) coll_gap(c, first + margin - 1,
 	    margin > 0 ? COLL_GAP_BEHIND : COLL_GAP_EVICTED);
 }
@@ -512,9 +528,19 @@ local_run(evb_collector *c)
 
 	evb_buf_init(&b);
 	for (;;) {
+		// Read what fills the batch: after a gap record (which waits
+		// for the frames after it) that is one frame less, so the
+		// batch commits full instead of leaving one frame for a commit
+		// of its own.
+		size_t room = c->batch_max - c->npend;
+
+		if (room == 0) {
+			(void) coll_flush(c);
+			room = c->batch_max;
+		}
 		evb_buf_reset(&b);
-		rc = c->read_fn(c->read_arg, c->next, c->batch_max,
-		    COLL_READ_MAX_BYTES, c->idle_ms, &b, &n, &first);
+		rc = c->read_fn(c->read_arg, c->next, room, COLL_READ_MAX_BYTES,
+		    c->idle_ms, &b, &n, &first);
 		if (rc == EVB_OK) {
 			local_frames(c, &b, n);
 		} else if (rc == EVB_ENOTFOUND && first > c->next) {

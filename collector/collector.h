@@ -31,7 +31,9 @@
  *
  * Backpressure: the collector never slows the broker: it reads the ring
  * (or the bus) at its own pace; while it is behind, frames wait in the
- * ring, and if they are evicted before it reads them they become a gap.
+ * ring, and if they are evicted before it reads them they become a gap;
+ * an in-process collector then also gives up a margin after them, so as
+ * to resume ahead of the ring's eviction (collector.c, local_behind).
  * A batch that the WAL cannot store (EVB_EFULL, a storage error) is
  * logged as EVB-COLL-APPEND, counted, and retried after a pause until it
  * is stored; only once stop has been asked is a batch that still fails

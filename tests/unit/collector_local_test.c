@@ -303,6 +303,42 @@ Test(collector, a_collector_behind_the_ring_resumes_with_a_margin)
 	}
 }
 
+/*
+ * After the gap, reads are sized to fill the batch: 1900 held, a margin
+ * of 237, the gap and the 1663 frames after it in ceil(1664 / 700) = 3
+ * commits, none of them a lone frame.
+ */
+Test(collector, a_gap_and_the_frames_after_it_commit_in_full_batches)
+{
+	ct_source          s = { 101, 2000, CT_EPOCH, 0, 0 };
+	ct_durable         d = { 0 };
+	evb_collector_stat st;
+
+	st = ct_run(&s, &d, 700);
+	cr_assert_eq(st.gaps, 1);
+	cr_assert_eq(st.gap_events, 337);
+	cr_assert_eq(st.appended, 1663);
+	cr_assert_eq(
+	    st.batches, 3, "%llu commits", (unsigned long long) st.batches);
+	cr_assert_eq(d.gap_last, 337);
+	cr_assert_eq(d.seq, 2000);
+}
+
+/* The margin is at most four batches: 1900 held / 8 = 237 > 4 x 32. */
+Test(collector, the_margin_is_at_most_four_batches)
+{
+	ct_source          s = { 101, 2000, CT_EPOCH, 0, 0 };
+	ct_durable         d = { 0 };
+	evb_collector_stat st;
+
+	st = ct_run(&s, &d, 32);
+	cr_assert_eq(st.gaps, 1);
+	cr_assert_eq(d.gap_first, 1);
+	cr_assert_eq(d.gap_last, 100 + 4 * 32);
+	cr_assert_eq(st.appended, 2000 - (100 + 4 * 32));
+	cr_assert_eq(d.seq, 2000);
+}
+
 Test(collector, a_frame_that_does_not_decode_becomes_a_one_seq_gap)
 {
 	// Seq 4 in the middle, and seq 10, the last one: before, the
