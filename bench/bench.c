@@ -51,7 +51,14 @@ bench_cmp(const void *a, const void *b)
 	return ((x > y) - (x < y));
 }
 
-void
+double
+bench_median(double *v, size_t n)
+{
+	qsort(v, n, sizeof(double), bench_cmp);
+	return (n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2);
+}
+
+double
 bench_report(const char *name, uint64_t n, double secs, bench_samples *s)
 {
 	double p50 = 0, p99 = 0;
@@ -66,4 +73,5 @@ bench_report(const char *name, uint64_t n, double secs, bench_samples *s)
 	free(s->us);
 	s->us  = NULL;
 	s->len = s->cap = 0;
+	return (p50);
 }

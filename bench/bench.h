@@ -25,7 +25,12 @@ void bench_args(int argc, char **argv, uint64_t *n, double *secs);
 /* bench_samples_add records one latency; drops it when out of memory. */
 void bench_samples_add(bench_samples *s, double us);
 
-/* bench_report prints the result line and frees the samples. */
-void bench_report(const char *name, uint64_t n, double secs, bench_samples *s);
+/* bench_report prints the result line, frees the samples and returns
+   their p50 (0 with no samples). */
+double bench_report(
+    const char *name, uint64_t n, double secs, bench_samples *s);
+
+/* bench_median sorts v[0..n) and returns its median (n >= 1). */
+double bench_median(double *v, size_t n);
 
 #endif /* EVB_BENCH_H */

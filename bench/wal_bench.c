@@ -4,11 +4,24 @@
  * the least the same job needs; replay speed; and bytes on disk per
  * event. Payloads are the 302 bytes of proto_bench's realistic event.
  *
- *   wal_bench [N] [secs] [MODE/BATCH]
+ *   wal_bench [N] [secs] [MODE/BATCH|all] [ROUNDS]
  *
- * Defaults: 1000000 events, 2 s per case, every case. MODE/BATCH (e.g.
- * none/8192) runs only the three append lines of that mode and batch,
- * for a profiler to look at one case.
+ * Defaults: 1000000 events, 2 s per case, every case, one round.
+ * MODE/BATCH (e.g. none/8192) runs only the three append lines of that
+ * mode and batch, for a profiler to look at one case. With ROUNDS > 1
+ * (at most 64) each case's three append lines run ROUNDS times, in
+ * turn forwards and backwards (so neither side always follows the
+ * other), and the case ends with two ratio lines, for the WAL with ids
+ * and without, over the rounds of the ratio of each round:
+ *
+ *   ratio_<append|noid>_<mode>_b<batch> rounds
+ *       p50 <median> <least> <greatest> rate <median> <least> <greatest>
+ *
+ * p50 as the WAL's over raw LMDB's, rate as raw LMDB's over the WAL's:
+ * 1.00 is as fast, the target of issue #3 is at most 1.5. On a shared
+ * VM one case swings from run to run as much as the two sides differ
+ * (docs/benchmarks.md), so a median over alternating rounds is the
+ * figure to compare, with its spread.
  *
  * Each append case stops at N events or secs, whichever comes first, in
  * a fresh temporary directory (under $TMPDIR or /tmp) that it removes;
@@ -81,6 +94,7 @@
 #define BENCH_EVENTS_PER_MS 1000   /* Arrival rate: 1 M events/s. */
 #define BENCH_DISK_BATCH 1024      /* Batch of the wal_disk case. */
 #define BENCH_T0_MS 1764035435123u /* The first event's millisecond. */
+#define BENCH_ROUNDS_MAX 64        /* Largest ROUNDS. */
 
 static const size_t bench_batches[] = { 1, 64, 1024, 8192 };
 
@@ -104,6 +118,12 @@ typedef struct bench_events {
 	uint64_t    made;                     /* Events made so far. */
 	uint64_t    x;                        /* xorshift64 state. */
 } bench_events;
+
+/* One append line's figures, for the ratios of the rounds mode. */
+typedef struct bench_point {
+	double rate; /* Events/s. */
+	double p50;  /* Median commit, us. */
+} bench_point;
 
 typedef struct bench_dir {
 	char base[256]; /* The mkdtemp directory. */
@@ -356,8 +376,8 @@ lmdb_open(const char *dir, unsigned int flags, MDB_env **env, MDB_dbi *dbi)
 }
 
 static int
-bench_lmdb(
-    size_t m, size_t batch, const uint8_t *payload, uint64_t n, double secs)
+bench_lmdb(size_t m, size_t batch, const uint8_t *payload, uint64_t n,
+    double secs, bench_point *pt)
 {
 	bench_samples s = { NULL, 0, 0 };
 	bench_dir     bd;
@@ -408,7 +428,8 @@ bench_lmdb(
 	if (rc == 0) {
 		(void) snprintf(name, sizeof(name), "lmdb_append_%s_b%zu",
 		    bench_modes[m].name, batch);
-		bench_report(name, done, t, &s);
+		pt->rate = t > 0 ? (double) done / t : 0;
+		pt->p50  = bench_report(name, done, t, &s);
 	}
 	free(s.us);
 	mdb_env_close(env);
@@ -524,7 +545,7 @@ bench_replay(evb_wal *w, uint64_t n, double secs)
 /* bench_wal opens a fresh log in mode, appends, and maybe replays it. */
 static int
 bench_wal(size_t m, size_t batch, bool with_ids, bench_events *ev, uint64_t n,
-    double secs, bool replay)
+    double secs, bool replay, bench_point *pt)
 {
 	bench_samples s = { NULL, 0, 0 };
 	bench_dir     bd;
@@ -544,8 +565,9 @@ bench_wal(size_t m, size_t batch, bool with_ids, bench_events *ev, uint64_t n,
 	if (rc == 0) {
 		(void) snprintf(name, sizeof(name), "wal_%s_%s_b%zu",
 		    with_ids ? "append" : "noid", bench_modes[m].name, batch);
-		bench_report(name, done, t, &s);
-		rc = replay ? bench_replay(w, n, secs) : 0;
+		pt->rate = t > 0 ? (double) done / t : 0;
+		pt->p50  = bench_report(name, done, t, &s);
+		rc       = replay ? bench_replay(w, n, secs) : 0;
 	}
 	free(s.us);
 	evb_wal_close(w);
@@ -630,15 +652,99 @@ dir_remove:
 	return (rc);
 }
 
+/*
+ * bench_ratios prints, for the WAL's lines of one case (with ids, then
+ * without), the median, least and greatest over the rounds of the
+ * ratios to raw LMDB of the same round: p50 as WAL over LMDB, rate as
+ * LMDB over WAL (1.00: as fast; above: the WAL is slower).
+ */
+static void
+bench_ratios(size_t m, size_t batch, bench_point (*pt)[3], size_t rounds)
+{
+	static const char *const what[] = { "append", "noid" };
+
+	for (size_t k = 1; k <= 2; k++) {
+		double p50[BENCH_ROUNDS_MAX], rate[BENCH_ROUNDS_MAX];
+
+		for (size_t r = 0; r < rounds; r++) {
+			p50[r] =
+			    pt[r][0].p50 > 0 ? pt[r][k].p50 / pt[r][0].p50 : 0;
+			rate[r] = pt[r][k].rate > 0
+			    ? pt[r][0].rate / pt[r][k].rate
+			    : 0;
+		}
+		// bench_median sorts, so [0] and [rounds - 1] are the bounds
+		// once it has run (not in the same call's arguments).
+		double p50_med  = bench_median(p50, rounds);
+		double rate_med = bench_median(rate, rounds);
+
+		printf("ratio_%s_%s_b%zu %zu p50 %.2f %.2f %.2f rate %.2f %.2f "
+		       "%.2f\n",
+		    what[k - 1], bench_modes[m].name, batch, rounds, p50_med,
+		    p50[0], p50[rounds - 1], rate_med, rate[0],
+		    rate[rounds - 1]);
+	}
+}
+
+/*
+ * bench_case runs the three append lines of one mode and batch rounds
+ * times, in turn forwards (LMDB, with ids, without) and backwards, so
+ * that neither side always runs right after the other; with rounds > 1
+ * it then prints the ratios.
+ */
+static int
+bench_case(size_t m, size_t b, bench_events *ev, uint64_t n, double secs,
+    bool replay, size_t rounds)
+{
+	bench_point pt[BENCH_ROUNDS_MAX][3];
+	size_t      batch = bench_batches[b];
+
+	for (size_t r = 0; r < rounds; r++) {
+		for (size_t i = 0; i < 3; i++) {
+			size_t j = r % 2 == 0 ? i : 2 - i;
+			int    rc;
+
+			rc = j == 0
+			    ? bench_lmdb(
+			          m, batch, ev->payload, n, secs, &pt[r][0])
+			    : bench_wal(m, batch, j == 1, ev, n, secs,
+			          replay && r == 0 && j == 1, &pt[r][j]);
+			if (rc != 0) {
+				return (rc);
+			}
+		}
+	}
+	if (rounds > 1) {
+		bench_ratios(m, batch, pt, rounds);
+	}
+	return (0);
+}
+
 int
 main(int argc, char **argv)
 {
 	static bench_events ev;
-	uint64_t            n    = 1000000;
-	double              secs = 2.0;
-	const char         *only = argc > 3 ? argv[3] : NULL;
+	uint64_t            n      = 1000000;
+	double              secs   = 2.0;
+	const char         *only   = NULL;
+	size_t              rounds = 1;
 
 	bench_args(argc > 3 ? 3 : argc, argv, &n, &secs);
+	if (argc > 3 && strcmp(argv[3], "all") != 0) {
+		only = argv[3];
+	}
+	if (argc > 4) {
+		char *end;
+
+		rounds = (size_t) strtoul(argv[4], &end, 10);
+		if (*end != '\0' || rounds < 1 || rounds > BENCH_ROUNDS_MAX) {
+			fprintf(stderr,
+			    "usage: %s [N] [secs] [MODE/BATCH|all] [ROUNDS]: "
+			    "ROUNDS: expected 1 to %d, got %s\n",
+			    argv[0], BENCH_ROUNDS_MAX, argv[4]);
+			return (2);
+		}
+	}
 	bench_events_init(&ev);
 	for (size_t m = 0; m < sizeof(bench_modes) / sizeof(bench_modes[0]);
 	     m++) {
@@ -655,12 +761,8 @@ main(int argc, char **argv)
 			if (only != NULL && strcmp(only, this) != 0) {
 				continue;
 			}
-			if (bench_lmdb(m, bench_batches[b], ev.payload, n,
-			        secs) != 0 ||
-			    bench_wal(m, bench_batches[b], true, &ev, n, secs,
-			        replay) != 0 ||
-			    bench_wal(m, bench_batches[b], false, &ev, n, secs,
-			        false) != 0) {
+			if (bench_case(m, b, &ev, n, secs, replay, rounds) !=
+			    0) {
 				return (1);
 			}
 		}
