@@ -180,6 +180,15 @@ int cli_parse_bytes(const cli_cmd *cmd, const char *name, const char *text,
 int cli_parse_time(const cli_cmd *cmd, const char *name, const char *text,
     int64_t now_ns, int64_t *out);
 
+/*
+ * cli_parse_duration reads text, the value of option --name, as a length
+ * of time: N seconds, minutes, hours or days ("90s", "15m", "24h", "7d").
+ * Returns CLI_CONTINUE with *ms set (milliseconds), or CLI_EXIT_USAGE
+ * after printing what was wrong. OUT: *ms.
+ */
+int cli_parse_duration(
+    const cli_cmd *cmd, const char *name, const char *text, uint64_t *ms);
+
 /* ---- Events (cli_event.c) ----------------------------------------------- */
 
 /*
@@ -249,6 +258,33 @@ struct evb_broker_opts;
  */
 int cli_broker_opts_fill(
     const cli_cmd *cmd, const cli_broker_args *a, struct evb_broker_opts *o);
+
+/* ---- Retention options (cmd_collector.c) --------------------------------
+ * `evbus collector` and `evbus run` take the same retention options.
+ */
+
+/* Their help lines, for both commands' --help. */
+#define CLI_RETAIN_HELP                                                     \
+	"  --retain-age AGE   Remove records appended more than AGE ago\n"  \
+	"                     (N followed by s, m, h or d, e.g. 7d) from\n" \
+	"                     the log, oldest first (default: keep\n"       \
+	"                     them).\n"                                     \
+	"  --retain-bytes BYTES\n"                                          \
+	"                     Remove the oldest records while the log\n"    \
+	"                     takes more than BYTES (default: no\n"         \
+	"                     limit). Retention runs once a second and\n"   \
+	"                     never removes the newest record, nor one\n"   \
+	"                     the compactor has not projected yet.\n"
+
+struct evb_collector_opts;
+
+/*
+ * cli_retain_fill reads --retain-age (age, NULL when not given) and
+ * --retain-bytes (bytes) into o. Returns CLI_CONTINUE, or CLI_EXIT_USAGE
+ * after printing what was wrong. OUT: o's retain_age_ms and retain_bytes.
+ */
+int cli_retain_fill(const cli_cmd *cmd, const char *age, const char *bytes,
+    struct evb_collector_opts *o);
 
 /*
  * cli_signal_wait sleeps until a signal byte arrives on sig_fd

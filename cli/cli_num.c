@@ -338,9 +338,9 @@ time_iso(const char *t, int64_t *ns, const char **why)
 	return true;
 }
 
-/* time_rel reads "-N[smhd]" as that long before now_ns. */
+/* dur_read reads "N[smhd]" (N seconds, minutes, hours or days) as ns. */
 static bool
-time_rel(const char *t, int64_t now_ns, int64_t *ns)
+dur_read(const char *t, int64_t *ns)
 {
 	static const char    units[] = "smhd";
 	static const int64_t secs[]  = { 1, 60, 3600, 86400 };
@@ -349,18 +349,47 @@ time_rel(const char *t, int64_t now_ns, int64_t *ns)
 	size_t               len = strlen(t);
 	const char          *u;
 
-	if (len < 3 || len > sizeof(num) || t[0] != '-' ||
+	if (len < 2 || len > sizeof(num) ||
 	    (u = strchr(units, t[len - 1])) == NULL) {
 		return false;
 	}
-	memcpy(num, t + 1, len - 2);
-	num[len - 2] = '\0';
+	memcpy(num, t, len - 1);
+	num[len - 1] = '\0';
 	if (!num_read(num, false, &v) ||
 	    v > (uint64_t) INT64_MAX / 1000000000 / secs[u - units]) {
 		return false;
 	}
-	*ns = now_ns - (int64_t) v * secs[u - units] * 1000000000;
+	*ns = (int64_t) v * secs[u - units] * 1000000000;
 	return true;
+}
+
+/* time_rel reads "-N[smhd]" as that long before now_ns. */
+static bool
+time_rel(const char *t, int64_t now_ns, int64_t *ns)
+{
+	int64_t d;
+
+	if (t[0] != '-' || !dur_read(t + 1, &d)) {
+		return false;
+	}
+	*ns = now_ns - d;
+	return true;
+}
+
+int
+cli_parse_duration(
+    const cli_cmd *cmd, const char *name, const char *text, uint64_t *ms)
+{
+	int64_t ns;
+
+	if (!dur_read(text, &ns)) {
+		return cli_usage_error(cmd,
+		    "--%s: expected N followed by s, m, h or d (e.g. 90s, "
+		    "15m, 24h, 7d), got '%s'",
+		    name, text);
+	}
+	*ms = (uint64_t) (ns / 1000000);
+	return CLI_CONTINUE;
 }
 
 int

@@ -26,6 +26,7 @@ const cli_cmd cli_cmd_collector = {
 	    "usage: evbus collector --data DIR [--connect URL] [--ctl URL]\n"
 	    "                       [--durability MODE] [--ingest URL]\n"
 	    "                       [--heartbeat MS] [--stats-log MS]\n"
+	    "                       [--retain-age AGE] [--retain-bytes BYTES]\n"
 	    "\n"
 	    "Subscribe to a broker's bus (nng sub0) and append every event,\n"
 	    "in seq order, to the write-ahead log in DIR. A seq missing on\n"
@@ -53,8 +54,10 @@ const cli_cmd cli_cmd_collector = {
 	    "  --heartbeat MS     Period of the heartbeat, 0 for none\n"
 	    "                     (default 5000).\n"
 	    "  --stats-log MS     Period of the EVB-COLL-STATS log line, 0\n"
-	    "                     for none (default 60000).\n"
+	    "                     for none (default 60000).\n" CLI_RETAIN_HELP
 	    "  -h, --help         Print this help and exit.\n"
+	    "\n"
+	    "BYTES may end in K, M or G (KiB, MiB, GiB).\n"
 	    "\n"
 	    "Exit status: 0 stopped by SIGINT or SIGTERM, 2 usage error or a\n"
 	    "log that cannot be opened.\n",
@@ -94,6 +97,35 @@ collector_serve(evb_collector *c, const evb_collector_opts *o, int sig_fd)
 	return CLI_EXIT_OK;
 }
 
+/* CLI_RETAIN_BYTES_MIN: smaller limits would keep one record or none. */
+#define CLI_RETAIN_BYTES_MIN ((uint64_t) 1 << 20)
+/* CLI_RETAIN_AGE_MS_MAX: ten years; the WAL takes no longer ages. */
+#define CLI_RETAIN_AGE_MS_MAX ((uint64_t) 3650 * 86400 * 1000)
+
+int
+cli_retain_fill(const cli_cmd *cmd, const char *age, const char *bytes,
+    evb_collector_opts *o)
+{
+	int rc;
+
+	if (age != NULL) {
+		if ((rc = cli_parse_duration(cmd, "retain-age", age,
+		         &o->retain_age_ms)) != CLI_CONTINUE) {
+			return rc;
+		}
+		if (o->retain_age_ms == 0 ||
+		    o->retain_age_ms > CLI_RETAIN_AGE_MS_MAX) {
+			return cli_usage_error(cmd,
+			    "--retain-age: expected 1s..3650d, got '%s'", age);
+		}
+	}
+	if (bytes != NULL) {
+		return cli_parse_bytes(cmd, "retain-bytes", bytes,
+		    CLI_RETAIN_BYTES_MIN, UINT64_MAX, &o->retain_bytes);
+	}
+	return CLI_CONTINUE;
+}
+
 static int
 collector_run(int argc, char **argv)
 {
@@ -104,6 +136,8 @@ collector_run(int argc, char **argv)
 	const char   *ingest     = NULL;
 	const char   *heartbeat  = NULL;
 	const char   *stats_log  = NULL;
+	const char   *ret_age    = NULL;
+	const char   *ret_bytes  = NULL;
 	const cli_opt opts[]     = {
 		    { "data", 0, NULL, &data },
 		    { "connect", 0, NULL, &connect },
@@ -112,6 +146,8 @@ collector_run(int argc, char **argv)
 		    { "ingest", 0, NULL, &ingest },
 		    { "heartbeat", 0, NULL, &heartbeat },
 		    { "stats-log", 0, NULL, &stats_log },
+		    { "retain-age", 0, NULL, &ret_age },
+		    { "retain-bytes", 0, NULL, &ret_bytes },
 		    { NULL, 0, NULL, NULL },
 	};
 	evb_collector_opts o;
@@ -144,7 +180,9 @@ collector_run(int argc, char **argv)
 	    (stats_log != NULL &&
 	        (rc = cli_parse_u64(&cli_cmd_collector, "stats-log", stats_log,
 	             0, COLLECTOR_MS_LIMIT, &o.stats_log_ms)) !=
-	            CLI_CONTINUE)) {
+	            CLI_CONTINUE) ||
+	    (rc = cli_retain_fill(
+	         &cli_cmd_collector, ret_age, ret_bytes, &o)) != CLI_CONTINUE) {
 		return rc;
 	}
 	o.heartbeat_url = ingest != NULL ? ingest : o.heartbeat_url;

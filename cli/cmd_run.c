@@ -53,6 +53,7 @@ const cli_cmd cli_cmd_run = {
 	    "                 [--max-msg BYTES] [--ring BYTES]\n"
 	    "                 [--heartbeat MS] [--stats-log MS]\n"
 	    "                 [--no-compactor] [--compactor-nice N]\n"
+	    "                 [--retain-age AGE] [--retain-bytes BYTES]\n"
 	    "\n"
 	    "Run the whole bus in the foreground: the broker (as 'evbus\n"
 	    "broker') and a collector that reads the broker's ring in\n"
@@ -97,7 +98,8 @@ const cli_cmd cli_cmd_run = {
 	    "  --compactor-nice N Run the compactor thread N lower (0-19,\n"
 	    "                     as nice(1); default 0), so that when the\n"
 	    "                     CPU is short ingest and the log come\n"
-	    "                     first and the tables fall behind.\n"
+	    "                     first and the tables fall "
+	    "behind.\n" CLI_RETAIN_HELP
 	    "  -h, --help         Print this help and exit.\n"
 	    "\n"
 	    "BYTES may end in K, M or G (KiB, MiB, GiB).\n"
@@ -351,6 +353,8 @@ run_run(int argc, char **argv)
 	const char     *durability   = NULL;
 	const char     *confirm      = NULL;
 	const char     *cnice        = NULL;
+	const char     *ret_age      = NULL;
+	const char     *ret_bytes    = NULL;
 	uint64_t        nice         = RUN_COMPACTOR_NICE;
 	bool            no_compactor = false;
 	const cli_opt   opts[]       = {
@@ -366,6 +370,8 @@ run_run(int argc, char **argv)
 		        { "stats-log", 0, NULL, &a.stats_log },
 		        { "no-compactor", 0, &no_compactor, NULL },
 		        { "compactor-nice", 0, NULL, &cnice },
+		        { "retain-age", 0, NULL, &ret_age },
+		        { "retain-bytes", 0, NULL, &ret_bytes },
 		        { NULL, 0, NULL, NULL },
 	};
 	evb_broker_opts    bo;
@@ -397,6 +403,10 @@ run_run(int argc, char **argv)
 	bo.stats_extra     = run_stats_extra;
 	bo.stats_extra_arg = &parts;
 	evb_collector_opts_default(&co);
+	if ((rc = cli_retain_fill(&cli_cmd_run, ret_age, ret_bytes, &co)) !=
+	    CLI_CONTINUE) {
+		return rc;
+	}
 	co.data_dir   = data != NULL ? data : CLI_DATA_DEFAULT;
 	co.durability = (evb_wal_durability) mode;
 	// The collector's heartbeat goes in through the broker's own ingest.

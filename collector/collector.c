@@ -24,12 +24,13 @@
 
 #include "collector/collector_int.h"
 
-#define COLL_BATCH_DEFAULT 8192  /* Records per append. */
-#define COLL_IDLE_MS_DEFAULT 500 /* See evb_collector_opts.idle_ms. */
-#define COLL_RETRY_NS 100000000L /* Pause before retrying an append. */
-#define COLL_BATCH_LIMIT 1000000 /* A sanity bound on batch_max. */
-#define COLL_BEHIND_DIV 8        /* Margin: 1/8 of the frames held, */
-#define COLL_BEHIND_BATCHES 4    /* but at most 4 batches. */
+#define COLL_BATCH_DEFAULT 8192    /* Records per append. */
+#define COLL_IDLE_MS_DEFAULT 500   /* See evb_collector_opts.idle_ms. */
+#define COLL_RETRY_NS 100000000L   /* Pause before retrying an append. */
+#define COLL_BATCH_LIMIT 1000000   /* A sanity bound on batch_max. */
+#define COLL_BEHIND_DIV 8          /* Margin: 1/8 of the frames held, */
+#define COLL_BEHIND_BATCHES 4      /* but at most 4 batches. */
+#define COLL_RETAIN_PERIOD_MS 1000 /* Retention runs once a second. */
 
 void
 evb_collector_opts_default(evb_collector_opts *o)
@@ -674,7 +675,12 @@ evb_collector_open(
 	c->durable_arg  = o->durable_arg;
 	c->next         = 1;
 	evb_wal_opts_default(&wo);
-	wo.durability = o->durability;
+	wo.durability    = o->durability;
+	wo.retain_age_ms = o->retain_age_ms;
+	wo.retain_bytes  = o->retain_bytes;
+	if (o->retain_age_ms > 0 || o->retain_bytes > 0) {
+		wo.retain_period_ms = COLL_RETAIN_PERIOD_MS;
+	}
 	if ((rc = coll_alloc(c, o->batch_max)) != EVB_OK ||
 	    (rc = evb_wal_open(&c->wal, o->data_dir, &wo, diag)) != EVB_OK ||
 	    (rc = coll_resume(c, diag)) != EVB_OK ||

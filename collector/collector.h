@@ -122,6 +122,14 @@ typedef struct evb_collector_opts {
 	const char *heartbeat_url;
 	const char *component; /* The heartbeat's component; "collector". */
 	uint64_t    stats_log_ms;
+	/* Retention (wal.h, evb_wal_retain): once a second a thread of the
+	   log removes records appended more than retain_age_ms ago and the
+	   oldest while the log's pages take more than retain_bytes, never
+	   one a registered consumer cursor (the compactor's) has not passed,
+	   nor the newest. 0 turns a limit off; both 0 by default: keep
+	   everything. */
+	uint64_t retain_age_ms;
+	uint64_t retain_bytes;
 } evb_collector_opts;
 
 void evb_collector_opts_default(evb_collector_opts *o);

@@ -531,7 +531,12 @@ thread_main(void *arg)
 		}
 		step = c->opts.batch_records;
 		disk_tick(c);
-		cursor_store(c, false);
+		// Idle (nothing new in the log): store the cursor now, with a
+		// flush if the last commit is not yet on disk, rather than at
+		// the next commit, which may be long in coming; until then
+		// retention would hold back records already projected. When
+		// nothing changed since the last store this does nothing.
+		cursor_store(c, rv == EVB_OK && done == 0);
 		thread_wait(c, c->opts.poll_ms);
 	}
 	return (NULL);

@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "proto/proto.h"
 #include "tests/support/support.h"
@@ -336,6 +337,34 @@ Test(cli, bad_option_unknown_command_and_extra_operand_exit_2)
 	cr_assert_eq(two->code, 2);
 	cr_assert_eq(none->code, 2);
 	cr_assert_not_null(strstr(none->err, "usage: evbus"), "%s", none->err);
+}
+
+/* Retention's options name what was wrong and exit 2 before anything
+   opens (the data directory is never created). */
+Test(cli, retention_options_refuse_bad_values)
+{
+	const char       *dir = test_path("retention-data");
+	const cli_result *unit =
+	    cli_run(NULL, ARGS("run", "--data", dir, "--retain-age", "7x"));
+	const cli_result *zero = cli_run(
+	    NULL, ARGS("collector", "--data", dir, "--retain-age", "0s"));
+	const cli_result *tiny =
+	    cli_run(NULL, ARGS("run", "--data", dir, "--retain-bytes", "10"));
+
+	cr_assert_eq(unit->code, 2);
+	cr_assert_not_null(strstr(unit->err,
+	                       "--retain-age: expected N followed "
+	                       "by s, m, h or d"),
+	    "%s", unit->err);
+	cr_assert_eq(zero->code, 2);
+	cr_assert_not_null(
+	    strstr(zero->err, "--retain-age: expected 1s..3650d"), "%s",
+	    zero->err);
+	cr_assert_eq(tiny->code, 2);
+	cr_assert_not_null(
+	    strstr(tiny->err, "--retain-bytes: expected 1048576"), "%s",
+	    tiny->err);
+	cr_assert_neq(access(dir, F_OK), 0, "a usage error created --data");
 }
 
 /* ---- encode and decode --------------------------------------------------- */

@@ -458,6 +458,42 @@ Test(compactor_restart, thread_catches_up_and_stores_the_wal_cursor)
 	cr_assert_eq(off, last + 10);
 }
 
+/*
+ * With sync, a commit's position reaches the disk only with the next
+ * commit, and the cursor is stored only with a position on disk: a
+ * thread that goes idle must flush and store it then, or retention holds
+ * back records already projected until the next event arrives.
+ */
+Test(compactor_restart, an_idle_synced_thread_stores_its_cursor_at_the_end)
+{
+	evb_compactor_opts o;
+	evb_diag           d = { "" };
+	uint64_t           last, off = 0;
+	uint64_t           deadline;
+
+	evb_compactor_opts_default(&o);
+	o.sync = true;
+	cr_assert_eq(
+	    evb_compactor_open(&comp, wal, tmp, &o, &d), EVB_OK, "%s", d.msg);
+	cr_assert_eq(evb_compactor_start(comp), EVB_OK);
+	for (int i = 0; i < 5; i++) {
+		ctl_append_events(wal, &lg, 300, -1);
+	}
+	cr_assert_eq(evb_wal_last(wal, &last), EVB_OK);
+	deadline = evb_clock_mono_ms() + evb_ts_timeout_ms(30000);
+	while (off < last) {
+		cr_assert_lt(evb_clock_mono_ms(), deadline,
+		    "the cursor stayed at %llu of %llu while idle",
+		    (unsigned long long) off, (unsigned long long) last);
+		poll_pause();
+		cr_assert_eq(
+		    evb_wal_cursor_get(wal, EVB_COMPACTOR_CURSOR, &off),
+		    EVB_OK);
+	}
+	cr_assert_eq(off, last);
+	evb_compactor_stop(comp);
+}
+
 /* A hold that lets `free` asks pass, then holds until released. */
 typedef struct hold_ctl {
 	atomic_int  asks;
