@@ -1676,30 +1676,6 @@ Test(pipeline, stats_data_counts_a_live_log_by_type)
 	free(src);
 }
 
-/* pt_wal_stats runs `evbus wal stats --data dir --json` and parses it. */
-static json_t *
-pt_wal_stats(const char *dir)
-{
-	char   *out;
-	json_t *j;
-
-	cr_assert_eq(
-	    pt_run(ARGS("wal", "stats", "--data", dir, "--json"), &out), 0);
-	j = json_loads(out, 0, NULL);
-	cr_assert_not_null(j, "wal stats printed no JSON: %s", out);
-	free(out);
-	return j;
-}
-
-static json_int_t
-pt_jint(const json_t *j, const char *key)
-{
-	const json_t *v = json_object_get(j, key);
-
-	cr_assert(json_is_integer(v), "no integer '%s'", key);
-	return json_integer_value(v);
-}
-
 /*
  * --retain-bytes bounds the log: 30,000 events (about 4 MB of records)
  * into `evbus run --retain-bytes 1M`. Once the compactor has passed them
@@ -1722,10 +1698,11 @@ Test(pipeline, run_retain_bytes_keeps_the_newest_records_within_the_limit)
 	    "run.err");
 	pt_publish(&s, events);
 	for (;;) {
-		st = pt_wal_stats(data);
-		if (pt_jint(st, "last_off") == 30000 &&
-		    pt_jint(st, "first_off") > 1 &&
-		    pt_jint(st, "log_bytes") <= (1 << 20)) {
+		st = pt_stats_json(
+		    ARGS("wal", "stats", "--data", data, "--json"));
+		if (pt_int(st, "last_off") == 30000 &&
+		    pt_int(st, "first_off") > 1 &&
+		    pt_int(st, "log_bytes") <= (1 << 20)) {
 			break;
 		}
 		cr_assert_lt(evb_clock_mono_ms(), end,
@@ -1734,13 +1711,13 @@ Test(pipeline, run_retain_bytes_keeps_the_newest_records_within_the_limit)
 		json_decref(st);
 		pt_pause();
 	}
-	cr_assert_eq(pt_jint(st, "record_count"),
-	    pt_jint(st, "last_off") - pt_jint(st, "first_off") + 1);
+	cr_assert_eq(pt_int(st, "record_count"),
+	    pt_int(st, "last_off") - pt_int(st, "first_off") + 1);
 	pt_stop(s.pid);
 	l = pt_replay(data);
 	n = json_array_size(l.lines);
 	cr_assert_eq(l.gaps, 0);
-	cr_assert_eq((json_int_t) n, pt_jint(st, "record_count"));
+	cr_assert_eq((json_int_t) n, pt_int(st, "record_count"));
 	cr_assert_lt(n, 30000, "retention removed nothing");
 	for (size_t i = 0; i < n; i++) {
 		const json_t *e = json_array_get(l.lines, i);
