@@ -99,7 +99,8 @@ collector_serve(evb_collector *c, const evb_collector_opts *o, int sig_fd)
 
 /* CLI_RETAIN_BYTES_MIN: smaller limits would keep one record or none. */
 #define CLI_RETAIN_BYTES_MIN ((uint64_t) 1 << 20)
-/* CLI_RETAIN_AGE_MS_MAX: ten years; the WAL takes no longer ages. */
+/* CLI_RETAIN_AGE_MS_MAX: ten years, a bound on typing mistakes (the
+   WAL's own limit is about 292 years). */
 #define CLI_RETAIN_AGE_MS_MAX ((uint64_t) 3650 * 86400 * 1000)
 
 int

@@ -406,16 +406,22 @@ pack_str_field(msgpack_packer *pk, env_key k, evb_str s)
 	return (msgpack_pack_str_with_body(pk, s.ptr, s.len));
 }
 
+/* env_known_count is the envelope's entries other than unknown keys. */
+static size_t
+env_known_count(const evb_event *ev)
+{
+	return (2 + (ev->id.len > 0) + ev->has_ts + (ev->source.len > 0) +
+	    (ev->corr.len > 0) + 2 * (size_t) ev->has_seq); // 2: type, data
+}
+
 static int
 pack_envelope(msgpack_packer *pk, const evb_event *ev)
 {
 	const msgpack_object *root = ev->root;
 	const char           *name = evb_proto_type_name(ev->type);
-	size_t                n    = 2; // type and data
+	size_t                n    = env_known_count(ev);
 	int                   rv;
 
-	n += (ev->id.len > 0) + ev->has_ts + (ev->source.len > 0) +
-	    (ev->corr.len > 0) + 2 * ev->has_seq;
 	n += (size_t) __builtin_popcountll(ev->extra_mask);
 	rv = msgpack_pack_map(pk, n);
 	rv = rv != 0 ? rv : pack_key(pk, ENV_TYPE);
@@ -555,8 +561,7 @@ envelope_write(const evb_event *ev, evb_buf *out)
 {
 	const char *name = evb_proto_type_name(ev->type);
 	size_t      nlen = strlen(name);
-	size_t n = 2 + (ev->id.len > 0) + ev->has_ts + (ev->source.len > 0) +
-	    (ev->corr.len > 0) + 2 * ev->has_seq;
+	size_t      n    = env_known_count(ev);
 	// At most: the map header; 8 keys (a fixstr of up to 6 bytes each);
 	// four strings and three integers at their largest forms; data.
 	size_t max = 1 + ENV_UNKNOWN * (1 + 6) + 4 * WR_STR_HDR_MAX + nlen +
