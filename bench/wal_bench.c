@@ -37,9 +37,11 @@
  *                                mdb_env_sync every sync_period_ms (the
  *                                WAL's default, 100 ms)
  *   wal_append_<mode>_b<batch>   evb_wal_append with default options:
- *                                each record has an id (stored in it and
- *                                checked against the duplicate window)
- *                                and a ts (time index)
+ *                                each record has an id (checked against
+ *                                the duplicate window; it is payload
+ *                                bytes, where the envelope holds it, so
+ *                                the record stores its place) and a ts
+ *                                (time index)
  *   wal_noid_<mode>_b<batch>     the same without ids: the log and the
  *                                time index only, so the difference to
  *                                the line above is the duplicate window
@@ -64,11 +66,12 @@
  * is not part of the comparison. Each case starts with one batch that
  * is not timed, on both sides: a fresh handle's first append with ids
  * builds the duplicate window's table and faults in its 40 MiB, a
- * one-time cost that wal_dedup_rebuild reports on its own. Ids are what
- * producers send: ULIDs (10 characters of millisecond time, 16 random)
- * from BENCH_PRODUCERS producers interleaved at random, each producer's
- * ids increasing within a millisecond, a millisecond every
- * BENCH_EVENTS_PER_MS events; ts is the event's millisecond.
+ * one-time cost that wal_dedup_rebuild reports on its own. Each record
+ * of a batch has its own payload (both sides copy the same 8192 of them),
+ * with its id at byte BENCH_ID_AT. Ids are what producers send: ULIDs (10
+ * characters of millisecond time, 16 random) from BENCH_PRODUCERS producers
+ * interleaved at random, each producer's ids increasing within a millisecond, a
+ * millisecond every BENCH_EVENTS_PER_MS events; ts is the event's millisecond.
  */
 // sync(2) is not POSIX's base; glibc shows it with this.
 #define _DEFAULT_SOURCE
@@ -90,6 +93,7 @@
 #define BENCH_REPLAY_CHUNK 1024    /* Records per timed replay chunk. */
 #define BENCH_MAP_SIZE (1u << 30)  /* 1 GiB, for both sides. */
 #define BENCH_ID_LEN 26            /* A ULID. */
+#define BENCH_ID_AT 27             /* Its place in the envelope. */
 #define BENCH_PRODUCERS 4          /* Interleaved id sources. */
 #define BENCH_EVENTS_PER_MS 1000   /* Arrival rate: 1 M events/s. */
 #define BENCH_DISK_BATCH 1024      /* Batch of the wal_disk case. */
@@ -108,11 +112,12 @@ static const struct {
 	{ EVB_WAL_NONE, "none", MDB_NOSYNC | MDB_NOMETASYNC },
 };
 
-/* The events of one batch, refilled with new ids before each append. */
+/* The events of one batch, refilled with new ids before each append.
+ * Each payload holds its event's id at BENCH_ID_AT, as an envelope
+ * does. */
 typedef struct bench_events {
 	evb_wal_rec recs[BENCH_MAX_BATCH];
-	char        ids[BENCH_MAX_BATCH][BENCH_ID_LEN];
-	uint8_t     payload[BENCH_PAYLOAD];
+	uint8_t     payloads[BENCH_MAX_BATCH][BENCH_PAYLOAD];
 	uint8_t     rnd[BENCH_PRODUCERS][16]; /* Each producer's suffix. */
 	uint64_t    prod_ms[BENCH_PRODUCERS]; /* Its last millisecond. */
 	uint64_t    made;                     /* Events made so far. */
@@ -141,7 +146,7 @@ bench_rand(bench_events *ev)
 
 /* bench_ulid writes the next id of producer p at millisecond ms. */
 static void
-bench_ulid(bench_events *ev, size_t p, uint64_t ms, char *out)
+bench_ulid(bench_events *ev, size_t p, uint64_t ms, uint8_t *out)
 {
 	static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 	uint8_t          *r     = ev->rnd[p];
@@ -158,10 +163,10 @@ bench_ulid(bench_events *ev, size_t p, uint64_t ms, char *out)
 		}
 	}
 	for (int i = 9; i >= 0; i--, ms /= 32) {
-		out[i] = b32[ms % 32];
+		out[i] = (uint8_t) b32[ms % 32];
 	}
 	for (int i = 0; i < 16; i++) {
-		out[10 + i] = b32[r[i]];
+		out[10 + i] = (uint8_t) b32[r[i]];
 	}
 }
 
@@ -170,24 +175,30 @@ bench_events_init(bench_events *ev)
 {
 	memset(ev, 0, sizeof(*ev));
 	ev->x = 0x9E3779B97F4A7C15ull;
-	for (size_t i = 0; i < sizeof(ev->payload); i++) {
-		ev->payload[i] = (uint8_t) (i * 131 + 7);
+	for (size_t r = 0; r < BENCH_MAX_BATCH; r++) {
+		for (size_t i = 0; i < BENCH_PAYLOAD; i++) {
+			ev->payloads[r][i] = (uint8_t) (i * 131 + 7);
+		}
 	}
 }
 
-/* bench_events_next fills the next batch of n events, with ids or not. */
+/*
+ * bench_events_next fills the next batch of n events, their ids given to
+ * the WAL or not. The id is the payload's, as the collector gives it, so
+ * the record holds its place (docs/wal-format.md, ID_AT).
+ */
 static void
 bench_events_next(bench_events *ev, size_t n, bool with_ids)
 {
 	for (size_t i = 0; i < n; i++) {
 		uint64_t ms = BENCH_T0_MS + ev->made / BENCH_EVENTS_PER_MS;
 		size_t   p  = (size_t) (bench_rand(ev) % BENCH_PRODUCERS);
+		uint8_t *id = ev->payloads[i] + BENCH_ID_AT;
 
-		bench_ulid(ev, p, ms, ev->ids[i]);
+		bench_ulid(ev, p, ms, id);
 		ev->recs[i] = (evb_wal_rec) { 3, 1, ev->made + 1,
-			(int64_t) ms * 1000000, ev->payload, BENCH_PAYLOAD,
-			with_ids ? ev->ids[i] : NULL,
-			with_ids ? BENCH_ID_LEN : 0 };
+			(int64_t) ms * 1000000, ev->payloads[i], BENCH_PAYLOAD,
+			with_ids ? id : NULL, with_ids ? BENCH_ID_LEN : 0 };
 		ev->made++;
 	}
 }
@@ -311,10 +322,10 @@ lmdb_flusher_stop(lmdb_flusher *f)
 	return (f->rc);
 }
 
-/* lmdb_batch appends one batch of n payloads from key next on. */
+/* lmdb_batch appends the payloads of recs[0..n-1] from key next on. */
 static int
 lmdb_batch(
-    MDB_env *env, MDB_dbi dbi, const uint8_t *payload, size_t n, uint64_t next)
+    MDB_env *env, MDB_dbi dbi, const evb_wal_rec *recs, size_t n, uint64_t next)
 {
 	MDB_txn    *txn;
 	MDB_cursor *cur;
@@ -334,7 +345,7 @@ lmdb_batch(
 		evb_put_be64(kb, next + i);
 		if ((rc = mdb_cursor_put(
 		         cur, &k, &v, MDB_APPEND | MDB_RESERVE)) == 0) {
-			memcpy(v.mv_data, payload, BENCH_PAYLOAD);
+			memcpy(v.mv_data, recs[i].payload, BENCH_PAYLOAD);
 		}
 	}
 	mdb_cursor_close(cur);
@@ -376,8 +387,8 @@ lmdb_open(const char *dir, unsigned int flags, MDB_env **env, MDB_dbi *dbi)
 }
 
 static int
-bench_lmdb(size_t m, size_t batch, const uint8_t *payload, uint64_t n,
-    double secs, bench_point *pt)
+bench_lmdb(size_t m, size_t batch, bench_events *ev, uint64_t n, double secs,
+    bench_point *pt)
 {
 	bench_samples s = { NULL, 0, 0 };
 	bench_dir     bd;
@@ -406,12 +417,15 @@ bench_lmdb(size_t m, size_t batch, const uint8_t *payload, uint64_t n,
 	}
 	t = 0;
 	// The warm-up batch, untimed, as on the WAL's side.
-	rc = lmdb_batch(env, dbi, payload, batch, 1);
+	bench_events_next(ev, batch, false);
+	rc = lmdb_batch(env, dbi, ev->recs, batch, 1);
 	while (rc == 0) {
-		uint64_t c0 = evb_clock_mono_ns(), us;
+		uint64_t c0, us;
 
+		bench_events_next(ev, batch, false);
+		c0 = evb_clock_mono_ns();
 		if ((rc = lmdb_batch(
-		         env, dbi, payload, batch, batch + done + 1)) != 0) {
+		         env, dbi, ev->recs, batch, batch + done + 1)) != 0) {
 			break;
 		}
 		us = evb_clock_mono_ns() - c0;
@@ -705,8 +719,7 @@ bench_case(size_t m, size_t b, bench_events *ev, uint64_t n, double secs,
 			int    rc;
 
 			rc = j == 0
-			    ? bench_lmdb(
-			          m, batch, ev->payload, n, secs, &pt[r][0])
+			    ? bench_lmdb(m, batch, ev, n, secs, &pt[r][0])
 			    : bench_wal(m, batch, j == 1, ev, n, secs,
 			          replay && r == 0 && j == 1, &pt[r][j]);
 			if (rc != 0) {

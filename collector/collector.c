@@ -71,24 +71,30 @@ evb_collector_stats(evb_collector *c, evb_collector_stat *out)
 
 /* ---- Batch ---------------------------------------------------------- */
 
-/* pend_new returns a fresh pending record whose bytes are appended to
- * the arena, or NULL when out of memory. The caller checks for room. */
+/*
+ * pend_new returns a fresh pending record whose bytes are appended to
+ * the arena, or NULL when out of memory. The caller checks for room. An
+ * id inside the payload (the envelope's id field) is kept there, not
+ * copied: the WAL then stores its place instead of its bytes (wal.h,
+ * evb_wal_rec.id).
+ */
 static coll_pending *
 pend_new(evb_collector *c, const void *pay, size_t pay_len, const void *id,
     size_t id_len)
 {
 	coll_pending *p  = &c->pend[c->npend];
-	size_t        at = c->arena.len;
+	size_t        at = c->arena.len, id_at = 0;
+	bool          in = evb_mem_within(id, id_len, pay, pay_len, &id_at);
 
 	if (evb_buf_append(&c->arena, pay, pay_len) != EVB_OK ||
-	    evb_buf_append(&c->arena, id, id_len) != EVB_OK) {
+	    (!in && evb_buf_append(&c->arena, id, id_len) != EVB_OK)) {
 		c->arena.len = at;
 		return NULL;
 	}
 	memset(p, 0, sizeof(*p));
 	p->pay_off = at;
 	p->pay_len = pay_len;
-	p->id_off  = at + pay_len;
+	p->id_off  = at + (in ? id_at : pay_len);
 	p->id_len  = id_len;
 	c->npend++;
 	return p;

@@ -213,6 +213,24 @@ void *evb_mem_table_new(size_t bytes);
 /* evb_mem_table_free releases what evb_mem_table_new returned (NULL ok). */
 void evb_mem_table_free(void *p, size_t bytes);
 
+/*
+ * evb_mem_within says whether the n bytes at p lie inside the len bytes
+ * at buf, and at which byte of buf they start (*at, when true). The
+ * pointers are compared as integers, as they may point into unrelated
+ * objects.
+ */
+static inline bool
+evb_mem_within(const void *p, size_t n, const void *buf, size_t len, size_t *at)
+{
+	uintptr_t a = (uintptr_t) p, b = (uintptr_t) buf;
+
+	if (n > len || a < b || a - b > len - n) {
+		return (false);
+	}
+	*at = (size_t) (a - b);
+	return (true);
+}
+
 /* ---- Big-endian helpers ------------------------------------------------
  * Formats (WAL keys, record headers) are big-endian so that byte order
  * equals numeric order.

@@ -8,12 +8,14 @@
  * input:
  *   - a refused value gives EVB_ECORRUPT, a non-empty diag, and leaves
  *     the entry alone; the answer does not depend on the diag;
- *   - an accepted value has the header's lengths, an id and a payload
- *     inside the input, flags 0, and encodes back to exactly the input
- *     (the format has one encoding per record);
+ *   - an accepted value has the header's lengths, a payload inside the
+ *     input, an id after the header (flags 0) or inside the payload
+ *     (flags ID_AT), and encodes back to exactly the input (the id's
+ *     place decides its form, so decode then encode is exact);
  *   - the input taken as a payload, with header fields and an id from its
- *     first bytes, encodes to a record that decodes back to the same
- *     fields;
+ *     first bytes (the payload's own first bytes, or a copy of them, as
+ *     the second byte's low bit says), encodes to a record that decodes
+ *     back to the same fields;
  *   - CRC-32C over the input in one call equals the CRC extended over
  *     two pieces split anywhere (the incremental form the decoder uses).
  *
@@ -33,6 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FUZZ_OFF 7             /* The offset the value is read at. */
 #define FUZZ_HDR 45            /* The record header (docs). */
+#define FUZZ_ID_AT 0x01        /* Flag: the id is in the payload. */
+#define FUZZ_ID_AT_SIZE 2      /* Its place, stored after id_len. */
 #define FUZZ_MAX_PAYLOAD 65536 /* Cap for the encode round trip. */
 
 static uint64_t
@@ -54,6 +58,7 @@ fuzz_decode(const uint8_t *data, size_t size)
 	evb_diag      d = { { 0 } };
 	uint8_t      *enc;
 	evb_wal_rec   r;
+	size_t        idb;
 	int           rc, rc2;
 
 	memset(&sentinel, 0xa5, sizeof(sentinel));
@@ -69,20 +74,31 @@ fuzz_decode(const uint8_t *data, size_t size)
 		    "a refused decode wrote the entry");
 		return;
 	}
-	fuzz_check(size >= FUZZ_HDR && e.id_len <= EVB_WAL_ID_MAX &&
-	        e.len == size - FUZZ_HDR - e.id_len,
+	fuzz_check(e.off == FUZZ_OFF && (e.flags & ~FUZZ_ID_AT) == 0,
+	    "offset and flags");
+	idb = (e.flags & FUZZ_ID_AT) ? FUZZ_ID_AT_SIZE : e.id_len;
+	fuzz_check(size >= FUZZ_HDR + idb && e.id_len <= EVB_WAL_ID_MAX &&
+	        e.len == size - FUZZ_HDR - idb,
 	    "lengths");
-	fuzz_check(e.off == FUZZ_OFF && e.flags == 0, "offset and flags");
-	fuzz_check(e.id_len == 0 ? e.id == NULL
-	                         : (const uint8_t *) e.id == data + FUZZ_HDR,
-	    "id inside the value");
 	fuzz_check(e.len == 0
 	        ? e.payload == NULL
-	        : (const uint8_t *) e.payload == data + FUZZ_HDR + e.id_len,
+	        : (const uint8_t *) e.payload == data + FUZZ_HDR + idb,
 	    "payload inside the value");
-	fuzz_check(evb_wal_record_size(e.id_len, e.len) == size, "record size");
+	if (e.flags & FUZZ_ID_AT) {
+		fuzz_check(e.id_len > 0 && e.id_len <= e.len &&
+		        (const uint8_t *) e.id >= (const uint8_t *) e.payload &&
+		        (size_t) ((const uint8_t *) e.id -
+		            (const uint8_t *) e.payload) <= e.len - e.id_len,
+		    "id inside the payload");
+	} else {
+		fuzz_check(e.id_len == 0
+		        ? e.id == NULL
+		        : (const uint8_t *) e.id == data + FUZZ_HDR,
+		    "id after the header");
+	}
 	r = (evb_wal_rec) { e.type, e.epoch, e.seq, e.ts_ns, e.payload, e.len,
 		e.id, e.id_len };
+	fuzz_check(evb_wal_record_size(&r) == size, "record size");
 	if ((enc = malloc(size)) == NULL) {
 		return;
 	}
@@ -103,14 +119,18 @@ fuzz_encode(const uint8_t *data, size_t size)
                 idn < size ? idn : size };
 	int64_t       at  = (int64_t) fuzz_be64(data, size, 4);
 	evb_wal_entry e;
-	uint8_t      *enc;
+	uint8_t      *enc, id[EVB_WAL_ID_MAX];
 
-	if ((enc = malloc(evb_wal_record_size(r.id_len, len))) == NULL) {
+	if (size > 1 && (data[1] & 1) != 0) {
+		memcpy(id, data, r.id_len);
+		r.id = id;
+	}
+	if ((enc = malloc(evb_wal_record_size(&r))) == NULL) {
 		return;
 	}
 	evb_wal_record_encode(enc, &r, at);
-	fuzz_check(evb_wal_record_decode(FUZZ_OFF, enc,
-	               evb_wal_record_size(r.id_len, len), &e, NULL) == EVB_OK,
+	fuzz_check(evb_wal_record_decode(FUZZ_OFF, enc, evb_wal_record_size(&r),
+	               &e, NULL) == EVB_OK,
 	    "our own record must decode");
 	fuzz_check(e.type == r.type && e.epoch == r.epoch && e.seq == r.seq &&
 	        e.ts_ns == r.ts_ns && e.append_ns == at && e.len == len &&

@@ -178,8 +178,12 @@ typedef struct evb_wal_rec {
 	int64_t     ts_ns;   /* Event time, ns since the Unix epoch. */
 	const void *payload; /* Encoded event (MessagePack); opaque here. */
 	size_t      len;     /* Payload bytes, <= EVB_WAL_MAX_PAYLOAD. */
-	const void *id;      /* Event id for duplicate suppression. */
-	size_t      id_len;  /* Id bytes, <= EVB_WAL_ID_MAX; 0: no id, never
+	const void *id;      /* Event id for duplicate suppression. When it
+	                        points into the payload (an envelope's id
+	                        field, within its first 64 KiB), the record
+	                        refers to it there (2 bytes) instead of
+	                        holding a copy. */
+	size_t id_len;       /* Id bytes, <= EVB_WAL_ID_MAX; 0: no id, never
 	                        a duplicate. Stored in the record. */
 } evb_wal_rec;
 
@@ -260,7 +264,8 @@ typedef struct evb_wal_iter evb_wal_iter;
 typedef struct evb_wal_entry {
 	uint64_t off;        /* Offset (key) of the record. */
 	uint16_t type;       /* As appended. */
-	uint8_t  flags;      /* Record flags; 0 for an event record. */
+	uint8_t  flags;      /* Record flags: how the record is stored
+	                        (docs/wal-format.md). */
 	uint64_t epoch;      /* As appended. */
 	uint64_t seq;        /* As appended. */
 	int64_t  ts_ns;      /* As appended. */
@@ -446,14 +451,14 @@ int evb_wal_verify(evb_wal *w, evb_wal_verify_report *out, evb_diag *diag);
  * fuzzer that check records by hand. The log uses exactly these.
  */
 
-/* evb_wal_record_size is the stored size of a record with an id of
- * id_len bytes and len payload bytes. */
-size_t evb_wal_record_size(size_t id_len, size_t len);
+/* evb_wal_record_size is the stored size of r: its header, its id (or
+ * the id's place in the payload, evb_wal_rec.id) and its payload. */
+size_t evb_wal_record_size(const evb_wal_rec *r);
 
 /*
  * evb_wal_record_encode writes r (its type, epoch, seq, ts_ns, id and
  * payload) stamped with append_ns to dst, which holds
- * evb_wal_record_size(r->id_len, r->len) bytes.
+ * evb_wal_record_size(r) bytes.
  * r->len <= EVB_WAL_MAX_PAYLOAD, r->id_len <= EVB_WAL_ID_MAX.
  */
 void evb_wal_record_encode(

@@ -52,8 +52,7 @@ append_records(evb_wal *w, MDB_txn *txn, MDB_cursor *cur, append_arg *a)
 		evb_put_be64(kb, a->res[i].off);
 		k.mv_size = sizeof(kb);
 		k.mv_data = kb;
-		v.mv_size =
-		    evb_wal_record_size(a->recs[i].id_len, a->recs[i].len);
+		v.mv_size = evb_wal_record_size(&a->recs[i]);
 		v.mv_data = NULL;
 		rc = mdb_cursor_put(cur, &k, &v, MDB_APPEND | MDB_RESERVE);
 		if (rc != MDB_SUCCESS) {

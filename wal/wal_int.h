@@ -35,12 +35,16 @@
  *   +-----+-----+-----+-------+-------+-------+-----------+-----+------+---
  *   44      45                45 + id_len
  *   +-------+-----------------+-----------------
- *   |id_len | id (id_len)     | payload (len)
+ *   |id_len | id (id_len)     | payload (len)         flags 0
  *   +-------+-----------------+-----------------
+ *   44      45      47
+ *   +-------+-------+-----------------
+ *   |id_len | id_at | payload (len)                   flags ID_AT: the id
+ *   +-------+-------+-----------------                is payload[id_at..]
  *
  * The CRC covers bytes 0..39, then everything from byte 44 to the end.
  */
-#define WAL_REC_VERSION 3 /* Record header version byte. */
+#define WAL_REC_VERSION 4 /* Record header version byte. */
 #define WAL_REC_OFF_VER 0
 #define WAL_REC_OFF_FLAGS 1
 #define WAL_REC_OFF_TYPE 2
@@ -51,11 +55,16 @@
 #define WAL_REC_OFF_LEN 36
 #define WAL_REC_OFF_CRC 40
 #define WAL_REC_OFF_IDLEN 44
-#define WAL_REC_HDR_SIZE 45   /* Header bytes before the id. */
-#define WAL_REC_FLAGS_KNOWN 0 /* No flag bit is defined in version 3. */
+#define WAL_REC_HDR_SIZE 45 /* Header bytes before the id or id_at. */
+/* The id is bytes id_at..id_at + id_len - 1 of the payload; a u16 id_at
+ * follows id_len in place of the id's bytes. */
+#define WAL_REC_FLAG_ID_AT 0x01
+#define WAL_REC_ID_AT_SIZE 2
+#define WAL_REC_ID_AT_MAX 0xFFFF
+#define WAL_REC_FLAGS_KNOWN WAL_REC_FLAG_ID_AT
 
 /* The environment's format version, key "format" in the meta DB. */
-#define WAL_FORMAT_VERSION 3
+#define WAL_FORMAT_VERSION 4
 #define WAL_META_FORMAT_KEY "format"
 #define WAL_KEY_SIZE 8 /* Log keys: the offset, u64 big-endian. */
 

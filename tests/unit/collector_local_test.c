@@ -203,6 +203,22 @@ ct_log(evb_wal_entry *out, size_t cap, char *gap_payload, size_t *gap_len)
 			memcpy(gap_payload, e.payload, e.len);
 			*gap_len = e.len;
 		}
+		if (e.type != EVB_COLLECTOR_GAP_TYPE) {
+			char id[32];
+
+			// The id is the envelope's, and the record holds its
+			// place there, not a copy (docs/wal-format.md, flag
+			// ID_AT = 0x01).
+			(void) snprintf(id, sizeof(id), "e-%llu",
+			    (unsigned long long) e.seq);
+			cr_assert_eq(e.id_len, strlen(id));
+			cr_assert_eq(memcmp(e.id, id, e.id_len), 0);
+			cr_assert_eq(e.flags, 0x01);
+			cr_assert_geq((const uint8_t *) e.id,
+			    (const uint8_t *) e.payload);
+			cr_assert_leq((const uint8_t *) e.id + e.id_len,
+			    (const uint8_t *) e.payload + e.len);
+		}
 		e.payload = NULL;
 		out[n++]  = e;
 	}

@@ -240,43 +240,35 @@ fixed_clock(void *arg)
 	return (*(const int64_t *) arg);
 }
 
-Test(wal, stored_record_bytes_match_the_documented_format)
+/*
+ * check_stored_bytes appends rec alone to a fresh log at a fixed append
+ * time and checks that the log holds want (its CRC field, bytes 40..43,
+ * filled in here with the test's own bitwise CRC-32C), and that the
+ * public encoder writes the same bytes.
+ */
+static void
+check_stored_bytes(const evb_wal_rec *rec, uint8_t *want, size_t n)
 {
-	static const uint8_t payload[] = { 0x81, 0xa1, 'k', 0x01, 0x00 };
-	static int64_t       append_ns = 0x2122232425262728LL;
-	evb_wal_rec          rec       = { 0x0102, 0x0304050607080910ull,
-		               0x1112131415161718ull, -2, payload, sizeof(payload), "id-1",
-		               4 };
-	uint8_t              want[45 + 4 + sizeof(payload)] = {
-		             3, 0,       // version, flags
-		             0x01, 0x02, // type
-		             0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x10, // epoch
-		             0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, // seq
-		             0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, // ts_ns = -2
-		             0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, // append_ns
-		             0x00, 0x00, 0x00, sizeof(payload), // payload length
-		             0, 0, 0, 0,                        // crc, below
-		             4, 'i', 'd', '-', '1',             // id length, id
-	};
-	uint8_t      key[8] = { 0, 0, 0, 0, 0, 0, 0, 1 };
-	uint8_t      enc[sizeof(want)];
+	int64_t      append_ns = 0x2122232425262728LL;
+	uint8_t      key[8]    = { 0, 0, 0, 0, 0, 0, 0, 1 };
+	uint8_t     *enc       = malloc(n);
 	uint32_t     crc;
 	evb_wal_opts o;
 	evb_wal     *w;
 	wtl_raw      r;
 	MDB_val      k = { sizeof(key), key }, v;
 
+	cr_assert_not_null(enc);
 	evb_wal_opts_default(&o);
 	o.durability = EVB_WAL_NONE;
 	o.clock_ns   = fixed_clock;
 	o.clock_arg  = &append_ns;
 	w            = wtl_open(wal_dir, &o);
-	cr_assert_eq(evb_wal_append(w, &rec, 1, NULL, NULL), EVB_OK);
+	cr_assert_eq(evb_wal_append(w, rec, 1, NULL, NULL), EVB_OK);
 	evb_wal_close(w);
 
-	memcpy(want + 49, payload, sizeof(payload));
 	crc      = wtl_ref_crc32c(0, want, 40);
-	crc      = wtl_ref_crc32c(crc, want + 44, sizeof(want) - 44);
+	crc      = wtl_ref_crc32c(crc, want + 44, n - 44);
 	want[40] = (uint8_t) (crc >> 24);
 	want[41] = (uint8_t) (crc >> 16);
 	want[42] = (uint8_t) (crc >> 8);
@@ -284,14 +276,71 @@ Test(wal, stored_record_bytes_match_the_documented_format)
 
 	wtl_raw_begin(&r, wal_dir, "log", false);
 	cr_assert_eq(mdb_get(r.txn, r.dbi, &k, &v), 0);
-	cr_assert_eq(v.mv_size, sizeof(want));
-	cr_assert_eq(memcmp(v.mv_data, want, sizeof(want)), 0);
+	cr_assert_eq(v.mv_size, n);
+	cr_assert_eq(memcmp(v.mv_data, want, n), 0);
 	wtl_raw_end(&r);
 
-	// The public encoder writes the same bytes.
-	cr_assert_eq(evb_wal_record_size(4, sizeof(payload)), sizeof(want));
-	evb_wal_record_encode(enc, &rec, append_ns);
-	cr_assert_eq(memcmp(enc, want, sizeof(want)), 0);
+	cr_assert_eq(evb_wal_record_size(rec), n);
+	evb_wal_record_encode(enc, rec, append_ns);
+	cr_assert_eq(memcmp(enc, want, n), 0);
+	free(enc);
+}
+
+/* The header of the documented examples, before the CRC: flags, then
+ * the payload length. */
+#define DOC_HEADER(flags, len)                                             \
+	4, (flags), 0x01, 0x02, /* version, type */                        \
+	    0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x10, /* epoch */    \
+	    0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, /* seq */      \
+	    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, /* ts_ns -2 */ \
+	    0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, /* append */   \
+	    0x00, 0x00, 0x00, (len), 0, 0, 0, 0 /* length, CRC below */
+
+Test(wal, stored_record_bytes_match_the_documented_format)
+{
+	static const uint8_t payload[] = { 0x81, 0xa1, 'k', 0x01, 0x00 };
+	evb_wal_rec          rec       = { 0x0102, 0x0304050607080910ull,
+		               0x1112131415161718ull, -2, payload, sizeof(payload), "id-1",
+		               4 };
+	uint8_t want[] = { DOC_HEADER(0, sizeof(payload)), 4, 'i', 'd', '-',
+		'1', // id length, id
+		0x81, 0xa1, 'k', 0x01, 0x00 };
+
+	check_stored_bytes(&rec, want, sizeof(want));
+}
+
+Test(wal, an_id_inside_the_payload_is_stored_as_its_place)
+{
+	// {"id": "id-1"}: the id is bytes 5..8 of the payload.
+	static const uint8_t payload[] = { 0x81, 0xa2, 'i', 'd', 0xa4, 'i', 'd',
+		'-', '1' };
+	evb_wal_rec          rec       = { 0x0102, 0x0304050607080910ull,
+		               0x1112131415161718ull, -2, payload, sizeof(payload),
+		               payload + 5, 4 };
+	uint8_t        want[] = { DOC_HEADER(0x01, sizeof(payload)), 4, 0x00,
+		       0x05, // id length, its place
+		       0x81, 0xa2, 'i', 'd', 0xa4, 'i', 'd', '-', '1' };
+	evb_wal       *w;
+	evb_wal_iter  *it;
+	evb_wal_entry  e;
+	evb_wal_result res;
+
+	check_stored_bytes(&rec, want, sizeof(want));
+	// Read back, the id is the payload's bytes, and a copy of the
+	// event with its id elsewhere is still a duplicate.
+	w = wal_open_fast();
+	cr_assert_eq(evb_wal_iter_open(w, 1, &it), EVB_OK);
+	cr_assert_eq(evb_wal_iter_next(it, &e), EVB_OK);
+	cr_assert_eq(e.id_len, 4);
+	cr_assert_eq(memcmp(e.id, "id-1", 4), 0);
+	cr_assert_eq((const uint8_t *) e.id, (const uint8_t *) e.payload + 5);
+	cr_assert_eq(e.len, sizeof(payload));
+	evb_wal_iter_close(it);
+	rec.id = "id-1";
+	cr_assert_eq(evb_wal_append(w, &rec, 1, &res, NULL), EVB_OK);
+	cr_assert_eq(res.status, EVB_EEXIST);
+	cr_assert_eq(res.off, 1);
+	evb_wal_close(w);
 }
 
 Test(wal, reopen_keeps_next_offset)
@@ -865,7 +914,7 @@ Test(wal, format_2_log_is_refused_and_left_alone)
 		cr_assert_eq(evb_wal_open(&w, wal_dir, &o, &d), EVB_EVERSION);
 		cr_assert_null(w);
 		cr_assert(strstr(d.msg, "format version 2") != NULL &&
-		        strstr(d.msg, "reads only version 3") != NULL &&
+		        strstr(d.msg, "reads only version 4") != NULL &&
 		        strstr(d.msg, "start a new log") != NULL,
 		    "%s", d.msg);
 	}
