@@ -437,8 +437,9 @@ typedef struct evb_wal_verify_report {
 /*
  * evb_wal_verify scans every record (in chunks, like an iterator, so it
  * does not block the writer) and checks: keys are 8 bytes, ascending and
- * gap-free; each value has the known version, zero reserved flags, a
- * payload length matching its size, and a valid CRC-32C.
+ * gap-free; each value has the known version, no reserved flag, an id
+ * length and a payload length matching its size, an id inside the
+ * payload when the record says so, and a valid CRC-32C.
  * Returns EVB_OK when the log is clean; EVB_ECORRUPT when it is not, and
  * then *out is still filled and the diag describes the first problem.
  * Also EVB_ENOMEM, EVB_ESTORAGE.
@@ -467,7 +468,8 @@ void evb_wal_record_encode(
 /*
  * evb_wal_record_decode checks the stored value val (len bytes) of offset
  * off: its size against the header, the version, the flags, the id
- * length, the payload length and the CRC-32C, in that order. Returns EVB_OK, or
+ * length, the payload length, the id's place in the payload (flag ID_AT)
+ * and the CRC-32C, in that order. Returns EVB_OK, or
  * EVB_ECORRUPT with the first problem in the diag (NULL allowed); EVB_EINVAL
  * for a NULL out, or a NULL val with len > 0. OUT: *out, on success only;
  * out->id and out->payload borrow val.

@@ -24,9 +24,10 @@
 /*
  * Record value layout, all big-endian (docs/wal-format.md). These are part
  * of the format: changing one breaks existing logs; bump WAL_REC_VERSION
- * and WAL_FORMAT_VERSION in the same commit, and update
- * evb_wal_record_decode, wal_rec_peek, evb_wal_verify, docs/wal-format.md,
- * the byte-exact test in tests/unit/wal_basic_test.c and the fuzz corpus
+ * and WAL_FORMAT_VERSION in the same commit, and update rec_layout_read
+ * in wal_rec.c (the checks that evb_wal_record_decode, wal_rec_peek and
+ * evb_wal_verify share) and the encoder, docs/wal-format.md, the
+ * byte-exact tests in tests/unit/wal_basic_test.c and the fuzz corpus
  * (fuzz/gen_wal_corpus.py) with it.
  *
  *   0     1     2     4       12      20      28          36    40     44
@@ -211,9 +212,11 @@ int wal_write(evb_wal *w, wal_write_fn fn, wal_done_fn done, void *arg,
 /*
  * wal_rec_peek reads the append time and the id of the stored value val
  * without checking its CRC (for retention and the dedup window, which
- * read many records and only need these fields). EVB_ECORRUPT when val is
- * shorter than its header and id, or has another version. OUT: *ns, and
- * *id (borrowing val) and *id_len when id is not NULL, on success only.
+ * read many records and only need these fields). EVB_ECORRUPT when val
+ * fails any other check of evb_wal_record_decode (size, version, flags,
+ * id length, payload length, the id's place in the payload). OUT: *ns,
+ * and *id (borrowing val: after the header, or inside the payload) and
+ * *id_len when id is not NULL, on success only.
  */
 int wal_rec_peek(const uint8_t *val, size_t len, int64_t *ns,
     const uint8_t **id, size_t *id_len);

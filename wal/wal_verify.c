@@ -3,7 +3,8 @@
  * through an iterator's raw path (chunked, so it never holds a long read
  * txn against the writer) and checks what the format promises: 8-byte
  * keys, offsets ascending with no gaps, and every record valid per
- * evb_wal_record_decode (size, version, flags, length, CRC-32C). It keeps going
+ * evb_wal_record_decode (size, version, flags, lengths, the id's place,
+ * CRC-32C). It keeps going
  * after a problem so that the report counts them all; the diag describes
  * the first.
  */

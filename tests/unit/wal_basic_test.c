@@ -343,6 +343,64 @@ Test(wal, an_id_inside_the_payload_is_stored_as_its_place)
 	evb_wal_close(w);
 }
 
+/*
+ * The encoder refers to the id only when all of it lies inside the
+ * payload at a place a u16 holds; otherwise it copies it. Each case is
+ * encoded, checked for its form and size, decoded, and encoded again
+ * from what was decoded to the same bytes.
+ */
+Test(wal, the_id_is_referred_to_only_inside_the_payload_within_reach)
+{
+	enum { BIG = 65536 + 4 };
+	static uint8_t pay[BIG];
+	static const struct {
+		size_t at;     /* The id's first byte, from the payload's. */
+		size_t id_len; /* Its bytes. */
+		size_t len;    /* The payload's bytes. */
+		bool   ref;    /* Stored as its place (flag 0x01). */
+	} cases[] = {
+		{ 0, 4, 4, true },             // the whole payload
+		{ 6, 4, 10, true },            // ending at the payload's end
+		{ 65535, 4, 65535 + 4, true }, // the farthest place
+		{ 65536, 4, BIG, false },      // one byte beyond it
+		{ 8, 4, 10, false },           // across the payload's end
+		{ 0, 4, 3, false },            // longer than the payload
+		{ 0, 4, 0, false },            // an empty payload
+	};
+
+	for (size_t i = 0; i < sizeof(pay); i++) {
+		pay[i] = (uint8_t) (i * 131 + 7);
+	}
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		evb_wal_rec   r   = { 9, 1, 2, 3, pay, cases[c].len,
+			    pay + cases[c].at, cases[c].id_len };
+		size_t        n   = evb_wal_record_size(&r);
+		uint8_t      *enc = malloc(n), *again = malloc(n);
+		evb_wal_entry e;
+		evb_wal_rec   back;
+
+		cr_assert(enc != NULL && again != NULL);
+		cr_assert_eq(n,
+		    45 + (cases[c].ref ? 2 : cases[c].id_len) + cases[c].len,
+		    "case %zu", c);
+		evb_wal_record_encode(enc, &r, 5);
+		cr_assert_eq(enc[1], cases[c].ref ? 0x01 : 0x00, "case %zu", c);
+		cr_assert_eq(evb_wal_record_decode(1, enc, n, &e, NULL), EVB_OK,
+		    "case %zu", c);
+		cr_assert_eq(e.id_len, cases[c].id_len);
+		cr_assert_eq(memcmp(e.id, pay + cases[c].at, e.id_len), 0);
+		cr_assert_eq(e.len, cases[c].len);
+		cr_assert(e.len == 0 || memcmp(e.payload, pay, e.len) == 0);
+		back = (evb_wal_rec) { e.type, e.epoch, e.seq, e.ts_ns,
+			e.payload, e.len, e.id, e.id_len };
+		cr_assert_eq(evb_wal_record_size(&back), n, "case %zu", c);
+		evb_wal_record_encode(again, &back, e.append_ns);
+		cr_assert_eq(memcmp(again, enc, n), 0, "case %zu", c);
+		free(enc);
+		free(again);
+	}
+}
+
 Test(wal, reopen_keeps_next_offset)
 {
 	evb_wal *w    = wal_open_fast();
