@@ -162,6 +162,8 @@ crash_check_record(const evb_wal_entry *e, uint64_t off)
 	cr_assert_eq(e->len, r.len, "offset %" PRIu64, off);
 	cr_assert(e->len == 0 || memcmp(e->payload, want, e->len) == 0,
 	    "offset %" PRIu64 ": payload differs", off);
+	cr_assert(e->id_len == r.id_len && memcmp(e->id, id, e->id_len) == 0,
+	    "offset %" PRIu64 ": id differs", off);
 }
 
 /* crash_check_log reopens the log and checks every invariant. */
