@@ -318,6 +318,25 @@ pt_count_id(const pt_log *l, const char *id)
 	return n;
 }
 
+/* pt_wait_id waits until replay shows the event with this id. */
+static pt_log
+pt_wait_id(const char *dir, const char *id)
+{
+	uint64_t end = evb_clock_mono_ms() + evb_ts_timeout_ms(PT_WAIT_MS);
+
+	for (;;) {
+		pt_log l = pt_replay(dir);
+
+		if (pt_count_id(&l, id) > 0) {
+			return l;
+		}
+		cr_assert_lt(
+		    evb_clock_mono_ms(), end, "%s never reached the log", id);
+		json_decref(l.lines);
+		pt_pause();
+	}
+}
+
 /* pt_check_once asserts that ids <tag>-<from..from+n-1> each appear once. */
 static void
 pt_check_once(const pt_log *l, const char *tag, int from, int n)
@@ -899,16 +918,13 @@ Test(pipeline, outage_longer_than_the_ring_gives_a_gap_record)
 	// ring has evicted the first ones when the collector comes back.
 	pt_wait_published(&s, 3010);
 	c = pt_collector(&s, data, "c2.err");
+	// Nothing is published until the collector has caught up: frames
+	// published while it repairs from the ring's oldest frame would
+	// evict the next ones it asks for, and record a second gap (right,
+	// but not what this test is about).
+	json_decref(pt_wait_id(data, "b-2999").lines);
 	pt_publish(&s, pt_events("c", 0, 5));
-	l = pt_wait_stored(data, 10);
-	for (;;) {
-		if (pt_count_id(&l, "c-4") == 1) {
-			break;
-		}
-		json_decref(l.lines);
-		pt_pause();
-		l = pt_replay(data);
-	}
+	l = pt_wait_id(data, "c-4");
 	cr_assert_eq(l.gaps, 1);
 	pt_check_once(&l, "a", 0, 10);
 	pt_check_once(&l, "c", 0, 5);
