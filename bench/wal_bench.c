@@ -4,7 +4,7 @@
  * the least the same job needs; replay speed; and bytes on disk per
  * event. Payloads are the 302 bytes of proto_bench's realistic event.
  *
- *   wal_bench [N] [secs] [MODE/BATCH|all] [ROUNDS]
+ *   wal_bench [N] [secs] [MODE/BATCH|steady|all] [ROUNDS]
  *
  * Defaults: 1000000 events, 2 s per case, every case, one round.
  * MODE/BATCH (e.g. none/8192) runs only the three append lines of that
@@ -59,6 +59,15 @@
  *                                records); n is the ids in the window,
  *                                rate ids per second, and the latencies
  *                                that one append
+ *   wal_steady_dedup_b8192,      the duplicate window at its steady state
+ *   wal_steady_nodedup_b8192,    (bench_steady): two logs in none mode
+ *   dedup_steady_ns              filled with the default window's count
+ *                                of records each (untimed), then the same
+ *                                batches to each in turn, with the window
+ *                                and without; the last line is "pairs p25
+ *                                p50 p75" of the per-batch difference in
+ *                                ns per id. MODE/BATCH "steady" runs only
+ *                                these.
  *
  * Append latencies are per commit (one batch), and secs is the sum of
  * them, so making the next batch's ids (the producers' work) is not
@@ -454,8 +463,11 @@ bench_lmdb(size_t m, size_t batch, bench_events *ev, uint64_t n, double secs,
 
 /* ---- The WAL ------------------------------------------------------------- */
 
+/* bench_wal_open opens a log with default options in mode; without the
+ * duplicate window when dedup is false (ids are still stored). */
 static int
-bench_wal_open(const char *dir, evb_wal_durability mode, evb_wal **w)
+bench_wal_open_with(
+    const char *dir, evb_wal_durability mode, bool dedup, evb_wal **w)
 {
 	evb_wal_opts o;
 	evb_diag     d = { { 0 } };
@@ -464,10 +476,20 @@ bench_wal_open(const char *dir, evb_wal_durability mode, evb_wal **w)
 	evb_wal_opts_default(&o);
 	o.durability       = mode;
 	o.map_size_initial = BENCH_MAP_SIZE;
+	if (!dedup) {
+		o.dedup_window_count  = 0;
+		o.dedup_window_age_ms = 0;
+	}
 	if ((rc = evb_wal_open(w, dir, &o, &d)) != EVB_OK) {
 		return (bench_fail("open", rc, d.msg));
 	}
 	return (0);
+}
+
+static int
+bench_wal_open(const char *dir, evb_wal_durability mode, evb_wal **w)
+{
+	return (bench_wal_open_with(dir, mode, true, w));
 }
 
 /* bench_append appends batches until n events or secs of appending. */
@@ -666,6 +688,117 @@ dir_remove:
 	return (rc);
 }
 
+/* bench_append_timed appends ev's batch of n to w; *ns its duration. */
+static int
+bench_append_timed(evb_wal *w, bench_events *ev, size_t n, double *ns)
+{
+	evb_diag d  = { { 0 } };
+	uint64_t c0 = evb_clock_mono_ns();
+	int      rc;
+
+	if ((rc = evb_wal_append(w, ev->recs, n, NULL, &d)) != EVB_OK) {
+		return (bench_fail("append", rc, d.msg));
+	}
+	*ns = (double) (evb_clock_mono_ns() - c0);
+	return (0);
+}
+
+/*
+ * bench_steady measures the duplicate window at its steady state, which
+ * the append lines never reach (a case stops at N records, and the
+ * default window holds 1,000,000): two logs in none mode, one with the
+ * default window and one without (ids stored alike), are each filled
+ * with as many records as that window holds first, untimed, so that it
+ * is full and every id of a later batch evicts one. Then the same batch of
+ * BENCH_MAX_BATCH records goes to each in turn (which first alternates) until
+ * secs of appending on each, or N records each. Lines: wal_steady_dedup_b8192
+ * and wal_steady_nodedup_b8192 (as the append lines), then
+ *
+ *   dedup_steady_ns pairs p25 p50 p75
+ *
+ * the per-batch difference of the two commits over the batch's records,
+ * in ns per id: paired in time, so the machine's drift cancels out.
+ */
+static int
+bench_steady(bench_events *ev, uint64_t n, double secs)
+{
+	bench_samples s[2] = { { NULL, 0, 0 }, { NULL, 0, 0 } };
+	bench_dir     bd[2];
+	evb_wal      *w[2] = { NULL, NULL };
+	double       *diff = NULL, t[2] = { 0, 0 }, ns[2];
+	size_t        pairs = 0, cap = 0;
+	evb_wal_opts  o;
+	int           rc = 0;
+
+	for (int i = 0; i < 2; i++) {
+		if (bench_dir_make(&bd[i]) != 0) {
+			if (i == 1) {
+				bench_dir_remove(&bd[0]);
+			}
+			return (-1);
+		}
+	}
+	for (int i = 0; i < 2 && rc == 0; i++) {
+		rc =
+		    bench_wal_open_with(bd[i].wal, EVB_WAL_NONE, i == 0, &w[i]);
+	}
+	evb_wal_opts_default(&o);
+	for (uint64_t done = 0; rc == 0 && done < o.dedup_window_count;
+	     done += BENCH_MAX_BATCH) {
+		bench_events_next(ev, BENCH_MAX_BATCH, true);
+		for (int i = 0; i < 2 && rc == 0; i++) {
+			rc = bench_append_timed(
+			    w[i], ev, BENCH_MAX_BATCH, &ns[i]);
+		}
+	}
+	while (rc == 0 && (t[0] < secs || t[1] < secs) &&
+	    pairs * BENCH_MAX_BATCH < n) {
+		double *d;
+
+		if (pairs == cap) {
+			cap = cap == 0 ? 256 : 2 * cap;
+			if ((d = realloc(diff, cap * sizeof(*diff))) == NULL) {
+				rc = bench_fail("steady", EVB_ENOMEM, NULL);
+				break;
+			}
+			diff = d;
+		}
+		bench_events_next(ev, BENCH_MAX_BATCH, true);
+		for (int k = 0; k < 2 && rc == 0; k++) {
+			int i = (int) (pairs % 2) ^ k;
+
+			rc = bench_append_timed(
+			    w[i], ev, BENCH_MAX_BATCH, &ns[i]);
+		}
+		for (int i = 0; i < 2 && rc == 0; i++) {
+			bench_samples_add(&s[i], ns[i] / 1e3);
+			t[i] += ns[i] / 1e9;
+		}
+		if (rc == 0) {
+			diff[pairs++] = (ns[0] - ns[1]) / BENCH_MAX_BATCH;
+		}
+	}
+	if (rc == 0) {
+		static const char *const name[] = { "wal_steady_dedup_b8192",
+			"wal_steady_nodedup_b8192" };
+
+		for (int i = 0; i < 2; i++) {
+			(void) bench_report(
+			    name[i], pairs * BENCH_MAX_BATCH, t[i], &s[i]);
+		}
+		(void) bench_median(diff, pairs); // Sorts it.
+		printf("dedup_steady_ns %zu %.1f %.1f %.1f\n", pairs,
+		    diff[pairs / 4], diff[pairs / 2], diff[3 * pairs / 4]);
+	}
+	for (int i = 0; i < 2; i++) {
+		free(s[i].us);
+		evb_wal_close(w[i]);
+		bench_dir_remove(&bd[i]);
+	}
+	free(diff);
+	return (rc);
+}
+
 /*
  * bench_ratios prints, for the WAL's lines of one case (with ids, then
  * without), the median, least and greatest over the rounds of the
@@ -752,7 +885,8 @@ main(int argc, char **argv)
 		rounds = (size_t) strtoul(argv[4], &end, 10);
 		if (*end != '\0' || rounds < 1 || rounds > BENCH_ROUNDS_MAX) {
 			fprintf(stderr,
-			    "usage: %s [N] [secs] [MODE/BATCH|all] [ROUNDS]: "
+			    "usage: %s [N] [secs] [MODE/BATCH|steady|all] "
+			    "[ROUNDS]: "
 			    "ROUNDS: expected 1 to %d, got %s\n",
 			    argv[0], BENCH_ROUNDS_MAX, argv[4]);
 			return (2);
@@ -780,8 +914,11 @@ main(int argc, char **argv)
 			}
 		}
 	}
-	if (only != NULL) {
+	if (only != NULL && strcmp(only, "steady") != 0) {
 		return (0);
 	}
-	return (bench_disk(&ev, n) == 0 ? 0 : 1);
+	if (only == NULL && bench_disk(&ev, n) != 0) {
+		return (1);
+	}
+	return (bench_steady(&ev, n, secs) == 0 ? 0 : 1);
 }
