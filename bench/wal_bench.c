@@ -67,7 +67,7 @@
  *                                and without; the last line is "pairs p25
  *                                p50 p75" of the per-batch difference in
  *                                ns per id. MODE/BATCH "steady" runs only
- *                                these.
+ *                                these, once (ROUNDS does not apply).
  *
  * Append latencies are per commit (one batch), and secs is the sum of
  * them, so making the next batch's ids (the producers' work) is not
@@ -463,8 +463,8 @@ bench_lmdb(size_t m, size_t batch, bench_events *ev, uint64_t n, double secs,
 
 /* ---- The WAL ------------------------------------------------------------- */
 
-/* bench_wal_open opens a log with default options in mode; without the
- * duplicate window when dedup is false (ids are still stored). */
+/* bench_wal_open_with opens a log with default options in mode; without
+ * the duplicate window when dedup is false (ids are still stored). */
 static int
 bench_wal_open_with(
     const char *dir, evb_wal_durability mode, bool dedup, evb_wal **w)
@@ -786,9 +786,10 @@ bench_steady(bench_events *ev, uint64_t n, double secs)
 			(void) bench_report(
 			    name[i], pairs * BENCH_MAX_BATCH, t[i], &s[i]);
 		}
-		(void) bench_median(diff, pairs); // Sorts it.
+		double med = bench_median(diff, pairs); // Sorts it.
+
 		printf("dedup_steady_ns %zu %.1f %.1f %.1f\n", pairs,
-		    diff[pairs / 4], diff[pairs / 2], diff[3 * pairs / 4]);
+		    diff[pairs / 4], med, diff[3 * pairs / 4]);
 	}
 	for (int i = 0; i < 2; i++) {
 		free(s[i].us);

@@ -151,6 +151,7 @@ crash_check_record(const evb_wal_entry *e, uint64_t off)
 	uint8_t     want[WAL_CRASH_MAX_LEN];
 	char        id[WAL_CRASH_ID_MAX];
 	evb_wal_rec r;
+	size_t      at;
 
 	wal_crash_fill(want, off);
 	wal_crash_rec(&r, off, want, id);
@@ -164,6 +165,16 @@ crash_check_record(const evb_wal_entry *e, uint64_t off)
 	    "offset %" PRIu64 ": payload differs", off);
 	cr_assert(e->id_len == r.id_len && memcmp(e->id, id, e->id_len) == 0,
 	    "offset %" PRIu64 ": id differs", off);
+	// An id inside the payload is read from there (docs/wal-format.md,
+	// ID_AT), any other from after the header.
+	at = wal_crash_id_at(off, r.id_len);
+	cr_assert((at == SIZE_MAX) ==
+	        (e->len == 0 ||
+	            (const uint8_t *) e->id < (const uint8_t *) e->payload),
+	    "offset %" PRIu64 ": the id is not where its form says", off);
+	cr_assert(at == SIZE_MAX ||
+	        (const uint8_t *) e->id == (const uint8_t *) e->payload + at,
+	    "offset %" PRIu64 ": the id is not at payload byte %zu", off, at);
 }
 
 /* crash_check_log reopens the log and checks every invariant. */
