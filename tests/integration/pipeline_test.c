@@ -284,24 +284,44 @@ pt_replay(const char *dir)
 	return l;
 }
 
-/* pt_wait_stored waits until replay shows at least n records. */
+/*
+ * pt_wait_log replays the log until ok(log, arg) holds, and returns that
+ * replay; what names the wait in the failure message.
+ */
 static pt_log
-pt_wait_stored(const char *dir, size_t n)
+pt_wait_log(const char *dir, bool (*ok)(const pt_log *, const void *),
+    const void *arg, const char *what)
 {
 	uint64_t end = evb_clock_mono_ms() + evb_ts_timeout_ms(PT_WAIT_MS);
 
 	for (;;) {
 		pt_log l = pt_replay(dir);
 
-		if (json_array_size(l.lines) >= n) {
+		if (ok(&l, arg)) {
 			return l;
 		}
 		cr_assert_lt(evb_clock_mono_ms(), end,
-		    "the log never held %zu records (it has %zu)", n,
+		    "the log never held %s (it has %zu records)", what,
 		    json_array_size(l.lines));
 		json_decref(l.lines);
 		pt_pause();
 	}
+}
+
+static bool
+pt_has_n(const pt_log *l, const void *n)
+{
+	return json_array_size(l->lines) >= *(const size_t *) n;
+}
+
+/* pt_wait_stored waits until replay shows at least n records. */
+static pt_log
+pt_wait_stored(const char *dir, size_t n)
+{
+	char what[64];
+
+	(void) snprintf(what, sizeof(what), "%zu records", n);
+	return pt_wait_log(dir, pt_has_n, &n, what);
 }
 
 /* pt_count_id counts the events with this id in the log. */
@@ -318,23 +338,17 @@ pt_count_id(const pt_log *l, const char *id)
 	return n;
 }
 
+static bool
+pt_has_id(const pt_log *l, const void *id)
+{
+	return pt_count_id(l, id) > 0;
+}
+
 /* pt_wait_id waits until replay shows the event with this id. */
 static pt_log
 pt_wait_id(const char *dir, const char *id)
 {
-	uint64_t end = evb_clock_mono_ms() + evb_ts_timeout_ms(PT_WAIT_MS);
-
-	for (;;) {
-		pt_log l = pt_replay(dir);
-
-		if (pt_count_id(&l, id) > 0) {
-			return l;
-		}
-		cr_assert_lt(
-		    evb_clock_mono_ms(), end, "%s never reached the log", id);
-		json_decref(l.lines);
-		pt_pause();
-	}
+	return pt_wait_log(dir, pt_has_id, id, id);
 }
 
 /* pt_check_once asserts that ids <tag>-<from..from+n-1> each appear once. */
