@@ -5,6 +5,12 @@
  *
  *   proto_bench [N] [secs]     (defaults: 5000000 events, 5 s per part)
  *
+ * Last, proto_ingest_b64 times the broker's ingest path over messages as
+ * producers send them: each an array of BENCH_BATCH events with ids of
+ * their own, taken in turn from a pool of BENCH_POOL messages (about 2.5
+ * MB, more than a core's L2), so that the bytes are not all in cache,
+ * through evb_proto_ingest_begin/next and evb_proto_event_free.
+ *
  * For scale, it first times msgpack-c's own msgpack_unpack() of the same
  * bytes (no validation, and unsafe on untrusted input: see
  * proto/proto_decode.c), so the ratio is measured in the same run.
@@ -23,6 +29,8 @@
 #include "proto/proto.h"
 
 #define BENCH_CHUNK 1000 /* Events per timed chunk. */
+#define BENCH_BATCH 64   /* Events per ingest message. */
+#define BENCH_POOL 128   /* Ingest messages, used in turn. */
 
 static const char bench_event_json[] = BENCH_EVENT_JSON;
 
@@ -66,6 +74,87 @@ bench_raw_unpack(const evb_buf *wire, uint64_t n, double secs)
 	bench_report("raw_msgpack_unpack", done,
 	    (double) (evb_clock_mono_ns() - start) / 1e9, &s);
 	msgpack_zone_destroy(&zone);
+}
+
+/*
+ * bench_pool_make encodes BENCH_POOL messages of BENCH_BATCH copies of ev,
+ * each copy with its own 26-character id, into msgs.
+ */
+static int
+bench_pool_make(evb_event *ev, evb_buf msgs[BENCH_POOL])
+{
+	evb_buf one;
+	int     rv = EVB_OK;
+
+	evb_buf_init(&one);
+	for (int m = 0; m < BENCH_POOL && rv == EVB_OK; m++) {
+		const uint8_t hdr[3] = { 0xdc, 0, BENCH_BATCH };
+
+		evb_buf_init(&msgs[m]);
+		rv = evb_buf_append(&msgs[m], hdr, sizeof(hdr));
+		for (int i = 0; i < BENCH_BATCH && rv == EVB_OK; i++) {
+			char id[27];
+
+			(void) snprintf(id, sizeof(id), "01JBENCH%018d",
+			    m * BENCH_BATCH + i);
+			evb_buf_reset(&one);
+			if ((rv = evb_proto_event_set_id(ev, id, 26)) ==
+			        EVB_OK &&
+			    (rv = evb_proto_event_encode(ev, &one)) == EVB_OK) {
+				rv = evb_buf_append(&msgs[m], one.data, one.len);
+			}
+		}
+	}
+	evb_buf_fini(&one);
+	return (rv);
+}
+
+/* bench_ingest times the ingest path over the pool. */
+static int
+bench_ingest(evb_event *ev, uint64_t n, double secs)
+{
+	evb_buf       msgs[BENCH_POOL];
+	bench_samples s = { 0 };
+	evb_diag      d = { { 0 } };
+	uint64_t      done = 0, t0, start;
+	int           rv, m = 0;
+
+	if ((rv = bench_pool_make(ev, msgs)) != EVB_OK) {
+		return (bench_fail("ingest pool", rv, NULL));
+	}
+	start = evb_clock_mono_ns();
+	while (done < n) {
+		t0 = evb_clock_mono_ns();
+		for (int k = 0; k < BENCH_CHUNK / BENCH_BATCH; k++) {
+			evb_proto_ingest it;
+			evb_event       *e2;
+
+			rv = evb_proto_ingest_begin(
+			    &it, msgs[m].data, msgs[m].len, &d);
+			while (rv == EVB_OK &&
+			    (rv = evb_proto_ingest_next(&it, &e2, &d)) ==
+			        EVB_OK) {
+				evb_proto_event_free(e2);
+			}
+			if (rv != EVB_EOF) {
+				return (bench_fail("ingest", rv, &d));
+			}
+			m = (m + 1) % BENCH_POOL;
+			done += BENCH_BATCH;
+		}
+		bench_samples_add(&s,
+		    (double) (evb_clock_mono_ns() - t0) / 1e3 /
+		        (BENCH_CHUNK / BENCH_BATCH * BENCH_BATCH));
+		if ((double) (evb_clock_mono_ns() - start) / 1e9 >= secs) {
+			break;
+		}
+	}
+	bench_report("proto_ingest_b64", done,
+	    (double) (evb_clock_mono_ns() - start) / 1e9, &s);
+	for (int i = 0; i < BENCH_POOL; i++) {
+		evb_buf_fini(&msgs[i]);
+	}
+	return (0);
 }
 
 int
@@ -137,6 +226,10 @@ main(int argc, char **argv)
 	}
 	bench_report("proto_encode", done,
 	    (double) (evb_clock_mono_ns() - start) / 1e9, &s);
+
+	if (bench_ingest(ev, n, secs) != 0) {
+		return (1);
+	}
 
 	evb_buf_fini(&wire);
 	evb_buf_fini(&out);
