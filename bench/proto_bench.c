@@ -101,7 +101,8 @@ bench_pool_make(evb_event *ev, evb_buf msgs[BENCH_POOL])
 			if ((rv = evb_proto_event_set_id(ev, id, 26)) ==
 			        EVB_OK &&
 			    (rv = evb_proto_event_encode(ev, &one)) == EVB_OK) {
-				rv = evb_buf_append(&msgs[m], one.data, one.len);
+				rv =
+				    evb_buf_append(&msgs[m], one.data, one.len);
 			}
 		}
 	}
@@ -114,8 +115,8 @@ static int
 bench_ingest(evb_event *ev, uint64_t n, double secs)
 {
 	evb_buf       msgs[BENCH_POOL];
-	bench_samples s = { 0 };
-	evb_diag      d = { { 0 } };
+	bench_samples s    = { 0 };
+	evb_diag      d    = { { 0 } };
 	uint64_t      done = 0, t0, start;
 	int           rv, m = 0;
 

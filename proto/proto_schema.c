@@ -159,8 +159,11 @@ evb_proto_type_name(int type)
 int
 evb_proto_type_find(const char *name, size_t len, int *type)
 {
+	// The first byte rules out most names before any strlen: this runs
+	// once per event in the collector and the compactor.
 	for (size_t i = 0; i < NTYPES; i++) {
-		if (proto_bytes_eq(proto_types[i].name,
+		if (len > 0 && proto_types[i].name[0] == name[0] &&
+		    proto_bytes_eq(proto_types[i].name,
 		        strlen(proto_types[i].name), name, len)) {
 			*type = (int) i;
 			return (EVB_OK);
