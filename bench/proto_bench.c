@@ -5,11 +5,14 @@
  *
  *   proto_bench [N] [secs]     (defaults: 5000000 events, 5 s per part)
  *
- * Last, proto_ingest_b64 times the broker's ingest path over messages as
- * producers send them: each an array of BENCH_BATCH events with ids of
- * their own, taken in turn from a pool of BENCH_POOL messages (about 2.5
- * MB, more than a core's L2), so that the bytes are not all in cache,
- * through evb_proto_ingest_begin/next and evb_proto_event_free.
+ * Then proto_frame_head times evb_proto_frame_head, what the in-process
+ * collector reads of each frame (and the compactor of each record), on
+ * the event's frame as the broker publishes it; and proto_ingest_b64 the
+ * broker's ingest path over messages as producers send them (no seq or
+ * epoch): each an array of BENCH_BATCH events with ids of their own,
+ * taken in turn from a pool of BENCH_POOL messages (about 2.5 MB, more
+ * than a core's L2, so read from L3 rather than L1 or L2), through
+ * evb_proto_ingest_begin/next and evb_proto_event_free.
  *
  * For scale, it first times msgpack-c's own msgpack_unpack() of the same
  * bytes (no validation, and unsafe on untrusted input: see
@@ -29,7 +32,7 @@
 #include "proto/proto.h"
 
 #define BENCH_CHUNK 1000 /* Events per timed chunk. */
-#define BENCH_BATCH 64   /* Events per ingest message. */
+#define BENCH_BATCH 64   /* Events per ingest message (<= 255). */
 #define BENCH_POOL 128   /* Ingest messages, used in turn. */
 
 static const char bench_event_json[] = BENCH_EVENT_JSON;
@@ -76,21 +79,65 @@ bench_raw_unpack(const evb_buf *wire, uint64_t n, double secs)
 	msgpack_zone_destroy(&zone);
 }
 
+/* bench_frame_head times evb_proto_frame_head on ev's frame. */
+static int
+bench_frame_head(const evb_event *ev, uint64_t n, double secs)
+{
+	bench_samples  s = { 0 };
+	evb_buf        frame;
+	evb_proto_head h;
+	uint64_t       done, t0, start;
+	int            rv;
+
+	evb_buf_init(&frame);
+	if ((rv = evb_proto_frame_encode(ev, &frame)) != EVB_OK) {
+		evb_buf_fini(&frame);
+		return (bench_fail("frame encode", rv, NULL));
+	}
+	start = evb_clock_mono_ns();
+	for (done = 0; done < n; done += BENCH_CHUNK) {
+		t0 = evb_clock_mono_ns();
+		for (int i = 0; i < BENCH_CHUNK; i++) {
+			rv = evb_proto_frame_head(
+			    frame.data, frame.len, &h, NULL);
+			if (rv != EVB_OK) {
+				evb_buf_fini(&frame);
+				return (bench_fail("frame head", rv, NULL));
+			}
+		}
+		bench_samples_add(&s,
+		    (double) (evb_clock_mono_ns() - t0) / 1e3 / BENCH_CHUNK);
+		if ((double) (evb_clock_mono_ns() - start) / 1e9 >= secs) {
+			done += BENCH_CHUNK;
+			break;
+		}
+	}
+	bench_report("proto_frame_head", done,
+	    (double) (evb_clock_mono_ns() - start) / 1e9, &s);
+	evb_buf_fini(&frame);
+	return (0);
+}
+
 /*
  * bench_pool_make encodes BENCH_POOL messages of BENCH_BATCH copies of ev,
- * each copy with its own 26-character id, into msgs.
+ * each copy with its own 26-character id, into msgs (all initialised,
+ * also on failure).
  */
 static int
 bench_pool_make(evb_event *ev, evb_buf msgs[BENCH_POOL])
 {
-	evb_buf one;
-	int     rv = EVB_OK;
+	// An array 16 header (0xdc, big-endian count): the count fits in
+	// its low byte.
+	const uint8_t hdr[3] = { 0xdc, 0, BENCH_BATCH };
+	evb_buf       one;
+	int           rv = EVB_OK;
 
+	_Static_assert(BENCH_BATCH <= 255, "the header holds one byte");
 	evb_buf_init(&one);
-	for (int m = 0; m < BENCH_POOL && rv == EVB_OK; m++) {
-		const uint8_t hdr[3] = { 0xdc, 0, BENCH_BATCH };
-
+	for (int m = 0; m < BENCH_POOL; m++) {
 		evb_buf_init(&msgs[m]);
+	}
+	for (int m = 0; m < BENCH_POOL && rv == EVB_OK; m++) {
 		rv = evb_buf_append(&msgs[m], hdr, sizeof(hdr));
 		for (int i = 0; i < BENCH_BATCH && rv == EVB_OK; i++) {
 			char id[27];
@@ -110,18 +157,26 @@ bench_pool_make(evb_event *ev, evb_buf msgs[BENCH_POOL])
 	return (rv);
 }
 
-/* bench_ingest times the ingest path over the pool. */
+/* bench_ingest times the ingest path over a pool of messages of the
+ * benchmark's event as a producer sends it (no seq or epoch). */
 static int
-bench_ingest(evb_event *ev, uint64_t n, double secs)
+bench_ingest(uint64_t n, double secs)
 {
 	evb_buf       msgs[BENCH_POOL];
 	bench_samples s    = { 0 };
 	evb_diag      d    = { { 0 } };
+	evb_event    *ev   = NULL;
 	uint64_t      done = 0, t0, start;
 	int           rv, m = 0;
 
+	rv = evb_proto_event_from_json(
+	    &ev, bench_event_json, strlen(bench_event_json), &d);
+	if (rv != EVB_OK) {
+		return (bench_fail("sample event", rv, &d));
+	}
 	if ((rv = bench_pool_make(ev, msgs)) != EVB_OK) {
-		return (bench_fail("ingest pool", rv, NULL));
+		(void) bench_fail("ingest pool", rv, NULL);
+		goto done;
 	}
 	start = evb_clock_mono_ns();
 	while (done < n) {
@@ -138,11 +193,13 @@ bench_ingest(evb_event *ev, uint64_t n, double secs)
 				evb_proto_event_free(e2);
 			}
 			if (rv != EVB_EOF) {
-				return (bench_fail("ingest", rv, &d));
+				(void) bench_fail("ingest", rv, &d);
+				goto done;
 			}
 			m = (m + 1) % BENCH_POOL;
 			done += BENCH_BATCH;
 		}
+		// A chunk is the whole messages that fit in BENCH_CHUNK.
 		bench_samples_add(&s,
 		    (double) (evb_clock_mono_ns() - t0) / 1e3 /
 		        (BENCH_CHUNK / BENCH_BATCH * BENCH_BATCH));
@@ -152,10 +209,13 @@ bench_ingest(evb_event *ev, uint64_t n, double secs)
 	}
 	bench_report("proto_ingest_b64", done,
 	    (double) (evb_clock_mono_ns() - start) / 1e9, &s);
+	rv = EVB_EOF;
+done:
 	for (int i = 0; i < BENCH_POOL; i++) {
 		evb_buf_fini(&msgs[i]);
 	}
-	return (0);
+	evb_proto_event_free(ev);
+	return (rv == EVB_EOF ? 0 : 1);
 }
 
 int
@@ -228,7 +288,7 @@ main(int argc, char **argv)
 	bench_report("proto_encode", done,
 	    (double) (evb_clock_mono_ns() - start) / 1e9, &s);
 
-	if (bench_ingest(ev, n, secs) != 0) {
+	if (bench_frame_head(ev, n, secs) != 0 || bench_ingest(n, secs) != 0) {
 		return (1);
 	}
 

@@ -188,8 +188,9 @@ run_stats_extra(void *arg, evb_broker_extra *x, size_t cap)
 /* How much lower the compactor thread runs than ingest and the log,
  * by default (--compactor-nice). The tables are a projection of the log
  * that can catch up; events waiting for the log cannot. On two busy cores
- * at 500 k events/s, 10 stored 10-25% more events in 8 s than 0; at 100 k
- * events/s the compactor kept up either way (docs/benchmarks.md). */
+ * asked for 500 k events/s, 10 stored 11-28% more events in 8 s than 0;
+ * at 100 k events/s the compactor kept up either way (docs/benchmarks.md,
+ * "The compactor's priority"). */
 #define RUN_COMPACTOR_NICE 10
 
 /* run_wait sleeps until a signal, logging the compactor's line. */
@@ -331,10 +332,14 @@ run_compactor(
 
 	evb_compactor_opts_default(&o);
 	// The tables are derived data: as durable as the log, no more.
-	o.sync     = mode == EVB_WAL_SYNC;
-	o.nice     = nice;
-	o.hold     = run_hold;
-	o.hold_arg = parts;
+	o.sync = mode == EVB_WAL_SYNC;
+	o.nice = nice;
+	// The collector appends to the same WAL handle: the cursor rides
+	// in its appends, so the (lower-priority) compactor thread never
+	// holds the log's writer lock while behind.
+	o.cursor_note = true;
+	o.hold        = run_hold;
+	o.hold_arg    = parts;
 	if ((rc = evb_compactor_open(
 	         cp, evb_collector_wal(parts->c), dir, &o, &diag)) != EVB_OK) {
 		cli_error(&cli_cmd_run, "cannot open the tables in %s: %s%s",

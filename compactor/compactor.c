@@ -109,6 +109,7 @@ evb_compactor_opts_default(evb_compactor_opts *o)
 	o->map_size         = COMP_MAP_SIZE_DEFAULT;
 	o->rebuild          = false;
 	o->nice             = 0;
+	o->cursor_note      = false;
 }
 
 static void
@@ -205,7 +206,10 @@ cursor_store(evb_compactor *c, bool force)
 		return;
 	}
 	c->cur_ms = now;
-	if ((rv = evb_wal_cursor_set(c->wal, c->cursor_name, pos)) != 0) {
+	rv        = !force && c->opts.cursor_note
+	           ? evb_wal_cursor_note(c->wal, c->cursor_name, pos)
+	           : evb_wal_cursor_set(c->wal, c->cursor_name, pos);
+	if (rv != 0) {
 		evb_assert(pthread_mutex_lock(&c->mtx) == 0);
 		c->cursor_failures++;
 		evb_assert(pthread_mutex_unlock(&c->mtx) == 0);

@@ -100,6 +100,15 @@ typedef struct evb_compactor_opts {
 	 * at stop and close. */
 	uint32_t cursor_period_ms;
 	uint64_t cursor_records;
+	/* true: another thread of this process appends to the WAL handle
+	 * (`evbus run`'s collector), and the cursor goes into its next
+	 * append (evb_wal_cursor_note) instead of a write txn of the
+	 * compactor's own, so the compactor never takes the log's writer
+	 * lock while it is behind: a thread that runs at a lower priority
+	 * (nice) must not hold a lock the collector waits for. When it has
+	 * caught up, and at stop and close, the cursor is stored at once.
+	 * Default false. */
+	bool cursor_note;
 	/* true (default): each commit of the tables is flushed to disk
 	 * (one fdatasync; LMDB's MDB_NOMETASYNC: a machine crash may undo
 	 * the last commit, rows and position together, never more). false:

@@ -808,11 +808,12 @@ head_int(const uint8_t *p, const scan_head *h, bool *neg, uint64_t *v)
 	return (EVB_OK);
 }
 
-/* HEAD_KEY_IS says whether the key's bytes k[0..n) spell the literal
- * name; the length is a constant, so the compare compiles to a load or
- * two instead of a call per key and name. */
-#define HEAD_KEY_IS(k, n, name) \
-	((n) == sizeof(name) - 1 && memcmp((k), (name), sizeof(name) - 1) == 0)
+/* head_key_is says whether the key's bytes k[0..n) spell name. */
+static bool
+head_key_is(const uint8_t *k, size_t n, const char *name)
+{
+	return (n == strlen(name) && memcmp(k, name, n) == 0);
+}
 
 /* head_id reads a string value of 1..EVB_PROTO_MAX_ID bytes (id, corr). */
 static int
@@ -844,7 +845,7 @@ head_field(const uint8_t *k, size_t kn, const uint8_t *v, const scan_head *vh,
 	bool     neg;
 	uint64_t u;
 
-	if (HEAD_KEY_IS(k, kn, "type")) {
+	if (head_key_is(k, kn, "type")) {
 		if (vh->kind != SK_STR ||
 		    evb_proto_type_find((const char *) s, (size_t) vh->n,
 		        &out->type) != EVB_OK) {
@@ -853,19 +854,19 @@ head_field(const uint8_t *k, size_t kn, const uint8_t *v, const scan_head *vh,
 			return (EVB_EMALFORMED);
 		}
 		*seen |= 1u;
-	} else if (HEAD_KEY_IS(k, kn, "id")) {
+	} else if (head_key_is(k, kn, "id")) {
 		return (head_id(s, vh, "id", &out->id, d));
-	} else if (HEAD_KEY_IS(k, kn, "corr")) {
+	} else if (head_key_is(k, kn, "corr")) {
 		return (head_id(s, vh, "corr", &out->corr, d));
-	} else if (HEAD_KEY_IS(k, kn, "data")) {
+	} else if (head_key_is(k, kn, "data")) {
 		if (vh->kind != SK_MAP) {
 			evb_diag_set(d, "envelope.data is not a map");
 			return (EVB_EMALFORMED);
 		}
 		out->data     = v;
 		out->data_len = vlen;
-	} else if (HEAD_KEY_IS(k, kn, "ts") || HEAD_KEY_IS(k, kn, "seq") ||
-	    HEAD_KEY_IS(k, kn, "epoch")) {
+	} else if (head_key_is(k, kn, "ts") || head_key_is(k, kn, "seq") ||
+	    head_key_is(k, kn, "epoch")) {
 		// As the decoder: all three are integers in [0, 2^63).
 		if (head_int(v, vh, &neg, &u) != EVB_OK || neg ||
 		    u > INT64_MAX) {

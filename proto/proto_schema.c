@@ -160,7 +160,7 @@ int
 evb_proto_type_find(const char *name, size_t len, int *type)
 {
 	// The first byte rules out most names before any strlen: this runs
-	// once per event in the collector and the compactor.
+	// once per event in ingest, the collector and the compactor.
 	for (size_t i = 0; i < NTYPES; i++) {
 		if (len > 0 && proto_types[i].name[0] == name[0] &&
 		    proto_bytes_eq(proto_types[i].name,

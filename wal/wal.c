@@ -288,6 +288,11 @@ open_locks(evb_wal *w)
 		(void) pthread_mutex_destroy(&w->wlock);
 		return (evb_err_errno(rc));
 	}
+	if ((rc = pthread_mutex_init(&w->note_mtx, NULL)) != 0) {
+		(void) pthread_rwlock_destroy(&w->map_lock);
+		(void) pthread_mutex_destroy(&w->wlock);
+		return (evb_err_errno(rc));
+	}
 	w->has_locks = true;
 	return (EVB_OK);
 }
@@ -356,6 +361,13 @@ evb_wal_close(evb_wal *w)
 	}
 	evb_assert(atomic_load(&w->open_iters) == 0);
 	wal_bg_stop(w);
+	if (w->env != NULL && !w->opts.read_only &&
+	    (rc = wal_notes_flush(w)) != EVB_OK) {
+		evb_log(EVB_LOG_ERR, "EVB-WAL-CURSOR",
+		    "storing the noted cursors at close failed: %s; they keep "
+		    "their earlier values, so retention holds back more",
+		    evb_strerror(rc));
+	}
 	if (w->env != NULL) {
 		// In SYNC mode every commit is already on disk; in the others
 		// this is the flush that makes a clean close durable.
@@ -371,6 +383,7 @@ evb_wal_close(evb_wal *w)
 	}
 	wal_dedup_free(w->ids);
 	if (w->has_locks) {
+		(void) pthread_mutex_destroy(&w->note_mtx);
 		(void) pthread_rwlock_destroy(&w->map_lock);
 		(void) pthread_mutex_destroy(&w->wlock);
 	}

@@ -9,6 +9,7 @@
  *      once, before the txn);
  *   3. the records themselves, ids included, each noted in the time index
  *      (wal_time.c).
+ * The txn also stores the cursors consumers noted (wal_cursor.c).
  * Once the txn has committed, the stored ids join the window
  * (append_done, under the writer lock, so the next batch sees them).
  * The next offset is read inside the txn, not cached in the handle, so it
@@ -31,6 +32,7 @@ typedef struct append_arg {
 	int64_t            now_ns; /* The batch's append time. */
 	evb_wal_result    *res;    /* OUT: per record, n entries. */
 	uint64_t           dups;   /* OUT: records not stored. */
+	wal_notes          notes;  /* Cursor notes stored with the batch. */
 } append_arg;
 
 /* append_records puts the stored records and notes their times. */
@@ -95,8 +97,11 @@ append_step(evb_wal *w, MDB_txn *txn, void *arg)
 	for (size_t i = 0; i < a->n; i++) {
 		a->dups += a->res[i].status != EVB_OK;
 	}
+	if ((rc = wal_notes_put(w, txn, &a->notes)) != MDB_SUCCESS) {
+		return (rc);
+	}
 	if (a->dups == a->n) {
-		return (MDB_SUCCESS); // Nothing to store.
+		return (MDB_SUCCESS); // No record to store.
 	}
 	if ((rc = mdb_cursor_open(txn, w->dbi_log, &cur)) != MDB_SUCCESS) {
 		return (rc);
@@ -113,6 +118,7 @@ append_done(evb_wal *w, void *arg)
 	append_arg *a    = arg;
 	uint64_t    last = 0;
 
+	wal_notes_done(w, &a->notes);
 	if (a->dedup.nids == 0) {
 		return;
 	}

@@ -5,6 +5,16 @@
  * in the same mode and grows the map the same way. Retention reads the
  * lowest cursor (wal_cursor_min) so that it never removes a record some
  * consumer has not finished.
+ *
+ * A note (evb_wal_cursor_note) rides in the handle's next write txn
+ * instead: a consumer in the appender's process then never takes the
+ * writer lock, so it never makes the appender wait for it, however the
+ * scheduler treats it (the compactor thread runs at a lower priority in
+ * `evbus run`, and a thread that holds a lock the appender wants while
+ * the scheduler keeps it off the CPU would stall the log). Notes are
+ * read under wlock by the txn that stores them, and a set drops the note
+ * of its name once its txn has committed, under wlock too, so a note made
+ * before a set is never stored after it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -31,16 +41,63 @@ cursor_name_check(const char *name, size_t *len)
 	return (EVB_OK);
 }
 
+/* cursor_store puts one cursor in txn. */
+static int
+cursor_store(
+    evb_wal *w, MDB_txn *txn, const char *name, size_t len, uint64_t off)
+{
+	uint8_t vb[8];
+	MDB_val k = { len, (void *) name };
+	MDB_val v = { sizeof(vb), vb };
+
+	evb_put_be64(vb, off);
+	return (mdb_put(txn, w->dbi_cursors, &k, &v, 0));
+}
+
+/* note_find is the index of name's note, or w->nnotes; under note_mtx. */
+static size_t
+note_find(const evb_wal *w, const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < w->nnotes; i++) {
+		if (w->notes[i].len == len &&
+		    memcmp(w->notes[i].name, name, len) == 0) {
+			break;
+		}
+	}
+	return (i);
+}
+
+/* note_drop removes note i; under note_mtx. */
+static void
+note_drop(evb_wal *w, size_t i)
+{
+	w->notes[i] = w->notes[--w->nnotes];
+}
+
 static int
 cursor_put(evb_wal *w, MDB_txn *txn, void *arg)
 {
 	cursor_arg *a = arg;
-	uint8_t     vb[8];
-	MDB_val     k = { a->len, (void *) a->name };
-	MDB_val     v = { sizeof(vb), vb };
 
-	evb_put_be64(vb, a->off);
-	return (mdb_put(txn, w->dbi_cursors, &k, &v, 0));
+	return (cursor_store(w, txn, a->name, a->len, a->off));
+}
+
+/* cursor_put_done drops the note of the name just set, which the caller
+ * made before it (still under wlock: no txn stores the note after the
+ * set). A set that failed leaves the note to the next txn. */
+static void
+cursor_put_done(evb_wal *w, void *arg)
+{
+	cursor_arg *a = arg;
+	size_t      i;
+
+	evb_assert(pthread_mutex_lock(&w->note_mtx) == 0);
+	if ((i = note_find(w, a->name, a->len)) < w->nnotes) {
+		note_drop(w, i);
+	}
+	evb_assert(pthread_mutex_unlock(&w->note_mtx) == 0);
 }
 
 int
@@ -55,7 +112,91 @@ evb_wal_cursor_set(evb_wal *w, const char *name, uint64_t off)
 	if ((rc = cursor_name_check(name, &a.len)) != EVB_OK) {
 		return (rc);
 	}
-	return (wal_write(w, cursor_put, NULL, &a, NULL, "cursor set"));
+	return (
+	    wal_write(w, cursor_put, cursor_put_done, &a, NULL, "cursor set"));
+}
+
+int
+evb_wal_cursor_note(evb_wal *w, const char *name, uint64_t off)
+{
+	size_t len, i;
+	bool   full;
+
+	if (w == NULL || w->opts.read_only) {
+		return (EVB_EINVAL);
+	}
+	if (cursor_name_check(name, &len) != EVB_OK) {
+		return (EVB_EINVAL);
+	}
+	evb_assert(pthread_mutex_lock(&w->note_mtx) == 0);
+	i    = note_find(w, name, len);
+	full = i == WAL_NOTES_MAX;
+	if (!full) {
+		memcpy(w->notes[i].name, name, len + 1);
+		w->notes[i].len = len;
+		w->notes[i].off = off;
+		w->nnotes += i == w->nnotes;
+	}
+	evb_assert(pthread_mutex_unlock(&w->note_mtx) == 0);
+	return (full ? evb_wal_cursor_set(w, name, off) : EVB_OK);
+}
+
+int
+wal_notes_put(evb_wal *w, MDB_txn *txn, wal_notes *t)
+{
+	int rc = MDB_SUCCESS;
+
+	evb_assert(pthread_mutex_lock(&w->note_mtx) == 0);
+	t->n = w->nnotes;
+	memcpy(t->note, w->notes, t->n * sizeof(t->note[0]));
+	evb_assert(pthread_mutex_unlock(&w->note_mtx) == 0);
+	for (size_t i = 0; i < t->n && rc == MDB_SUCCESS; i++) {
+		rc = cursor_store(
+		    w, txn, t->note[i].name, t->note[i].len, t->note[i].off);
+	}
+	return (rc);
+}
+
+void
+wal_notes_done(evb_wal *w, const wal_notes *t)
+{
+	size_t j;
+
+	evb_assert(pthread_mutex_lock(&w->note_mtx) == 0);
+	for (size_t i = 0; i < t->n; i++) {
+		j = note_find(w, t->note[i].name, t->note[i].len);
+		if (j < w->nnotes && w->notes[j].off == t->note[i].off) {
+			note_drop(w, j);
+		}
+	}
+	evb_assert(pthread_mutex_unlock(&w->note_mtx) == 0);
+}
+
+static int
+notes_step(evb_wal *w, MDB_txn *txn, void *arg)
+{
+	return (wal_notes_put(w, txn, arg));
+}
+
+static void
+notes_done(evb_wal *w, void *arg)
+{
+	wal_notes_done(w, arg);
+}
+
+int
+wal_notes_flush(evb_wal *w)
+{
+	wal_notes t;
+	size_t    n;
+
+	evb_assert(pthread_mutex_lock(&w->note_mtx) == 0);
+	n = w->nnotes;
+	evb_assert(pthread_mutex_unlock(&w->note_mtx) == 0);
+	if (n == 0) {
+		return (EVB_OK);
+	}
+	return (wal_write(w, notes_step, notes_done, &t, NULL, "cursor notes"));
 }
 
 int

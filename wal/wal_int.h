@@ -97,16 +97,37 @@ typedef struct wal_ticker {
 	bool            stop;      /* Guarded by mtx. */
 } wal_ticker;
 
+/* Cursor values waiting for the handle's next write txn
+ * (evb_wal_cursor_note); at most WAL_NOTES_MAX names at once. */
+#define WAL_NOTES_MAX 8
+
+typedef struct wal_note {
+	char     name[EVB_WAL_CURSOR_NAME_MAX + 1]; /* NUL-terminated. */
+	size_t   len;                               /* Bytes of name. */
+	uint64_t off;
+} wal_note;
+
+/* The notes one write txn stored (wal_notes_put), for wal_notes_done. */
+typedef struct wal_notes {
+	wal_note note[WAL_NOTES_MAX];
+	size_t   n;
+} wal_notes;
+
 struct evb_wal {
-	MDB_env              *env;         /* Set once at open. */
-	MDB_dbi               dbi_log;     /* "log": offset -> record. */
-	MDB_dbi               dbi_cursors; /* "cursors": name -> offset. */
-	MDB_dbi               dbi_meta;    /* "meta": format, dedup state. */
-	MDB_dbi               dbi_ts;      /* "ts": time index. */
-	evb_wal_opts          opts;       /* Copied at open; read-only after. */
-	pthread_mutex_t       wlock;      /* Serialises write txns. */
-	pthread_rwlock_t      map_lock;   /* See the top comment. */
-	bool                  has_locks;  /* wlock and map_lock initialised. */
+	MDB_env         *env;             /* Set once at open. */
+	MDB_dbi          dbi_log;         /* "log": offset -> record. */
+	MDB_dbi          dbi_cursors;     /* "cursors": name -> offset. */
+	MDB_dbi          dbi_meta;        /* "meta": format, dedup state. */
+	MDB_dbi          dbi_ts;          /* "ts": time index. */
+	evb_wal_opts     opts;            /* Copied at open; read-only after. */
+	pthread_mutex_t  wlock;           /* Serialises write txns. */
+	pthread_rwlock_t map_lock;        /* See the top comment. */
+	pthread_mutex_t  note_mtx;        /* Guards notes. Taken inside
+	                                     wlock, never wlock inside it. */
+	wal_note notes[WAL_NOTES_MAX];    /* Pending cursor notes. */
+	size_t   nnotes;                  /* Notes in use. */
+	bool     has_locks;               /* wlock, map_lock and note_mtx
+	                                     initialised. */
 	atomic_int            open_iters; /* Iterators not yet closed. */
 	atomic_uint_least64_t map_grows;  /* Growths since open. */
 	atomic_uint_least64_t sync_failures;   /* Failed periodic flushes. */
@@ -206,6 +227,23 @@ typedef void (*wal_done_fn)(evb_wal *w, void *arg);
  */
 int wal_write(evb_wal *w, wal_write_fn fn, wal_done_fn done, void *arg,
     evb_diag *d, const char *what);
+
+/* ---- wal_cursor.c ------------------------------------------------------ */
+
+/*
+ * wal_notes_put stores the pending cursor notes in txn, the handle's
+ * write txn (under wlock), and copies what it stored into *t. Returns an
+ * LMDB code.
+ */
+int wal_notes_put(evb_wal *w, MDB_txn *txn, wal_notes *t);
+
+/* wal_notes_done drops the notes of *t once their txn has committed,
+ * unless a newer note of the same name came meanwhile. */
+void wal_notes_done(evb_wal *w, const wal_notes *t);
+
+/* wal_notes_flush stores what is still noted in a write txn of its own
+ * (at close). Returns an evb_err. */
+int wal_notes_flush(evb_wal *w);
 
 /* ---- wal_crc.c / wal_rec.c ---------------------------------------------- */
 

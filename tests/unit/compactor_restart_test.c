@@ -459,6 +459,43 @@ Test(compactor_restart, thread_catches_up_and_stores_the_wal_cursor)
 }
 
 /*
+ * With cursor_note (as `evbus run` opens it), a compactor that is behind
+ * leaves its cursor to the next append on its WAL handle instead of a
+ * write txn of its own, which a lower-priority thread must not hold.
+ */
+Test(compactor_restart, a_noted_cursor_rides_in_the_next_append)
+{
+	evb_compactor_opts o;
+	evb_diag           d = { "" };
+	uint64_t           off;
+	size_t             n = 0;
+
+	evb_compactor_opts_default(&o);
+	o.sync             = true;
+	o.cursor_period_ms = 0; // Store after every step.
+	o.cursor_note      = true;
+	cr_assert_eq(
+	    evb_compactor_open(&comp, wal, tmp, &o, &d), EVB_OK, "%s", d.msg);
+	ctl_append_events(wal, &lg, 300, -1);
+	// With sync, a step's position is on disk after the next commit:
+	// the second step makes the first one's position the cursor's.
+	cr_assert_eq(
+	    evb_compactor_step(comp, 100, &n, &d), EVB_OK, "%s", d.msg);
+	cr_assert_eq(
+	    evb_compactor_step(comp, 100, &n, &d), EVB_OK, "%s", d.msg);
+	cr_assert_eq(comp_position(comp), 200);
+	cr_assert_eq(
+	    evb_wal_cursor_get(wal, EVB_COMPACTOR_CURSOR, &off), EVB_OK);
+	cr_assert_eq(off, 0, "the cursor was written, not noted");
+	ctl_append_events(wal, &lg, 1, -1);
+	cr_assert_eq(
+	    evb_wal_cursor_get(wal, EVB_COMPACTOR_CURSOR, &off), EVB_OK);
+	cr_assert_eq(off, 100, "the append did not store the noted cursor");
+	evb_compactor_close(comp);
+	comp = NULL;
+}
+
+/*
  * With sync, a commit's position reaches the disk only with the next
  * commit, and the cursor is stored only with a position on disk: a
  * thread that goes idle must flush and store it then, or retention holds

@@ -780,6 +780,72 @@ Test(wal, cursors_set_get_and_notfound)
 	evb_wal_close(w);
 }
 
+Test(wal, a_noted_cursor_is_stored_by_the_next_append)
+{
+	evb_wal *w   = wal_open_fast();
+	uint64_t off = 0;
+
+	cr_assert_eq(evb_wal_cursor_set(w, "compactor", 5), EVB_OK);
+	cr_assert_eq(evb_wal_cursor_note(w, "compactor", 9), EVB_OK);
+	cr_assert_eq(evb_wal_cursor_note(w, "replay", 2), EVB_OK);
+	// Not stored yet: the earlier value stands.
+	cr_assert_eq(evb_wal_cursor_get(w, "compactor", &off), EVB_OK);
+	cr_assert_eq(off, 5);
+	cr_assert_eq(evb_wal_cursor_get(w, "replay", &off), EVB_ENOTFOUND);
+	cr_assert_eq(evb_wal_cursor_note(w, "compactor", 12), EVB_OK);
+	cr_assert_eq(append_n(w, 1, 3, 40, NULL), EVB_OK);
+	cr_assert_eq(evb_wal_cursor_get(w, "compactor", &off), EVB_OK);
+	cr_assert_eq(off, 12);
+	cr_assert_eq(evb_wal_cursor_get(w, "replay", &off), EVB_OK);
+	cr_assert_eq(off, 2);
+
+	// A set drops an earlier note of its name: no later append brings
+	// the older value back.
+	cr_assert_eq(evb_wal_cursor_note(w, "compactor", 20), EVB_OK);
+	cr_assert_eq(evb_wal_cursor_set(w, "compactor", 30), EVB_OK);
+	cr_assert_eq(append_n(w, 4, 1, 40, NULL), EVB_OK);
+	cr_assert_eq(evb_wal_cursor_get(w, "compactor", &off), EVB_OK);
+	cr_assert_eq(off, 30);
+
+	// Close stores what no append took.
+	cr_assert_eq(evb_wal_cursor_note(w, "compactor", 44), EVB_OK);
+	evb_wal_close(w);
+	w = wal_open_fast();
+	cr_assert_eq(evb_wal_cursor_get(w, "compactor", &off), EVB_OK);
+	cr_assert_eq(off, 44);
+	cr_assert_eq(evb_wal_cursor_note(w, "", 1), EVB_EINVAL);
+	cr_assert_eq(evb_wal_cursor_note(NULL, "c", 1), EVB_EINVAL);
+	evb_wal_close(w);
+}
+
+Test(wal, notes_beyond_the_limit_are_stored_at_once)
+{
+	evb_wal *w = wal_open_fast();
+	char     name[16];
+	uint64_t off    = 0;
+	size_t   stored = 0;
+
+	// Eight names wait for an append; the ninth is stored at once.
+	for (int i = 0; i < 9; i++) {
+		(void) snprintf(name, sizeof(name), "c%d", i);
+		cr_assert_eq(evb_wal_cursor_note(w, name, 100 + i), EVB_OK);
+	}
+	for (int i = 0; i < 9; i++) {
+		(void) snprintf(name, sizeof(name), "c%d", i);
+		stored += evb_wal_cursor_get(w, name, &off) == EVB_OK;
+	}
+	cr_assert_eq(stored, 1);
+	cr_assert_eq(evb_wal_cursor_get(w, "c8", &off), EVB_OK);
+	cr_assert_eq(off, 108);
+	cr_assert_eq(append_n(w, 1, 1, 40, NULL), EVB_OK);
+	for (int i = 0; i < 9; i++) {
+		(void) snprintf(name, sizeof(name), "c%d", i);
+		cr_assert_eq(evb_wal_cursor_get(w, name, &off), EVB_OK);
+		cr_assert_eq(off, 100 + (uint64_t) i);
+	}
+	evb_wal_close(w);
+}
+
 Test(wal, cursor_list_gives_every_cursor_in_name_order)
 {
 	evb_wal             *w = wal_open_fast();
