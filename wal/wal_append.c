@@ -32,7 +32,7 @@ typedef struct append_arg {
 	int64_t            now_ns; /* The batch's append time. */
 	evb_wal_result    *res;    /* OUT: per record, n entries. */
 	uint64_t           dups;   /* OUT: records not stored. */
-	wal_notes          notes;  /* Cursor notes stored with the batch. */
+	wal_notes         *notes;  /* Cursor notes stored with the batch. */
 } append_arg;
 
 /* append_records puts the stored records and notes their times. */
@@ -97,7 +97,7 @@ append_step(evb_wal *w, MDB_txn *txn, void *arg)
 	for (size_t i = 0; i < a->n; i++) {
 		a->dups += a->res[i].status != EVB_OK;
 	}
-	if ((rc = wal_notes_put(w, txn, &a->notes)) != MDB_SUCCESS) {
+	if ((rc = wal_notes_put(w, txn, a->notes)) != MDB_SUCCESS) {
 		return (rc);
 	}
 	if (a->dups == a->n) {
@@ -118,7 +118,7 @@ append_done(evb_wal *w, void *arg)
 	append_arg *a    = arg;
 	uint64_t    last = 0;
 
-	wal_notes_done(w, &a->notes);
+	wal_notes_done(w, a->notes);
 	if (a->dedup.nids == 0) {
 		return;
 	}
@@ -176,6 +176,7 @@ evb_wal_append(evb_wal *w, const evb_wal_rec *recs, size_t n,
     evb_wal_result *res, evb_diag *diag)
 {
 	evb_wal_result one = { 0, EVB_OK };
+	wal_notes      notes; // Filled by the txn (not zeroed: 2 KiB).
 	append_arg     a;
 	int            rc;
 
@@ -186,6 +187,7 @@ evb_wal_append(evb_wal *w, const evb_wal_rec *recs, size_t n,
 	a.recs   = recs;
 	a.n      = n;
 	a.now_ns = wal_now_ns(w);
+	a.notes  = &notes;
 	// Results are built in scratch space and copied out on success
 	// only, so a failed append leaves the caller's array untouched.
 	a.res = n == 1 ? &one : calloc(n, sizeof(*a.res));

@@ -74,6 +74,7 @@ static void
 note_drop(evb_wal *w, size_t i)
 {
 	w->notes[i] = w->notes[--w->nnotes];
+	atomic_store(&w->note_hint, w->nnotes);
 }
 
 static int
@@ -136,6 +137,7 @@ evb_wal_cursor_note(evb_wal *w, const char *name, uint64_t off)
 		w->notes[i].len = len;
 		w->notes[i].off = off;
 		w->nnotes += i == w->nnotes;
+		atomic_store(&w->note_hint, w->nnotes);
 	}
 	evb_assert(pthread_mutex_unlock(&w->note_mtx) == 0);
 	return (full ? evb_wal_cursor_set(w, name, off) : EVB_OK);
@@ -146,6 +148,12 @@ wal_notes_put(evb_wal *w, MDB_txn *txn, wal_notes *t)
 {
 	int rc = MDB_SUCCESS;
 
+	// Most txns find no note: skip the lock then. A note made after
+	// this look waits for the next txn, as one made after the txn.
+	t->n = 0;
+	if (atomic_load(&w->note_hint) == 0) {
+		return (MDB_SUCCESS);
+	}
 	evb_assert(pthread_mutex_lock(&w->note_mtx) == 0);
 	t->n = w->nnotes;
 	memcpy(t->note, w->notes, t->n * sizeof(t->note[0]));
@@ -162,6 +170,9 @@ wal_notes_done(evb_wal *w, const wal_notes *t)
 {
 	size_t j;
 
+	if (t->n == 0) {
+		return;
+	}
 	evb_assert(pthread_mutex_lock(&w->note_mtx) == 0);
 	for (size_t i = 0; i < t->n; i++) {
 		j = note_find(w, t->note[i].name, t->note[i].len);
