@@ -66,9 +66,11 @@ struct evb_compactor {
 	char          cursor_name[EVB_WAL_CURSOR_NAME_MAX + 1];
 	evb_wal_iter *it;       /* At position + 1; NULL until needed or
 	                           after a failed step. Stepping thread. */
-	comp_batch   *batch;    /* Scratch of a step. Stepping thread. */
-	uint64_t      cur_off;  /* Last WAL cursor stored. Stepping thread. */
-	uint64_t      cur_ms;   /* When it was stored (mono ms). Likewise. */
+	comp_batch *batch;      /* Scratch of a step. Stepping thread. */
+	uint64_t    cur_off;    /* Last WAL cursor stored. Stepping thread. */
+	uint64_t    cur_ms;     /* When it was stored (mono ms). Likewise. */
+	bool        cur_noted;  /* cur_off was noted, not yet stored
+	                           (opts.cursor_note). Likewise. */
 	uint64_t      disk_pos; /* A position known to be on disk. Likewise. */
 	uint64_t      flush_ms; /* Last flush (mono ms). Likewise. */
 	evb_ratelimit bad_rl;   /* EVB-COMP-BAD. Stepping thread. */
@@ -190,6 +192,7 @@ disk_committed(evb_compactor *c, uint64_t prev)
 static void
 cursor_store(evb_compactor *c, bool force)
 {
+	bool     note;
 	uint64_t pos;
 	uint64_t now = evb_clock_mono_ms();
 	int      rv;
@@ -198,7 +201,10 @@ cursor_store(evb_compactor *c, bool force)
 		disk_flush(c);
 	}
 	pos = c->disk_pos;
-	if (c->opts.wal_cursor == NULL || pos == c->cur_off) {
+	// A forced store also stores a value that was only noted: the
+	// appends that would carry it may not come.
+	if (c->opts.wal_cursor == NULL ||
+	    (pos == c->cur_off && !(force && c->cur_noted))) {
 		return;
 	}
 	if (!force && now - c->cur_ms < c->opts.cursor_period_ms &&
@@ -206,9 +212,9 @@ cursor_store(evb_compactor *c, bool force)
 		return;
 	}
 	c->cur_ms = now;
-	rv        = !force && c->opts.cursor_note
-	           ? evb_wal_cursor_note(c->wal, c->cursor_name, pos)
-	           : evb_wal_cursor_set(c->wal, c->cursor_name, pos);
+	note      = !force && c->opts.cursor_note;
+	rv        = note ? evb_wal_cursor_note(c->wal, c->cursor_name, pos)
+	                 : evb_wal_cursor_set(c->wal, c->cursor_name, pos);
 	if (rv != 0) {
 		evb_assert(pthread_mutex_lock(&c->mtx) == 0);
 		c->cursor_failures++;
@@ -223,7 +229,8 @@ cursor_store(evb_compactor *c, bool force)
 		}
 		return;
 	}
-	c->cur_off = pos;
+	c->cur_off   = pos;
+	c->cur_noted = note;
 }
 
 /* ---- Steps ------------------------------------------------------------ */

@@ -339,18 +339,18 @@ int evb_wal_cursor_set(evb_wal *w, const char *name, uint64_t off);
 
 /*
  * evb_wal_cursor_note asks for off to be stored under name by the
- * handle's next write transaction (an append's, as a rule), in that
- * transaction, instead of one of its own: for a consumer that runs in the
- * process that appends (the compactor in `evbus run`), so that it never
- * takes the log's writer lock and the appender never waits for it. Until
- * then evb_wal_cursor_get, evb_wal_cursor_list and retention see the
- * value stored before, which is older, so retention holds back a little
- * longer. A later note of the name replaces this one, and an
- * evb_wal_cursor_set of it drops it; evb_wal_close stores what is still
- * noted. One name's notes and sets are meant to come from one thread.
- * When WAL_NOTES_MAX (8) other names are noted already, the value is
- * stored at once, as evb_wal_cursor_set does. Errors: EVB_EINVAL (bad
- * name, read-only handle), and those of evb_wal_cursor_set in that case.
+ * handle's next append, in its transaction, instead of one of its own: for a
+ * consumer that runs in the process that appends (the compactor in `evbus
+ * run`), so that it never takes the log's writer lock and the appender never
+ * waits for it. Until then evb_wal_cursor_get, evb_wal_cursor_list and
+ * retention see the value stored before, which is older, so retention holds
+ * back a little longer. A later note of the name replaces this one, and an
+ * evb_wal_cursor_set of it drops it first (so a failed set leaves the
+ * value stored before); evb_wal_close stores what is still noted. One name's
+ * notes and sets are meant to come from one thread. When WAL_NOTES_MAX (8)
+ * other names are noted already, the value is stored at once, as
+ * evb_wal_cursor_set does. Errors: EVB_EINVAL (bad name, read-only handle), and
+ * those of evb_wal_cursor_set in that case.
  */
 int evb_wal_cursor_note(evb_wal *w, const char *name, uint64_t off);
 

@@ -12,9 +12,9 @@
  * scheduler treats it (the compactor thread runs at a lower priority in
  * `evbus run`, and a thread that holds a lock the appender wants while
  * the scheduler keeps it off the CPU would stall the log). Notes are
- * read under wlock by the txn that stores them, and a set drops the note
- * of its name once its txn has committed, under wlock too, so a note made
- * before a set is never stored after it.
+ * read under wlock by the append that stores them, and a set drops the
+ * note of its name before its own txn, so a note made before a set is
+ * never stored after it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -85,26 +85,11 @@ cursor_put(evb_wal *w, MDB_txn *txn, void *arg)
 	return (cursor_store(w, txn, a->name, a->len, a->off));
 }
 
-/* cursor_put_done drops the note of the name just set, which the caller
- * made before it (still under wlock: no txn stores the note after the
- * set). A set that failed leaves the note to the next txn. */
-static void
-cursor_put_done(evb_wal *w, void *arg)
-{
-	cursor_arg *a = arg;
-	size_t      i;
-
-	evb_assert(pthread_mutex_lock(&w->note_mtx) == 0);
-	if ((i = note_find(w, a->name, a->len)) < w->nnotes) {
-		note_drop(w, i);
-	}
-	evb_assert(pthread_mutex_unlock(&w->note_mtx) == 0);
-}
-
 int
 evb_wal_cursor_set(evb_wal *w, const char *name, uint64_t off)
 {
 	cursor_arg a = { name, 0, off };
+	size_t     i;
 	int        rc;
 
 	if (w == NULL || w->opts.read_only) {
@@ -113,8 +98,15 @@ evb_wal_cursor_set(evb_wal *w, const char *name, uint64_t off)
 	if ((rc = cursor_name_check(name, &a.len)) != EVB_OK) {
 		return (rc);
 	}
-	return (
-	    wal_write(w, cursor_put, cursor_put_done, &a, NULL, "cursor set"));
+	// The name's note goes first: no txn after this can store it, and
+	// if the set fails, the value stored before stands (it lags, which
+	// retention takes as holding back more, never less).
+	evb_assert(pthread_mutex_lock(&w->note_mtx) == 0);
+	if ((i = note_find(w, name, a.len)) < w->nnotes) {
+		note_drop(w, i);
+	}
+	evb_assert(pthread_mutex_unlock(&w->note_mtx) == 0);
+	return (wal_write(w, cursor_put, NULL, &a, NULL, "cursor set"));
 }
 
 int

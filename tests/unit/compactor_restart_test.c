@@ -496,6 +496,40 @@ Test(compactor_restart, a_noted_cursor_rides_in_the_next_append)
 }
 
 /*
+ * A value only noted is stored at close all the same: the appends that
+ * would carry it may never come (here the tables are flushed at each
+ * commit, so the step's own position is noted at once).
+ */
+Test(compactor_restart, a_noted_cursor_is_stored_at_close)
+{
+	evb_compactor_opts o;
+	evb_diag           d = { "" };
+	uint64_t           off;
+	size_t             n = 0;
+
+	evb_compactor_opts_default(&o);
+	o.sync             = false;
+	o.sync_period_ms   = 1;
+	o.cursor_period_ms = 0;
+	o.cursor_note      = true;
+	cr_assert_eq(
+	    evb_compactor_open(&comp, wal, tmp, &o, &d), EVB_OK, "%s", d.msg);
+	ctl_append_events(wal, &lg, 100, -1);
+	nanosleep(&(struct timespec) { 0, 2000000 }, NULL); // > 1 ms.
+	cr_assert_eq(
+	    evb_compactor_step(comp, 100, &n, &d), EVB_OK, "%s", d.msg);
+	cr_assert_eq(comp_position(comp), 100);
+	cr_assert_eq(
+	    evb_wal_cursor_get(wal, EVB_COMPACTOR_CURSOR, &off), EVB_OK);
+	cr_assert_eq(off, 0, "the step wrote its cursor instead of noting it");
+	evb_compactor_close(comp);
+	comp = NULL;
+	cr_assert_eq(
+	    evb_wal_cursor_get(wal, EVB_COMPACTOR_CURSOR, &off), EVB_OK);
+	cr_assert_eq(off, 100, "close left the noted cursor unstored");
+}
+
+/*
  * With sync, a commit's position reaches the disk only with the next
  * commit, and the cursor is stored only with a position on disk: a
  * thread that goes idle must flush and store it then, or retention holds
