@@ -6,7 +6,7 @@
  * lowest cursor (wal_cursor_min) so that it never removes a record some
  * consumer has not finished.
  *
- * A note (evb_wal_cursor_note) rides in the handle's next write txn
+ * A note (evb_wal_cursor_note) rides in the handle's next append
  * instead: a consumer in the appender's process then never takes the
  * writer lock, so it never makes the appender wait for it, however the
  * scheduler treats it (the compactor thread runs at a lower priority in
