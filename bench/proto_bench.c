@@ -18,7 +18,8 @@
  * bytes (no validation, and unsafe on untrusted input: see
  * proto/proto_decode.c), so the ratio is measured in the same run.
  *
- * Latencies are per event, measured over chunks of BENCH_CHUNK events so
+ * Latencies are per event, measured over chunks of BENCH_CHUNK events
+ * (for ingest, the whole messages that fit in one) so
  * the clock's own cost does not dominate.
  */
 #include <stdio.h>
@@ -45,77 +46,117 @@ bench_fail(const char *what, int rv, const evb_diag *d)
 	return (1);
 }
 
-/* bench_raw_unpack times msgpack-c's msgpack_unpack() with a reused zone. */
-static void
-bench_raw_unpack(const evb_buf *wire, uint64_t n, double secs)
+/*
+ * A case runs one chunk of its operation and returns the events it did
+ * (0: it failed, and said why on stderr). bench_timed times chunks until
+ * n events or secs, and prints the case's line.
+ */
+typedef uint64_t (*bench_chunk_fn)(void *arg);
+
+static int
+bench_timed(
+    const char *name, uint64_t n, double secs, bench_chunk_fn fn, void *arg)
 {
-	bench_samples s = { 0 };
-	msgpack_zone  zone;
-	uint64_t      done, t0, start;
+	bench_samples s     = { 0 };
+	uint64_t      done  = 0, t0, k;
+	uint64_t      start = evb_clock_mono_ns();
 
-	if (!msgpack_zone_init(&zone, 4096)) {
-		return;
-	}
-	start = evb_clock_mono_ns();
-	for (done = 0; done < n; done += BENCH_CHUNK) {
+	while (done < n) {
 		t0 = evb_clock_mono_ns();
-		for (int i = 0; i < BENCH_CHUNK; i++) {
-			msgpack_object obj;
-			size_t         off = 0;
-
-			(void) msgpack_unpack((const char *) wire->data,
-			    wire->len, &off, &zone, &obj);
-			msgpack_zone_clear(&zone);
+		if ((k = fn(arg)) == 0) {
+			free(s.us);
+			return (1);
 		}
-		bench_samples_add(&s,
-		    (double) (evb_clock_mono_ns() - t0) / 1e3 / BENCH_CHUNK);
+		done += k;
+		bench_samples_add(
+		    &s, (double) (evb_clock_mono_ns() - t0) / 1e3 / (double) k);
 		if ((double) (evb_clock_mono_ns() - start) / 1e9 >= secs) {
-			done += BENCH_CHUNK;
 			break;
 		}
 	}
-	bench_report("raw_msgpack_unpack", done,
-	    (double) (evb_clock_mono_ns() - start) / 1e9, &s);
-	msgpack_zone_destroy(&zone);
+	bench_report(
+	    name, done, (double) (evb_clock_mono_ns() - start) / 1e9, &s);
+	return (0);
 }
 
-/* bench_frame_head times evb_proto_frame_head on ev's frame. */
-static int
-bench_frame_head(const evb_event *ev, uint64_t n, double secs)
+/* What the cases of one event read and write. */
+typedef struct bench_one {
+	const evb_buf   *wire;  /* The event, encoded. */
+	const evb_event *ev;    /* The event. */
+	evb_buf         *out;   /* Encode's output. */
+	evb_buf         *frame; /* Its frame, as the broker publishes it. */
+	msgpack_zone    *zone;  /* For msgpack_unpack. */
+} bench_one;
+
+/* chunk_raw_unpack: msgpack-c's msgpack_unpack() with a reused zone. */
+static uint64_t
+chunk_raw_unpack(void *arg)
 {
-	bench_samples  s = { 0 };
-	evb_buf        frame;
+	bench_one *b = arg;
+
+	for (int i = 0; i < BENCH_CHUNK; i++) {
+		msgpack_object obj;
+		size_t         off = 0;
+
+		(void) msgpack_unpack((const char *) b->wire->data,
+		    b->wire->len, &off, b->zone, &obj);
+		msgpack_zone_clear(b->zone);
+	}
+	return (BENCH_CHUNK);
+}
+
+static uint64_t
+chunk_decode(void *arg)
+{
+	bench_one *b = arg;
+	evb_diag   d = { { 0 } };
+	evb_event *e2;
+	int        rv;
+
+	for (int i = 0; i < BENCH_CHUNK; i++) {
+		rv = evb_proto_event_decode(
+		    &e2, b->wire->data, b->wire->len, &d);
+		if (rv != EVB_OK) {
+			(void) bench_fail("decode", rv, &d);
+			return (0);
+		}
+		evb_proto_event_free(e2);
+	}
+	return (BENCH_CHUNK);
+}
+
+static uint64_t
+chunk_encode(void *arg)
+{
+	bench_one *b = arg;
+	int        rv;
+
+	for (int i = 0; i < BENCH_CHUNK; i++) {
+		evb_buf_reset(b->out);
+		if ((rv = evb_proto_event_encode(b->ev, b->out)) != EVB_OK) {
+			(void) bench_fail("encode", rv, NULL);
+			return (0);
+		}
+	}
+	return (BENCH_CHUNK);
+}
+
+static uint64_t
+chunk_frame_head(void *arg)
+{
+	bench_one     *b = arg;
 	evb_proto_head h;
-	uint64_t       done, t0, start;
 	int            rv;
 
-	evb_buf_init(&frame);
-	if ((rv = evb_proto_frame_encode(ev, &frame)) != EVB_OK) {
-		evb_buf_fini(&frame);
-		return (bench_fail("frame encode", rv, NULL));
-	}
-	start = evb_clock_mono_ns();
-	for (done = 0; done < n; done += BENCH_CHUNK) {
-		t0 = evb_clock_mono_ns();
-		for (int i = 0; i < BENCH_CHUNK; i++) {
-			rv = evb_proto_frame_head(
-			    frame.data, frame.len, &h, NULL);
-			if (rv != EVB_OK) {
-				evb_buf_fini(&frame);
-				return (bench_fail("frame head", rv, NULL));
-			}
-		}
-		bench_samples_add(&s,
-		    (double) (evb_clock_mono_ns() - t0) / 1e3 / BENCH_CHUNK);
-		if ((double) (evb_clock_mono_ns() - start) / 1e9 >= secs) {
-			done += BENCH_CHUNK;
-			break;
+	for (int i = 0; i < BENCH_CHUNK; i++) {
+		rv = evb_proto_frame_head(
+		    b->frame->data, b->frame->len, &h, NULL);
+		if (rv != EVB_OK) {
+			(void) bench_fail("frame head", rv, NULL);
+			return (0);
 		}
 	}
-	bench_report("proto_frame_head", done,
-	    (double) (evb_clock_mono_ns() - start) / 1e9, &s);
-	evb_buf_fini(&frame);
-	return (0);
+	return (BENCH_CHUNK);
 }
 
 /*
@@ -157,78 +198,82 @@ bench_pool_make(evb_event *ev, evb_buf msgs[BENCH_POOL])
 	return (rv);
 }
 
+/* The ingest case's pool and where it is in it. */
+typedef struct bench_pool {
+	evb_buf msgs[BENCH_POOL];
+	int     m; /* Next message. */
+} bench_pool;
+
+/* chunk_ingest takes the whole messages that fit in BENCH_CHUNK. */
+static uint64_t
+chunk_ingest(void *arg)
+{
+	bench_pool *p = arg;
+	evb_diag    d = { { 0 } };
+
+	for (int k = 0; k < BENCH_CHUNK / BENCH_BATCH; k++) {
+		evb_proto_ingest it;
+		evb_event       *e2;
+		int              rv;
+
+		rv = evb_proto_ingest_begin(
+		    &it, p->msgs[p->m].data, p->msgs[p->m].len, &d);
+		while (rv == EVB_OK &&
+		    (rv = evb_proto_ingest_next(&it, &e2, &d)) == EVB_OK) {
+			evb_proto_event_free(e2);
+		}
+		if (rv != EVB_EOF) {
+			(void) bench_fail("ingest", rv, &d);
+			return (0);
+		}
+		p->m = (p->m + 1) % BENCH_POOL;
+	}
+	return (BENCH_CHUNK / BENCH_BATCH * BENCH_BATCH);
+}
+
 /* bench_ingest times the ingest path over a pool of messages of the
  * benchmark's event as a producer sends it (no seq or epoch). */
 static int
 bench_ingest(uint64_t n, double secs)
 {
-	evb_buf       msgs[BENCH_POOL];
-	bench_samples s    = { 0 };
-	evb_diag      d    = { { 0 } };
-	evb_event    *ev   = NULL;
-	uint64_t      done = 0, t0, start;
-	int           rv, m = 0;
+	bench_pool *p  = calloc(1, sizeof(*p));
+	evb_diag    d  = { { 0 } };
+	evb_event  *ev = NULL;
+	int         rv;
 
+	if (p == NULL) {
+		return (bench_fail("ingest pool", EVB_ENOMEM, NULL));
+	}
 	rv = evb_proto_event_from_json(
 	    &ev, bench_event_json, strlen(bench_event_json), &d);
 	if (rv != EVB_OK) {
+		free(p);
 		return (bench_fail("sample event", rv, &d));
 	}
-	if ((rv = bench_pool_make(ev, msgs)) != EVB_OK) {
-		(void) bench_fail("ingest pool", rv, NULL);
-		goto done;
+	if ((rv = bench_pool_make(ev, p->msgs)) != EVB_OK) {
+		rv = bench_fail("ingest pool", rv, NULL);
+	} else {
+		rv = bench_timed("proto_ingest_b64", n, secs, chunk_ingest, p);
 	}
-	start = evb_clock_mono_ns();
-	while (done < n) {
-		t0 = evb_clock_mono_ns();
-		for (int k = 0; k < BENCH_CHUNK / BENCH_BATCH; k++) {
-			evb_proto_ingest it;
-			evb_event       *e2;
-
-			rv = evb_proto_ingest_begin(
-			    &it, msgs[m].data, msgs[m].len, &d);
-			while (rv == EVB_OK &&
-			    (rv = evb_proto_ingest_next(&it, &e2, &d)) ==
-			        EVB_OK) {
-				evb_proto_event_free(e2);
-			}
-			if (rv != EVB_EOF) {
-				(void) bench_fail("ingest", rv, &d);
-				goto done;
-			}
-			m = (m + 1) % BENCH_POOL;
-			done += BENCH_BATCH;
-		}
-		// A chunk is the whole messages that fit in BENCH_CHUNK.
-		bench_samples_add(&s,
-		    (double) (evb_clock_mono_ns() - t0) / 1e3 /
-		        (BENCH_CHUNK / BENCH_BATCH * BENCH_BATCH));
-		if ((double) (evb_clock_mono_ns() - start) / 1e9 >= secs) {
-			break;
-		}
-	}
-	bench_report("proto_ingest_b64", done,
-	    (double) (evb_clock_mono_ns() - start) / 1e9, &s);
-	rv = EVB_EOF;
-done:
 	for (int i = 0; i < BENCH_POOL; i++) {
-		evb_buf_fini(&msgs[i]);
+		evb_buf_fini(&p->msgs[i]);
 	}
+	free(p);
 	evb_proto_event_free(ev);
-	return (rv == EVB_EOF ? 0 : 1);
+	return (rv);
 }
 
 int
 main(int argc, char **argv)
 {
-	uint64_t      n    = 5000000;
-	double        secs = 5.0;
-	evb_event    *ev;
-	evb_buf       wire, out;
-	evb_diag      d = { { 0 } };
-	bench_samples s = { 0 };
-	uint64_t      done, t0, start;
-	int           rv;
+	uint64_t     n    = 5000000;
+	double       secs = 5.0;
+	evb_event   *ev;
+	evb_buf      wire, out, frame;
+	evb_diag     d = { { 0 } };
+	msgpack_zone zone;
+	bench_one    b = { &wire, NULL, &out, &frame, &zone };
+	int          rv;
 
 	bench_args(argc, argv, &n, &secs);
 	rv = evb_proto_event_from_json(
@@ -237,63 +282,31 @@ main(int argc, char **argv)
 		return (bench_fail("sample event", rv, &d));
 	}
 	evb_proto_event_set_seq(ev, 123456789, 1764035400000000000ull);
+	b.ev = ev;
 	evb_buf_init(&wire);
 	evb_buf_init(&out);
-	if ((rv = evb_proto_event_encode(ev, &wire)) != EVB_OK) {
-		return (bench_fail("encode", rv, NULL));
+	evb_buf_init(&frame);
+	if (!msgpack_zone_init(&zone, 4096)) {
+		rv = bench_fail("msgpack zone", EVB_ENOMEM, NULL);
+		goto bufs_fini;
+	}
+	if ((rv = evb_proto_event_encode(ev, &wire)) != EVB_OK ||
+	    (rv = evb_proto_frame_encode(ev, &frame)) != EVB_OK) {
+		rv = bench_fail("encode", rv, NULL);
+		goto zone_fini;
 	}
 	fprintf(stderr, "event: %zu bytes of MessagePack\n", wire.len);
-
-	bench_raw_unpack(&wire, n, secs);
-
-	start = evb_clock_mono_ns();
-	for (done = 0; done < n; done += BENCH_CHUNK) {
-		t0 = evb_clock_mono_ns();
-		for (int i = 0; i < BENCH_CHUNK; i++) {
-			evb_event *e2;
-
-			rv = evb_proto_event_decode(
-			    &e2, wire.data, wire.len, &d);
-			if (rv != EVB_OK) {
-				return (bench_fail("decode", rv, &d));
-			}
-			evb_proto_event_free(e2);
-		}
-		bench_samples_add(&s,
-		    (double) (evb_clock_mono_ns() - t0) / 1e3 / BENCH_CHUNK);
-		if ((double) (evb_clock_mono_ns() - start) / 1e9 >= secs) {
-			done += BENCH_CHUNK;
-			break;
-		}
-	}
-	bench_report("proto_decode_validate", done,
-	    (double) (evb_clock_mono_ns() - start) / 1e9, &s);
-
-	start = evb_clock_mono_ns();
-	for (done = 0; done < n; done += BENCH_CHUNK) {
-		t0 = evb_clock_mono_ns();
-		for (int i = 0; i < BENCH_CHUNK; i++) {
-			evb_buf_reset(&out);
-			if ((rv = evb_proto_event_encode(ev, &out)) != EVB_OK) {
-				return (bench_fail("encode", rv, NULL));
-			}
-		}
-		bench_samples_add(&s,
-		    (double) (evb_clock_mono_ns() - t0) / 1e3 / BENCH_CHUNK);
-		if ((double) (evb_clock_mono_ns() - start) / 1e9 >= secs) {
-			done += BENCH_CHUNK;
-			break;
-		}
-	}
-	bench_report("proto_encode", done,
-	    (double) (evb_clock_mono_ns() - start) / 1e9, &s);
-
-	if (bench_frame_head(ev, n, secs) != 0 || bench_ingest(n, secs) != 0) {
-		return (1);
-	}
-
+	rv = bench_timed("raw_msgpack_unpack", n, secs, chunk_raw_unpack, &b) ||
+	    bench_timed("proto_decode_validate", n, secs, chunk_decode, &b) ||
+	    bench_timed("proto_encode", n, secs, chunk_encode, &b) ||
+	    bench_timed("proto_frame_head", n, secs, chunk_frame_head, &b) ||
+	    bench_ingest(n, secs);
+zone_fini:
+	msgpack_zone_destroy(&zone);
+bufs_fini:
 	evb_buf_fini(&wire);
 	evb_buf_fini(&out);
+	evb_buf_fini(&frame);
 	evb_proto_event_free(ev);
-	return (0);
+	return (rv);
 }

@@ -191,12 +191,8 @@ int
 wal_notes_flush(evb_wal *w)
 {
 	wal_notes t;
-	size_t    n;
 
-	evb_assert(pthread_mutex_lock(&w->note_mtx) == 0);
-	n = w->nnotes;
-	evb_assert(pthread_mutex_unlock(&w->note_mtx) == 0);
-	if (n == 0) {
+	if (atomic_load(&w->note_hint) == 0) {
 		return (EVB_OK);
 	}
 	return (wal_write(w, notes_step, notes_done, &t, NULL, "cursor notes"));

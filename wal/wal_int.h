@@ -114,24 +114,17 @@ typedef struct wal_notes {
 } wal_notes;
 
 struct evb_wal {
-	MDB_env         *env;         /* Set once at open. */
-	MDB_dbi          dbi_log;     /* "log": offset -> record. */
-	MDB_dbi          dbi_cursors; /* "cursors": name -> offset. */
-	MDB_dbi          dbi_meta;    /* "meta": format, dedup state. */
-	MDB_dbi          dbi_ts;      /* "ts": time index. */
-	evb_wal_opts     opts;        /* Copied at open; read-only after. */
-	pthread_mutex_t  wlock;       /* Serialises write txns. */
-	pthread_rwlock_t map_lock;    /* See the top comment. */
-	pthread_mutex_t  note_mtx;    /* Guards notes. Taken inside
-	                                 wlock, never wlock inside it. */
-	wal_note      notes[WAL_NOTES_MAX]; /* Pending cursor notes. */
-	size_t        nnotes;               /* Notes in use. */
-	atomic_size_t note_hint; /* nnotes, read without note_mtx to skip it
-	                            when 0. */
-	bool has_locks;          /* wlock, map_lock and note_mtx
-	                            initialised. */
-	atomic_int            open_iters;      /* Iterators not yet closed. */
-	atomic_uint_least64_t map_grows;       /* Growths since open. */
+	MDB_env              *env;         /* Set once at open. */
+	MDB_dbi               dbi_log;     /* "log": offset -> record. */
+	MDB_dbi               dbi_cursors; /* "cursors": name -> offset. */
+	MDB_dbi               dbi_meta;    /* "meta": format, dedup state. */
+	MDB_dbi               dbi_ts;      /* "ts": time index. */
+	evb_wal_opts          opts;       /* Copied at open; read-only after. */
+	pthread_mutex_t       wlock;      /* Serialises write txns. */
+	pthread_rwlock_t      map_lock;   /* See the top comment. */
+	bool                  has_locks;  /* wlock, map_lock, note_mtx made. */
+	atomic_int            open_iters; /* Iterators not yet closed. */
+	atomic_uint_least64_t map_grows;  /* Growths since open. */
 	atomic_uint_least64_t sync_failures;   /* Failed periodic flushes. */
 	atomic_uint_least64_t dup_count;       /* Duplicates not stored. */
 	atomic_uint_least64_t retain_removed;  /* Records retention removed. */
@@ -141,6 +134,14 @@ struct evb_wal {
 	                                  guarded by wlock. NULL until then. */
 	atomic_int_least64_t id_count; /* Ids in *ids; -1 until built. */
 	uint64_t             id_seed;  /* Seeds id hashes; set at open. */
+
+	/* Cursor notes (wal_cursor.c). note_mtx is taken inside wlock,
+	 * never wlock inside it; note_hint is nnotes, read without the
+	 * mutex to skip it when 0. */
+	pthread_mutex_t note_mtx;
+	wal_note        notes[WAL_NOTES_MAX];
+	size_t          nnotes;
+	atomic_size_t   note_hint;
 
 	wal_ticker    sync_tk;   /* PERIODIC flushes. */
 	wal_ticker    retain_tk; /* Retention, with retain_period_ms. */

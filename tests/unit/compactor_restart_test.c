@@ -459,23 +459,37 @@ Test(compactor_restart, thread_catches_up_and_stores_the_wal_cursor)
 }
 
 /*
+ * comp_open_noting opens comp as `evbus run` does, with cursor_note, and
+ * a cursor stored after every step; with sync false, the tables are
+ * flushed at each commit at least 1 ms after the last.
+ */
+static void
+comp_open_noting(bool sync)
+{
+	evb_compactor_opts o;
+	evb_diag           d = { "" };
+
+	evb_compactor_opts_default(&o);
+	o.sync             = sync;
+	o.sync_period_ms   = 1;
+	o.cursor_period_ms = 0;
+	o.cursor_note      = true;
+	cr_assert_eq(
+	    evb_compactor_open(&comp, wal, tmp, &o, &d), EVB_OK, "%s", d.msg);
+}
+
+/*
  * With cursor_note (as `evbus run` opens it), a compactor that is behind
  * leaves its cursor to the next append on its WAL handle instead of a
  * write txn of its own, which a lower-priority thread must not hold.
  */
 Test(compactor_restart, a_noted_cursor_rides_in_the_next_append)
 {
-	evb_compactor_opts o;
-	evb_diag           d = { "" };
-	uint64_t           off;
-	size_t             n = 0;
+	evb_diag d = { "" };
+	uint64_t off;
+	size_t   n = 0;
 
-	evb_compactor_opts_default(&o);
-	o.sync             = true;
-	o.cursor_period_ms = 0; // Store after every step.
-	o.cursor_note      = true;
-	cr_assert_eq(
-	    evb_compactor_open(&comp, wal, tmp, &o, &d), EVB_OK, "%s", d.msg);
+	comp_open_noting(true);
 	ctl_append_events(wal, &lg, 300, -1);
 	// With sync, a step's position is on disk after the next commit:
 	// the second step makes the first one's position the cursor's.
@@ -502,18 +516,11 @@ Test(compactor_restart, a_noted_cursor_rides_in_the_next_append)
  */
 Test(compactor_restart, a_noted_cursor_is_stored_at_close)
 {
-	evb_compactor_opts o;
-	evb_diag           d = { "" };
-	uint64_t           off;
-	size_t             n = 0;
+	evb_diag d = { "" };
+	uint64_t off;
+	size_t   n = 0;
 
-	evb_compactor_opts_default(&o);
-	o.sync             = false;
-	o.sync_period_ms   = 1;
-	o.cursor_period_ms = 0;
-	o.cursor_note      = true;
-	cr_assert_eq(
-	    evb_compactor_open(&comp, wal, tmp, &o, &d), EVB_OK, "%s", d.msg);
+	comp_open_noting(false);
 	ctl_append_events(wal, &lg, 100, -1);
 	nanosleep(&(struct timespec) { 0, 2000000 }, NULL); // > 1 ms.
 	cr_assert_eq(

@@ -820,27 +820,25 @@ Test(wal, a_noted_cursor_is_stored_by_the_next_append)
 
 Test(wal, notes_beyond_the_limit_are_stored_at_once)
 {
-	evb_wal *w = wal_open_fast();
-	char     name[16];
-	uint64_t off    = 0;
-	size_t   stored = 0;
+	static const char *const name[] = { "c0", "c1", "c2", "c3", "c4", "c5",
+		"c6", "c7", "c8" };
+	evb_wal                 *w      = wal_open_fast();
+	uint64_t                 off    = 0;
+	size_t                   stored = 0;
 
 	// Eight names wait for an append; the ninth is stored at once.
 	for (int i = 0; i < 9; i++) {
-		(void) snprintf(name, sizeof(name), "c%d", i);
-		cr_assert_eq(evb_wal_cursor_note(w, name, 100 + i), EVB_OK);
+		cr_assert_eq(evb_wal_cursor_note(w, name[i], 100 + i), EVB_OK);
 	}
 	for (int i = 0; i < 9; i++) {
-		(void) snprintf(name, sizeof(name), "c%d", i);
-		stored += evb_wal_cursor_get(w, name, &off) == EVB_OK;
+		stored += evb_wal_cursor_get(w, name[i], &off) == EVB_OK;
 	}
 	cr_assert_eq(stored, 1);
 	cr_assert_eq(evb_wal_cursor_get(w, "c8", &off), EVB_OK);
 	cr_assert_eq(off, 108);
 	cr_assert_eq(append_n(w, 1, 1, 40, NULL), EVB_OK);
 	for (int i = 0; i < 9; i++) {
-		(void) snprintf(name, sizeof(name), "c%d", i);
-		cr_assert_eq(evb_wal_cursor_get(w, name, &off), EVB_OK);
+		cr_assert_eq(evb_wal_cursor_get(w, name[i], &off), EVB_OK);
 		cr_assert_eq(off, 100 + (uint64_t) i);
 	}
 	evb_wal_close(w);
