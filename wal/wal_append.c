@@ -5,13 +5,23 @@
  *   1. the next offset, from the log's last key;
  *   2. offsets for the records to store, consecutive in batch order: with
  *      duplicate suppression on and ids in the batch, wal_dedup.c decides
- *      which are duplicates from its in-memory window (it hashes the ids
- *      once, before the txn);
+ *      which are duplicates from its in-memory window;
  *   3. the records themselves, ids included, each noted in the time index
  *      (wal_time.c).
  * The txn also stores the cursors consumers noted (wal_cursor.c).
  * Once the txn has committed, the stored ids join the window
  * (append_done, under the writer lock, so the next batch sees them).
+ *
+ * Write first, decide after: duplicates are rare (a producer's retry), so
+ * once the window's table is built and while batches bring none, step 3
+ * runs before step 2. Every record is stored at next + i, its id hashed
+ * from the copy just written into the page, and then the window decides;
+ * if it finds a duplicate, the txn is redone with the decision first
+ * (WAL_STEP_AGAIN), and so is the next batch. Why: hashing the ids before
+ * the txn read each id's cache line from the caller's batch a first time,
+ * a miss per id for batches larger than the cache, and cost a third of
+ * the window's time (docs/benchmarks.md); from the page it is in cache.
+ *
  * The next offset is read inside the txn, not cached in the handle, so it
  * is right after a reopen, after another process wrote, and on every retry
  * after map growth; the step recomputes everything from the batch, as
@@ -28,21 +38,24 @@
 typedef struct append_arg {
 	const evb_wal_rec *recs;   /* The batch, borrowed. */
 	size_t             n;      /* Records in it. */
-	wal_dedup          dedup;  /* Its ids, hashed. */
+	wal_dedup          dedup;  /* Its ids' hashes. */
 	int64_t            now_ns; /* The batch's append time. */
 	evb_wal_result    *res;    /* OUT: per record, n entries. */
 	uint64_t           dups;   /* OUT: records not stored. */
 	wal_notes         *notes;  /* Cursor notes stored with the batch. */
 } append_arg;
 
-/* append_records puts the stored records and notes their times. */
+/* append_records puts the stored records and notes their times; with
+ * hash, it also hashes each one's id from its copy. */
 static int
-append_records(evb_wal *w, MDB_txn *txn, MDB_cursor *cur, append_arg *a)
+append_records(
+    evb_wal *w, MDB_txn *txn, MDB_cursor *cur, append_arg *a, bool hash)
 {
-	wal_time t;
-	MDB_val  k, v;
-	uint8_t  kb[WAL_KEY_SIZE];
-	int      rc;
+	const uint8_t *id;
+	wal_time       t;
+	MDB_val        k, v;
+	uint8_t        kb[WAL_KEY_SIZE];
+	int            rc;
 
 	if ((rc = wal_time_begin(w, txn, &t)) != MDB_SUCCESS) {
 		return (rc);
@@ -60,7 +73,10 @@ append_records(evb_wal *w, MDB_txn *txn, MDB_cursor *cur, append_arg *a)
 		if (rc != MDB_SUCCESS) {
 			break;
 		}
-		evb_wal_record_encode(v.mv_data, &a->recs[i], a->now_ns);
+		id = wal_rec_encode(v.mv_data, &a->recs[i], a->now_ns);
+		if (hash) {
+			wal_dedup_hash(w, &a->dedup, i, id, a->recs[i].id_len);
+		}
 		if ((rc = wal_time_note(&t, a->res[i].off, a->recs[i].ts_ns)) !=
 		    MDB_SUCCESS) {
 			break;
@@ -70,18 +86,13 @@ append_records(evb_wal *w, MDB_txn *txn, MDB_cursor *cur, append_arg *a)
 	return (rc);
 }
 
+/* append_decide gives the batch's records their offsets from next on
+ * (wal_dedup.c decides which are stored) and counts the duplicates. */
 static int
-append_step(evb_wal *w, MDB_txn *txn, void *arg)
+append_decide(evb_wal *w, MDB_txn *txn, append_arg *a, uint64_t next)
 {
-	append_arg *a = arg;
-	MDB_cursor *cur;
-	uint64_t    next;
-	int         rc;
+	int rc;
 
-	if ((rc = wal_log_bound(w, txn, MDB_LAST, &next)) != MDB_SUCCESS) {
-		return (rc);
-	}
-	next++;
 	if (a->dedup.nids > 0) {
 		rc = wal_dedup_assign(
 		    w, txn, a->recs, &a->dedup, a->n, next, a->now_ns, a->res);
@@ -97,6 +108,30 @@ append_step(evb_wal *w, MDB_txn *txn, void *arg)
 	for (size_t i = 0; i < a->n; i++) {
 		a->dups += a->res[i].status != EVB_OK;
 	}
+	return (MDB_SUCCESS);
+}
+
+static int
+append_step(evb_wal *w, MDB_txn *txn, void *arg)
+{
+	append_arg *a     = arg;
+	bool        first = wal_dedup_write_first(w, &a->dedup);
+	MDB_cursor *cur;
+	uint64_t    next;
+	int         rc;
+
+	if ((rc = wal_log_bound(w, txn, MDB_LAST, &next)) != MDB_SUCCESS) {
+		return (rc);
+	}
+	next++;
+	if (first) {
+		for (size_t i = 0; i < a->n; i++) {
+			a->res[i] = (evb_wal_result) { next + i, EVB_OK };
+		}
+		a->dups = 0;
+	} else if ((rc = append_decide(w, txn, a, next)) != MDB_SUCCESS) {
+		return (rc);
+	}
 	if ((rc = wal_notes_put(w, txn, a->notes)) != MDB_SUCCESS) {
 		return (rc);
 	}
@@ -106,9 +141,17 @@ append_step(evb_wal *w, MDB_txn *txn, void *arg)
 	if ((rc = mdb_cursor_open(txn, w->dbi_log, &cur)) != MDB_SUCCESS) {
 		return (rc);
 	}
-	rc = append_records(w, txn, cur, a);
+	rc = append_records(w, txn, cur, a, first);
 	mdb_cursor_close(cur);
-	return (rc);
+	if (rc != MDB_SUCCESS || !first) {
+		return (rc);
+	}
+	// Every record is hashed now, so a redo decides first.
+	a->dedup.hashed = true;
+	if ((rc = append_decide(w, txn, a, next)) != MDB_SUCCESS) {
+		return (rc);
+	}
+	return (a->dups == 0 ? MDB_SUCCESS : WAL_STEP_AGAIN);
 }
 
 /* append_done adds the committed batch's ids to the dedup window. */

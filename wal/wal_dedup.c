@@ -86,6 +86,7 @@ struct wal_idtab {
 	uint64_t *slots; /* nslots: hash >> 32 << 32 | (position + 1) mod
 	                    2^32; 0 is empty. */
 	size_t nslots;   /* A power of 2, >= 2 cap. */
+	bool   had_dups; /* The last pass found a duplicate. */
 };
 
 /* ---- The table ------------------------------------------------------------
@@ -563,7 +564,7 @@ typedef struct dedup_pass {
 	evb_wal           *w;
 	MDB_txn           *txn;
 	const evb_wal_rec *recs;
-	const wal_dedup   *d;
+	wal_dedup         *d;
 	uint64_t           next; /* The batch's first offset. */
 	int64_t            now;  /* The batch's append time. */
 } dedup_pass;
@@ -657,8 +658,7 @@ dedup_probe(dedup_pass *p, const evb_wal_rec *r, uint64_t h, uint64_t *orig,
 
 int
 wal_dedup_assign(evb_wal *w, MDB_txn *txn, const evb_wal_rec *recs,
-    const wal_dedup *d, size_t n, uint64_t next, int64_t now_ns,
-    evb_wal_result *res)
+    wal_dedup *d, size_t n, uint64_t next, int64_t now_ns, evb_wal_result *res)
 {
 	dedup_pass p     = { w, txn, recs, d, next, now_ns };
 	uint64_t   off   = next, orig;
@@ -669,6 +669,11 @@ wal_dedup_assign(evb_wal *w, MDB_txn *txn, const evb_wal_rec *recs,
 	    (rc = dedup_build(w, txn, next, now_ns)) != MDB_SUCCESS) {
 		return (rc);
 	}
+	for (size_t i = 0; !d->hashed && i < n; i++) {
+		wal_dedup_hash(w, d, i, recs[i].id, recs[i].id_len);
+	}
+	d->hashed        = true;
+	w->ids->had_dups = false;
 	idtab_rollback(w->ids);
 	dedup_evict(w, next, now_ns);
 	if ((rc = idtab_reserve(w->ids, d->nids)) != 0) {
@@ -687,6 +692,7 @@ wal_dedup_assign(evb_wal *w, MDB_txn *txn, const evb_wal_rec *recs,
 			}
 			if (orig != 0) {
 				res[i] = (evb_wal_result) { orig, EVB_EEXIST };
+				w->ids->had_dups = true;
 				continue;
 			}
 			idtab_push(w->ids, empty, d->hash[i], off, now_ns);
@@ -774,12 +780,21 @@ wal_dedup_prepare(evb_wal *w, const evb_wal_rec *recs, size_t n, wal_dedup *d)
 		wal_dedup_fini(d);
 		return (EVB_ENOMEM);
 	}
-	for (size_t i = 0; i < n; i++) {
-		d->hash[i] = recs[i].id_len == 0
-		    ? 0
-		    : idtab_hash(w->id_seed, recs[i].id, recs[i].id_len);
-	}
 	return (EVB_OK);
+}
+
+void
+wal_dedup_hash(
+    const evb_wal *w, wal_dedup *d, size_t i, const uint8_t *id, size_t len)
+{
+	d->hash[i] = len == 0 ? 0 : idtab_hash(w->id_seed, id, len);
+}
+
+bool
+wal_dedup_write_first(const evb_wal *w, const wal_dedup *d)
+{
+	return (
+	    d->nids > 0 && !d->hashed && w->ids != NULL && !w->ids->had_dups);
 }
 
 void

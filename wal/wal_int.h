@@ -214,8 +214,12 @@ int wal_read_begin(evb_wal *w, MDB_txn **txn);
  */
 void wal_read_end(evb_wal *w, MDB_txn **txn, bool keep);
 
-/* A write step: fills txn; returns an LMDB code (0 to commit). */
+/* A write step: fills txn; returns an LMDB code (0 to commit), or
+ * WAL_STEP_AGAIN to have its txn aborted and the step run again. */
 typedef int (*wal_write_fn)(evb_wal *w, MDB_txn *txn, void *arg);
+
+/* Outside LMDB's codes (-30799..-30780) and errno's (> 0). */
+#define WAL_STEP_AGAIN (-30700)
 
 /* What to do once a write step's txn has committed (still under wlock,
  * before any other write txn of the handle); it cannot fail. */
@@ -225,8 +229,9 @@ typedef void (*wal_done_fn)(evb_wal *w, void *arg);
  * wal_write runs fn in one write txn and commits it, then calls done (may
  * be NULL) with wlock still held. On MDB_MAP_FULL it aborts, grows the map
  * and runs fn again from the start, so fn must depend only on arg and the
- * txn. Returns an evb_err; the diag starts with what ("append", "cursor
- * set").
+ * txn; on WAL_STEP_AGAIN it aborts and runs fn again (fn must not ask
+ * twice in a row). Returns an evb_err; the diag starts with what ("append",
+ * "cursor set").
  */
 int wal_write(evb_wal *w, wal_write_fn fn, wal_done_fn done, void *arg,
     evb_diag *d, const char *what);
@@ -251,6 +256,14 @@ int wal_notes_flush(evb_wal *w);
 /* ---- wal_crc.c / wal_rec.c ---------------------------------------------- */
 
 /*
+ * wal_rec_encode is evb_wal_record_encode, and returns where the id's
+ * bytes lie in dst (NULL for a record without an id): the appender hashes
+ * them there, just written and still in cache.
+ */
+const uint8_t *wal_rec_encode(
+    uint8_t *dst, const evb_wal_rec *r, int64_t append_ns);
+
+/*
  * wal_rec_peek reads the append time and the id of the stored value val
  * without checking its CRC (for retention and the dedup window, which
  * read many records and only need these fields). EVB_ECORRUPT when val
@@ -264,39 +277,53 @@ int wal_rec_peek(const uint8_t *val, size_t len, int64_t *ns,
 
 /* ---- wal_dedup.c -------------------------------------------------------- */
 
-/* A batch's ids, hashed before the write txn (they depend only on the
- * batch), used by wal_dedup_assign in it, maybe more than once
- * (wal_write). */
+/* A batch's ids, hashed once (they depend only on the batch), used by
+ * wal_dedup_assign, maybe in more than one txn (wal_write). */
 typedef struct wal_dedup {
 	uint64_t *hash;   /* n hashes; 0 for a record without an id. NULL
 	                     when nids is 0. */
 	uint32_t *stored; /* n: the batch index of the k-th stored record
 	                     (offset next + k); filled by the pass. */
 	size_t nids;      /* Records with an id. */
+	bool   hashed;    /* hash is filled. */
 } wal_dedup;
 
 /*
- * wal_dedup_prepare hashes the ids of recs[0..n-1]. With suppression off
- * or no id in the batch it allocates nothing and d->nids is 0. Returns
- * EVB_OK or EVB_ENOMEM. Release with wal_dedup_fini.
+ * wal_dedup_prepare makes room for the hashes of the ids of
+ * recs[0..n-1]. With suppression off or no id in the batch it allocates
+ * nothing and d->nids is 0. Returns EVB_OK or EVB_ENOMEM. Release with
+ * wal_dedup_fini.
  */
 int wal_dedup_prepare(
     evb_wal *w, const evb_wal_rec *recs, size_t n, wal_dedup *d);
 void wal_dedup_fini(wal_dedup *d);
 
+/* wal_dedup_hash sets the hash of record i, whose id is id[0..len-1]
+ * (NULL: none). */
+void wal_dedup_hash(
+    const evb_wal *w, wal_dedup *d, size_t i, const uint8_t *id, size_t len);
+
+/*
+ * wal_dedup_write_first says whether an append of the batch d should
+ * store every record first, hashing each id from its stored copy, and
+ * then decide (wal_dedup_assign): the table is built, the batch is not
+ * hashed yet, and the last batch had no duplicate. When the decision
+ * finds one, the txn is redone with the batch decided first.
+ */
+bool wal_dedup_write_first(const evb_wal *w, const wal_dedup *d);
+
 /*
  * wal_dedup_assign decides which records of the batch recs[0..n-1] (ids
- * hashed in d) are stored and gives those consecutive offsets from next
- * on, in batch order: res[i] is {offset, EVB_OK}, or {the original's
- * offset, EVB_EEXIST} for a duplicate. It builds the window's table on
- * first use and adds the stored ids to it as pending: wal_dedup_commit
- * keeps them once the txn has committed, and the next wal_dedup_assign
- * takes back any that were not kept (a retried or failed txn). now_ns is
- * the batch's append time. Returns an LMDB code (or ENOMEM).
+ * hashed in d, here unless d->hashed) are stored and gives those consecutive
+ * offsets from next on, in batch order: res[i] is {offset, EVB_OK}, or {the
+ * original's offset, EVB_EEXIST} for a duplicate. It builds the window's table
+ * on first use and adds the stored ids to it as pending: wal_dedup_commit keeps
+ * them once the txn has committed, and the next wal_dedup_assign takes back any
+ * that were not kept (a retried or failed txn). now_ns is the batch's append
+ * time. Returns an LMDB code (or ENOMEM).
  */
 int wal_dedup_assign(evb_wal *w, MDB_txn *txn, const evb_wal_rec *recs,
-    const wal_dedup *d, size_t n, uint64_t next, int64_t now_ns,
-    evb_wal_result *res);
+    wal_dedup *d, size_t n, uint64_t next, int64_t now_ns, evb_wal_result *res);
 
 /* wal_dedup_commit keeps the pending ids of a committed batch whose last
  * stored offset is last (0: none) and drops the ids that left the

@@ -50,13 +50,14 @@ evb_wal_record_size(const evb_wal_rec *r)
 	    (rec_id_at(r, &at) ? WAL_REC_ID_AT_SIZE : r->id_len) + r->len);
 }
 
-void
-evb_wal_record_encode(uint8_t *dst, const evb_wal_rec *r, int64_t append_ns)
+const uint8_t *
+wal_rec_encode(uint8_t *dst, const evb_wal_rec *r, int64_t append_ns)
 {
-	uint8_t *p = dst + WAL_REC_HDR_SIZE;
-	size_t   at;
-	bool     ref = rec_id_at(r, &at);
-	uint32_t crc;
+	uint8_t       *p = dst + WAL_REC_HDR_SIZE;
+	const uint8_t *id;
+	size_t         at;
+	bool           ref = rec_id_at(r, &at);
+	uint32_t       crc;
 
 	dst[WAL_REC_OFF_VER]   = WAL_REC_VERSION;
 	dst[WAL_REC_OFF_FLAGS] = ref ? WAL_REC_FLAG_ID_AT : 0;
@@ -67,9 +68,11 @@ evb_wal_record_encode(uint8_t *dst, const evb_wal_rec *r, int64_t append_ns)
 	evb_put_be64(dst + WAL_REC_OFF_APPEND, (uint64_t) append_ns);
 	evb_put_be32(dst + WAL_REC_OFF_LEN, (uint32_t) r->len);
 	dst[WAL_REC_OFF_IDLEN] = (uint8_t) r->id_len;
+	id                     = r->id_len > 0 ? p : NULL;
 	if (ref) {
 		evb_put_be16(p, (uint16_t) at);
 		p += WAL_REC_ID_AT_SIZE;
+		id = p + at;
 	} else if (r->id_len > 0) {
 		memcpy(p, r->id, r->id_len);
 		p += r->id_len;
@@ -84,6 +87,13 @@ evb_wal_record_encode(uint8_t *dst, const evb_wal_rec *r, int64_t append_ns)
 	crc = evb_wal_crc32c(crc, dst + WAL_REC_OFF_IDLEN,
 	    (size_t) (p - (dst + WAL_REC_OFF_IDLEN)) + r->len);
 	evb_put_be32(dst + WAL_REC_OFF_CRC, crc);
+	return (id);
+}
+
+void
+evb_wal_record_encode(uint8_t *dst, const evb_wal_rec *r, int64_t append_ns)
+{
+	(void) wal_rec_encode(dst, r, append_ns);
 }
 
 /*

@@ -213,6 +213,9 @@ wal_write(evb_wal *w, wal_write_fn fn, wal_done_fn done, void *arg, evb_diag *d,
 	evb_assert(pthread_mutex_lock(&w->wlock) == 0);
 	for (;;) {
 		rc = txn_once(w, fn, arg);
+		if (rc == WAL_STEP_AGAIN) {
+			continue;
+		}
 		if (rc == MDB_MAP_FULL) {
 			if ((rc = txn_grow(w, d, what)) != EVB_OK) {
 				goto unlock;

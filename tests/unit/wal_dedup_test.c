@@ -512,6 +512,123 @@ Test(wal_dedup, window_matches_a_model)
 	evb_wal_close(w);
 }
 
+/* A batch of records with 1000-byte payloads that start with their ids
+ * (where the records take the ids from). */
+typedef struct big_batch {
+	evb_wal_rec    recs[101];
+	char           pay[101][1000];
+	evb_wal_result res[101];
+	size_t         n;
+} big_batch;
+
+/* big_add adds a record whose id is "<tag><num>". */
+static void
+big_add(big_batch *b, const char *tag, size_t num)
+{
+	evb_wal_rec *r = &b->recs[b->n];
+	char        *p = b->pay[b->n++];
+	int          len;
+
+	memset(p, '.', sizeof(b->pay[0]));
+	len = snprintf(p, 32, "%s%zu", tag, num);
+	memset(r, 0, sizeof(*r));
+	r->payload = p;
+	r->len     = sizeof(b->pay[0]);
+	r->id      = p;
+	r->id_len  = (size_t) len;
+}
+
+/* big_send appends b and empties it for the next batch. */
+static void
+big_send(evb_wal *w, big_batch *b)
+{
+	evb_diag d = { { 0 } };
+
+	cr_assert_eq(
+	    evb_wal_append(w, b->recs, b->n, b->res, &d), EVB_OK, "%s", d.msg);
+	b->n = 0;
+}
+
+/*
+ * Issue #3: once the table is built and batches bring no duplicate, an
+ * append stores every record first and decides after (wal_append.c). A
+ * duplicate found then must not be stored: the batch is redone with the
+ * decision first, and its other records keep consecutive offsets. The
+ * map starts at 64 KiB, so stores are also cut short by map growth and
+ * run again.
+ */
+Test(wal_dedup, a_duplicate_found_after_storing_first_is_redone)
+{
+	static big_batch b;
+	evb_wal_opts     o;
+	evb_wal_stat     s;
+	evb_wal_entry    e;
+	evb_wal_iter    *it;
+	evb_wal         *w;
+	char             want[32];
+	uint64_t         off = 0;
+
+	evb_wal_opts_default(&o);
+	o.durability         = EVB_WAL_NONE;
+	o.dedup_window_count = 1000;
+	o.map_size_initial   = 64 * 1024;
+	w                    = wtl_open(wal_dir, &o);
+	for (int k = 0; k < 2; k++) { // a0..a99 build the table, b0..b99.
+		for (size_t i = 0; i < 100; i++) {
+			big_add(&b, k == 0 ? "a" : "b", i);
+		}
+		big_send(w, &b);
+		for (size_t i = 0; i < 100; i++) {
+			expect(&b.res[i], EVB_OK, 1 + 100 * (uint64_t) k + i);
+		}
+	}
+	// c0..c49, a7, c50..c98, b3: two duplicates among new ids.
+	for (size_t i = 0; i < 99; i++) {
+		big_add(&b, "c", i);
+		if (i == 49) {
+			big_add(&b, "a", 7);
+		}
+	}
+	big_add(&b, "b", 3);
+	big_send(w, &b);
+	for (size_t i = 0; i < 101; i++) {
+		if (i == 50 || i == 100) {
+			expect(&b.res[i], EVB_EEXIST, i == 50 ? 8 : 104);
+		} else {
+			expect(&b.res[i], EVB_OK, 201 + i - (i > 50));
+		}
+	}
+	// A batch of new ids after one with duplicates.
+	for (size_t i = 0; i < 100; i++) {
+		big_add(&b, "d", i);
+	}
+	big_send(w, &b);
+	expect(&b.res[99], EVB_OK, 399);
+	cr_assert_eq(evb_wal_stats(w, &s), EVB_OK);
+	cr_assert_eq(s.dup_count, 2);
+	cr_assert_eq(s.id_count, 399);
+	cr_assert_gt(s.map_grows, 0);
+	// The log: a0..a99, b0..b99, c0..c98, d0..d99, nothing else.
+	cr_assert_eq(evb_wal_iter_open(w, 1, &it), EVB_OK);
+	while (evb_wal_iter_next(it, &e) == EVB_OK) {
+		size_t k = (size_t) off / 100, i = (size_t) off % 100;
+
+		cr_assert_eq(e.off, ++off);
+		if (off > 200) { // c0..c98 take 99 offsets.
+			k = off <= 299 ? 2 : 3;
+			i = off <= 299 ? (size_t) off - 201
+			               : (size_t) off - 300;
+		}
+		(void) snprintf(want, sizeof(want), "%c%zu", "abcd"[k], i);
+		cr_assert_eq(e.id_len, strlen(want));
+		cr_assert_arr_eq(e.id, want, e.id_len, "offset %llu",
+		    (unsigned long long) e.off);
+	}
+	cr_assert_eq(off, 399);
+	evb_wal_iter_close(it);
+	evb_wal_close(w);
+}
+
 /*
  * Issue #3: with an age window only, the table starts small and doubles
  * as ids arrive (batches larger than its free room included); every id
