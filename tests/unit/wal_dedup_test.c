@@ -436,33 +436,45 @@ model_rand(uint64_t *x)
 	return (*x);
 }
 
+/* What model_run saw. */
+typedef struct model_counts {
+	size_t ids;   /* Distinct ids. */
+	size_t dups;  /* Duplicates in the window. */
+	size_t again; /* Ids stored again after they left it. */
+} model_counts;
+
+#define MODEL_BATCH_MAX 600
+#define MODEL_IDS_MAX 24000
+
 /*
- * Issue #3: the window lives in memory, in a hash table that grows,
- * evicts ids as they leave the window, and is rebuilt from the log by
- * the first append after a reopen. Batches of 1 to 600 ids that are
- * prefixes of each other, share 8 or 16 leading bytes, hold zero and
- * 0xff bytes, and repeat within and across batches must get exactly the
- * answers of a plain model, with a window of 1500 records and a reopen
- * every 6 batches.
+ * model_run appends nbatch batches of 1 to max_n random ids each, with a
+ * window of window records and a reopen every 6 batches, and checks every
+ * answer against a plain model. The ids are prefixes of each other,
+ * share 8 or 16 leading bytes, hold zero and 0xff bytes, and repeat
+ * within and across batches.
  */
-Test(wal_dedup, window_matches_a_model)
+static model_counts
+model_run(uint64_t window, int nbatch, size_t max_n)
 {
 	static const uint8_t  alphabet[] = { 0x00, 'a', 'b', 0xff };
-	static evb_wal_rec    recs[600];
-	static uint8_t        ids[600][24];
-	static evb_wal_result res[600];
-	static model_id       model[24 * 600];
-	evb_wal              *w = wal_open_window(1500, 0);
+	static evb_wal_rec    recs[MODEL_BATCH_MAX];
+	static uint8_t        ids[MODEL_BATCH_MAX][24];
+	static evb_wal_result res[MODEL_BATCH_MAX];
+	static model_id       model[MODEL_IDS_MAX];
+	evb_wal              *w = wal_open_window(window, 0);
 	uint64_t              x = 0x2545F4914F6CDD1Dull, next = 1, first;
-	size_t                nmodel = 0, total = 0, dups = 0, again = 0;
+	size_t                nmodel = 0;
+	model_counts          c      = { 0, 0, 0 };
 
-	for (int b = 0; b < 24; b++) {
-		size_t n      = 1 + (size_t) (model_rand(&x) % 600);
+	cr_assert_leq(max_n, MODEL_BATCH_MAX);
+	cr_assert_leq((size_t) nbatch * max_n, MODEL_IDS_MAX);
+	for (int b = 0; b < nbatch; b++) {
+		size_t n      = 1 + (size_t) (model_rand(&x) % max_n);
 		size_t shared = (size_t) (b % 3) * 8; // 0, 8 or 16 bytes.
 
 		if (b % 6 == 5) {
 			evb_wal_close(w);
-			w = wal_open_window(1500, 0);
+			w = wal_open_window(window, 0);
 		}
 		for (size_t i = 0; i < n; i++) {
 			uint64_t r = model_rand(&x);
@@ -477,19 +489,18 @@ Test(wal_dedup, window_matches_a_model)
 			recs[i].id = ids[i];
 		}
 		cr_assert_eq(evb_wal_append(w, recs, n, res, NULL), EVB_OK);
-		total += n;
 		first = next;
 		for (size_t i = 0; i < n; i++) {
 			size_t k =
 			    model_find(model, nmodel, ids[i], recs[i].id_len);
 
 			// In the window: stored earlier in this batch, or
-			// among the 1500 records before it.
+			// among the window's records before it.
 			if (k < nmodel &&
 			    (model[k].off >= first ||
-			        first - model[k].off <= 1500)) {
+			        first - model[k].off <= window)) {
 				expect(&res[i], EVB_EEXIST, model[k].off);
-				dups++;
+				c.dups++;
 				continue;
 			}
 			if (k == nmodel) {
@@ -497,19 +508,47 @@ Test(wal_dedup, window_matches_a_model)
 				    model[nmodel].id, ids[i], recs[i].id_len);
 				model[nmodel++].len = recs[i].id_len;
 			} else {
-				again++;
+				c.again++;
 			}
 			model[k].off = next;
 			expect(&res[i], EVB_OK, next++);
 		}
 	}
 	cr_assert_eq(last_off(w), next - 1);
+	evb_wal_close(w);
+	c.ids = nmodel;
+	return (c);
+}
+
+/*
+ * Issue #3: the window lives in memory, in a hash table that grows,
+ * evicts ids as they leave the window, and is rebuilt from the log by
+ * the first append after a reopen. Its answers must be exactly those of a
+ * plain model (model_run), with a window of 1500 records.
+ */
+Test(wal_dedup, window_matches_a_model)
+{
+	model_counts c = model_run(1500, 24, 600);
+
 	// Every kind is common: new ids, duplicates, and ids stored again
 	// after they left the window.
-	cr_assert_gt(nmodel, 1000);
-	cr_assert_gt(dups, 1000);
-	cr_assert_gt(again, 100, "%zu", again);
-	evb_wal_close(w);
+	cr_assert_gt(c.ids, 1000);
+	cr_assert_gt(c.dups, 1000);
+	cr_assert_gt(c.again, 100, "%zu", c.again);
+}
+
+/*
+ * Issue #3: a window of 50 records in the smallest table, through about
+ * 12,000 ids: its index slots are vacated and reused hundreds of times
+ * over, and the answers must still be the model's.
+ */
+Test(wal_dedup, a_small_window_reuses_its_index_and_matches_a_model)
+{
+	model_counts c = model_run(50, 200, 120);
+
+	cr_assert_gt(c.ids, 4000);
+	cr_assert_gt(c.dups, 500);
+	cr_assert_gt(c.again, 1000, "%zu", c.again);
 }
 
 /* A batch of records with 1000-byte payloads that start with their ids
