@@ -42,8 +42,6 @@
  * itself; only a message over twice the limit goes uncounted.
  */
 #define BROKER_RECVMAX_FACTOR 2
-/* Longest wait of one confirm reply for its pipe (broker_confirm.c). */
-#define BROKER_CONFIRM_SEND_MS 5000
 #define BROKER_RECV_MAX_LIMIT ((size_t) 1 << 30) /* Largest --max-msg. */
 
 #define BROKER_PUB_LOG_WINDOW_MS 10000 /* pub0 send failure lines: */
@@ -241,16 +239,17 @@ open_sockets(evb_broker *b, evb_diag *diag)
 		return broker_nng_err(rv, diag, "rep0 receive limit");
 	}
 	if (o->confirm_url != NULL) {
-		if ((rv = nng_rep0_open_raw(&b->confirm)) != 0) {
-			return broker_nng_err(rv, diag, "opening raw rep0");
+		if ((rv = nng_rep0_open(&b->confirm)) != 0) {
+			return broker_nng_err(rv, diag, "opening rep0");
 		}
 		b->has_confirm = true;
 		if ((rv = nng_socket_set_size(b->confirm, NNG_OPT_RECVMAXSZ,
-		         o->recv_max_bytes * BROKER_RECVMAX_FACTOR)) != 0 ||
-		    (rv = nng_socket_set_ms(b->confirm, NNG_OPT_SENDTIMEO,
-		         BROKER_CONFIRM_SEND_MS)) != 0) {
+		         o->recv_max_bytes * BROKER_RECVMAX_FACTOR)) != 0) {
 			return broker_nng_err(
 			    rv, diag, "confirm socket options");
+		}
+		if ((rv = nng_aio_alloc(&b->confirm_rx, NULL, NULL)) != 0) {
+			return broker_nng_err(rv, diag, "confirm aio");
 		}
 		if ((rv = open_listen(b->confirm, o->confirm_url, "confirm",
 		         diag)) != EVB_OK) {
@@ -442,13 +441,11 @@ evb_broker_stop(evb_broker *b)
 
 	stop_socket(b->pull, &b->has_pull);
 	stop_join(b->ingest_thr, &b->has_ingest_thr);
-	stop_socket(b->confirm, &b->has_confirm);
+	// Confirmed ingest takes no more requests, but its replies go on
+	// until close (broker_confirm.c).
+	confirm_intake_stop(b);
 	stop_join(b->confirm_thr, &b->has_confirm_thr);
-	if (b->has_confirm_send_thr) {
-		confirm_sender_stop(b);
-		stop_join(b->confirm_send_thr, &b->has_confirm_send_thr);
-	}
-	confirm_drop_all(b);
+	b->confirm_replies_at_stop = atomic_load(&b->confirm_replies);
 	stop_socket(b->ctl, &b->has_ctl);
 	stop_join(b->ctl_thr, &b->has_ctl_thr);
 	stop_join(b->timer_thr, &b->has_timer_thr);
@@ -466,10 +463,20 @@ evb_broker_close(evb_broker *b)
 		return;
 	}
 	evb_broker_stop(b);
+	if (b->has_confirm_send_thr) {
+		// The last replies: of requests made durable since stop.
+		confirm_sender_stop(b);
+		stop_join(b->confirm_send_thr, &b->has_confirm_send_thr);
+		confirm_linger(b, b->confirm_replies_at_stop);
+	}
 	stop_socket(b->pull, &b->has_pull);
 	stop_socket(b->ctl, &b->has_ctl);
 	stop_socket(b->confirm, &b->has_confirm);
 	stop_socket(b->pub, &b->has_pub);
+	if (b->confirm_rx != NULL) {
+		nng_aio_free(b->confirm_rx);
+		b->confirm_rx = NULL;
+	}
 	if (b->pub_aio != NULL) {
 		nng_aio_free(b->pub_aio);
 		b->pub_aio = NULL;

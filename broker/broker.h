@@ -29,13 +29,15 @@
  * the limit goes uncounted.)
  *
  * Confirmed ingest (optional, confirm_url; docs/protocol.md "Confirmed
- * ingest"): a request (raw rep0, so any number may wait at once) is
- * published like an ingest message, and its reply, giving each event's
- * seq or rejection, is held until the caller that stores the log reports
- * the events durable with evb_broker_durable (lost ones with
- * evb_broker_lost, duplicates with evb_broker_duplicate). Requests still
- * waiting at stop get no reply; the requester retries, and the log's
- * duplicate suppression gives the retry the original seqs.
+ * ingest"): a request (on a rep0 context of its own, so any number may
+ * wait at once) is published like an ingest message, and its reply,
+ * giving each event's seq or rejection, is held until the caller that
+ * stores the log reports the events durable with evb_broker_durable (lost
+ * ones with evb_broker_lost, duplicates with evb_broker_duplicate). A
+ * reply that the requester's connection does not take within 5 s is
+ * dropped and counted unsent. Requests still waiting at close get no
+ * reply; the requester retries, and the log's duplicate suppression gives
+ * the retry the original seqs.
  *
  * Every heartbeat_ms the broker publishes its own system_health event
  * (component, status, uptime_s) through the same path, so it is
@@ -83,7 +85,7 @@ typedef struct evb_broker_opts {
 	const char *ingest_url;  /* pull0 listen URL; "tcp://127.0.0.1:5571". */
 	const char *ctl_url;     /* rep0 control (repair, stats) listen URL;
 	                            "tcp://127.0.0.1:5573". */
-	const char *confirm_url; /* Confirmed ingest listen URL (raw rep0);
+	const char *confirm_url; /* Confirmed ingest listen URL (rep0);
 	                            NULL, the default: none. Only useful
 	                            when the caller stores the log and calls
 	                            evb_broker_durable (`evbus run` listens
@@ -146,8 +148,8 @@ typedef struct evb_broker_stat {
 	uint64_t confirm_msgs;    /* Confirmed ingest requests received. */
 	uint64_t confirm_replies; /* Their replies sent. */
 	uint64_t confirm_unsent;  /* Requests left without a reply (send
-	                             failed, out of memory, or waiting at
-	                             stop). */
+	                             failed or not taken within 5 s, out of
+	                             memory, or waiting at close). */
 	uint64_t subscribers;     /* Connections to pub0 now. Frames are
 	                             sent on pub0 only while there is one;
 	                             the ring has every frame either way. */
@@ -171,13 +173,18 @@ int evb_broker_open(evb_broker **out, const evb_broker_opts *o, evb_diag *diag);
 int evb_broker_start(evb_broker *b);
 
 /*
- * evb_broker_stop stops accepting ingest, finishes the message in hand,
- * and joins the threads. Safe to call twice, and on a broker never
- * started.
+ * evb_broker_stop stops accepting ingest (both paths), finishes the
+ * message in hand, and joins the threads, but for the sender of confirmed
+ * replies: requests that evb_broker_durable covers between stop and
+ * evb_broker_close (a collector storing what the ring holds) are still
+ * answered. Safe to call twice, and on a broker never started.
  */
 void evb_broker_stop(evb_broker *b);
 
-/* evb_broker_close stops the broker if needed and frees it; NULL is ok. */
+/*
+ * evb_broker_close stops the broker if needed, waits for the confirmed
+ * replies being sent (each at most 5 s) and frees it; NULL is ok.
+ */
 void evb_broker_close(evb_broker *b);
 
 /* evb_broker_stats copies the counters. Thread-safe. */

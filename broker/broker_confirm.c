@@ -8,11 +8,16 @@
  * replies whose events it covers. docs/protocol.md "Confirmed ingest" has
  * the reply format.
  *
- * Why raw rep0: nng 1.5 offers many requests in flight on one cooked
- * socket only through contexts and aio callbacks. In raw mode a request
- * arrives with its route back in the message header, and a reply sent
- * with that header goes to the right requester in any order, so one
- * thread with blocking receives serves any number of waiting requests.
+ * Contexts: each request is received on an nng context of its own and
+ * keeps it until its reply has been sent on it, so any number of requests
+ * wait at once and replies go back in any order. Why not raw rep0, which
+ * routes a reply by its header: nng 1.5's raw rep0 takes a reply at once
+ * into a queue of 64 per connection and frees, unsent and unreported, one
+ * that finds the queue full (a requester with many requests in flight
+ * that reads slowly lost replies that were counted as sent). A context's
+ * send completes only when the connection takes the reply, waiting while
+ * it writes the one before, and fails after BROKER_CONFIRM_SEND_MS; so a
+ * reply is counted sent or unsent honestly.
  *
  * Order: requests are handled one at a time on one thread and seqs only
  * grow, so the queue is in order of each request's highest seq; the
@@ -26,19 +31,33 @@
  * evb_broker.mtx: the notes take it after broker_publish has returned.
  *
  * Sending: a covered request moves to the ready list, and a sender thread
- * of its own sends the replies, outside the lock, with a send that may
- * wait. Why not send on the spot, without waiting: the collector's thread
- * is the one that learns what is durable, and rep0 takes one reply per
- * pipe at a time; when the requester's previous reply is still being
- * written, a send that must not wait fails, and the reply was lost (a
- * requester that does not resend then hangs). The sender waits for the
- * pipe instead, at most BROKER_CONFIRM_SEND_MS.
+ * of its own encodes the replies and starts their sends, outside the
+ * lock, so the collector's thread, which learns what is durable, neither
+ * encodes nor waits. A send runs on its own aio; its callback moves the
+ * request to the done list, which the sender frees (an aio cannot be
+ * freed from its own callback). One slow requester delays only its own
+ * replies.
+ *
+ * Stop: evb_broker_stop stops taking requests (the confirm thread's
+ * receive wakes every CONFIRM_RX_WAKE_MS to look), but the sender and
+ * the socket live on until evb_broker_close, so that requests which
+ * become durable in between (the collector storing what the ring holds)
+ * still get their replies. Close then waits for the sends in flight,
+ * drops what never became durable, and gives the connections
+ * CONFIRM_LINGER_MS to write the last replies before the socket closes
+ * (nng 1.5 has no linger option).
  */
 #include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "broker/broker_int.h"
+
+/* How often the confirm thread's receive wakes to see a stop. */
+#define CONFIRM_RX_WAKE_MS 100
+/* Time the connections get to write the last replies at close. */
+#define CONFIRM_LINGER_MS 100
 
 /* The error given for events stored as part of a gap. */
 #define CONFIRM_LOST                                                     \
@@ -57,10 +76,26 @@ confirm_req_free(confirm_req *r)
 	}
 	free(r->res);
 	free(r->refused);
+	if (r->aio != NULL) {
+		nng_aio_free(r->aio); // Waits for its callback.
+	}
 	if (r->msg != NULL) {
 		nng_msg_free(r->msg);
 	}
+	(void) nng_ctx_close(r->ctx); // NNG_ECLOSED only: it was open.
 	free(r);
+}
+
+/* confirm_req_free_all frees a list of requests. */
+static void
+confirm_req_free_all(confirm_req *r)
+{
+	confirm_req *next;
+
+	for (; r != NULL; r = next) {
+		next = r->next;
+		confirm_req_free(r);
+	}
 }
 
 /* confirm_slot returns a new result slot, or NULL when out of memory. */
@@ -206,31 +241,62 @@ confirm_encode(const confirm_req *r, msgpack_sbuffer *sb)
 }
 
 /*
- * confirm_send sends r's reply (with the request's route) and frees r. On
- * the sender thread, without confirm_mtx: the send may wait, for at most
- * BROKER_CONFIRM_SEND_MS, until the requester's pipe has written the reply
- * before (rep0 holds one reply per pipe in flight and queues the next).
+ * confirm_sent_cb ends the send of r's reply (an nng callback): it
+ * counts it and hands r to the sender thread to free.
+ */
+static void
+confirm_sent_cb(void *arg)
+{
+	confirm_req *r = arg;
+	evb_broker  *b = r->b;
+
+	if (nng_aio_result(r->aio) != 0) {
+		// Timed out behind a requester that does not read, or the
+		// socket closed. The requester retries; the WAL's duplicate
+		// suppression gives the retry the original seqs.
+		r->msg = nng_aio_get_msg(r->aio);
+		atomic_fetch_add(&b->confirm_unsent, 1);
+	} else {
+		atomic_fetch_add(&b->confirm_replies, 1);
+	}
+	evb_assert(pthread_mutex_lock(&b->confirm_mtx) == 0);
+	r->next         = b->confirm_done;
+	b->confirm_done = r;
+	b->confirm_sending--;
+	evb_assert(pthread_cond_broadcast(&b->confirm_cv) == 0);
+	evb_assert(pthread_mutex_unlock(&b->confirm_mtx) == 0);
+}
+
+/*
+ * confirm_send encodes r's reply and starts its send on r's context, at
+ * most BROKER_CONFIRM_SEND_MS (confirm_sent_cb ends it). On the sender
+ * thread, without confirm_mtx.
  */
 static void
 confirm_send(evb_broker *b, confirm_req *r)
 {
 	msgpack_sbuffer sb;
 	nng_msg        *m = r->msg;
+	int             e;
 
 	msgpack_sbuffer_init(&sb);
 	nng_msg_clear(m);
-	if (confirm_encode(r, &sb) != 0 ||
+	e = confirm_encode(r, &sb) != 0 ||
 	    nng_msg_append(m, sb.data, sb.size) != 0 ||
-	    nng_sendmsg(b->confirm, m, 0) != 0) {
-		// The requester times out and retries; the WAL's duplicate
-		// suppression gives the retry the original seqs.
-		atomic_fetch_add(&b->confirm_unsent, 1);
-	} else {
-		r->msg = NULL; // nng owns it now.
-		atomic_fetch_add(&b->confirm_replies, 1);
-	}
+	    nng_aio_alloc(&r->aio, confirm_sent_cb, r) != 0;
 	msgpack_sbuffer_destroy(&sb);
-	confirm_req_free(r);
+	if (e) {
+		atomic_fetch_add(&b->confirm_unsent, 1);
+		confirm_req_free(r);
+		return;
+	}
+	evb_assert(pthread_mutex_lock(&b->confirm_mtx) == 0);
+	b->confirm_sending++;
+	evb_assert(pthread_mutex_unlock(&b->confirm_mtx) == 0);
+	r->msg = NULL; // The aio's until the callback.
+	nng_aio_set_msg(r->aio, m);
+	nng_aio_set_timeout(r->aio, BROKER_CONFIRM_SEND_MS);
+	nng_ctx_send(r->ctx, r->aio);
 }
 
 /* confirm_pop hands every queued reply that the durable position covers
@@ -270,20 +336,28 @@ confirm_sender_main(void *arg)
 	evb_thread_name("evb:confirm-tx");
 	evb_assert(pthread_mutex_lock(&b->confirm_mtx) == 0);
 	for (;;) {
-		while (b->confirm_ready == NULL && !b->confirm_stopping) {
-			evb_assert(pthread_cond_wait(
-			               &b->confirm_cv, &b->confirm_mtx) == 0);
+		if ((r = b->confirm_done) != NULL) {
+			b->confirm_done = NULL;
+			evb_assert(pthread_mutex_unlock(&b->confirm_mtx) == 0);
+			confirm_req_free_all(r);
+			evb_assert(pthread_mutex_lock(&b->confirm_mtx) == 0);
+			continue;
 		}
-		if ((r = b->confirm_ready) == NULL) {
-			break; // Stopping, and nothing left to try.
+		if ((r = b->confirm_ready) != NULL) {
+			b->confirm_ready = r->next;
+			if (b->confirm_ready == NULL) {
+				b->confirm_ready_tail = NULL;
+			}
+			evb_assert(pthread_mutex_unlock(&b->confirm_mtx) == 0);
+			confirm_send(b, r);
+			evb_assert(pthread_mutex_lock(&b->confirm_mtx) == 0);
+			continue;
 		}
-		b->confirm_ready = r->next;
-		if (b->confirm_ready == NULL) {
-			b->confirm_ready_tail = NULL;
+		if (b->confirm_stopping && b->confirm_sending == 0) {
+			break; // Every reply handed over has ended.
 		}
-		evb_assert(pthread_mutex_unlock(&b->confirm_mtx) == 0);
-		confirm_send(b, r);
-		evb_assert(pthread_mutex_lock(&b->confirm_mtx) == 0);
+		evb_assert(
+		    pthread_cond_wait(&b->confirm_cv, &b->confirm_mtx) == 0);
 	}
 	evb_assert(pthread_mutex_unlock(&b->confirm_mtx) == 0);
 	return NULL;
@@ -296,6 +370,25 @@ confirm_sender_stop(evb_broker *b)
 	b->confirm_stopping = true;
 	evb_assert(pthread_cond_broadcast(&b->confirm_cv) == 0);
 	evb_assert(pthread_mutex_unlock(&b->confirm_mtx) == 0);
+}
+
+void
+confirm_intake_stop(evb_broker *b)
+{
+	atomic_store(&b->confirm_rx_stop, true);
+	if (b->confirm_rx != NULL) {
+		nng_aio_cancel(b->confirm_rx);
+	}
+}
+
+void
+confirm_linger(evb_broker *b, uint64_t replies_before)
+{
+	struct timespec ts = { 0, CONFIRM_LINGER_MS * 1000000L };
+
+	if (atomic_load(&b->confirm_replies) != replies_before) {
+		(void) nanosleep(&ts, NULL);
+	}
 }
 
 /* confirm_open queues r, open, before its events are published. */
@@ -319,7 +412,7 @@ static void
 confirm_close(evb_broker *b, confirm_req *r, nng_msg *msg)
 {
 	evb_assert(pthread_mutex_lock(&b->confirm_mtx) == 0);
-	r->msg           = msg; // Its header is the route back.
+	r->msg           = msg; // Reused for the reply.
 	r->is_open       = false;
 	b->confirm_nlate = 0;
 	if (r->is_nomem || r->refused != NULL) {
@@ -413,43 +506,86 @@ evb_broker_duplicate(evb_broker *b, uint64_t epoch, uint64_t seq,
 void
 confirm_drop_all(evb_broker *b)
 {
-	confirm_req *r;
+	confirm_req *waiting, *ready, *done;
 
 	if (!b->has_confirm_sync) {
 		return;
 	}
 	evb_assert(pthread_mutex_lock(&b->confirm_mtx) == 0);
-	while ((r = b->confirm_head) != NULL) {
-		b->confirm_head = r->next;
-		atomic_fetch_add(&b->confirm_unsent, 1);
-		confirm_req_free(r);
-	}
-	b->confirm_tail = NULL;
-	while ((r = b->confirm_ready) != NULL) {
-		b->confirm_ready = r->next;
-		atomic_fetch_add(&b->confirm_unsent, 1);
-		confirm_req_free(r);
-	}
-	b->confirm_ready_tail = NULL;
+	waiting         = b->confirm_head;
+	ready           = b->confirm_ready;
+	done            = b->confirm_done;
+	b->confirm_head = b->confirm_tail = NULL;
+	b->confirm_ready = b->confirm_ready_tail = NULL;
+	b->confirm_done                          = NULL;
 	free(b->confirm_late);
 	b->confirm_late     = NULL;
 	b->confirm_nlate    = 0;
 	b->confirm_late_cap = 0;
 	evb_assert(pthread_mutex_unlock(&b->confirm_mtx) == 0);
+	for (confirm_req *r = waiting; r != NULL; r = r->next) {
+		atomic_fetch_add(&b->confirm_unsent, 1);
+	}
+	for (confirm_req *r = ready; r != NULL; r = r->next) {
+		atomic_fetch_add(&b->confirm_unsent, 1);
+	}
+	// Outside the lock: freeing a sent one waits for its callback,
+	// which takes the lock.
+	confirm_req_free_all(waiting);
+	confirm_req_free_all(ready);
+	confirm_req_free_all(done);
+}
+
+/*
+ * confirm_recv receives the next request on a context of its own, waking
+ * every CONFIRM_RX_WAKE_MS to see a stop (confirm_intake_stop). Returns
+ * 0 with *ctx and *msg, NNG_ECLOSED to stop, or another nng error.
+ */
+static int
+confirm_recv(evb_broker *b, nng_ctx *ctx, bool *has_ctx, nng_msg **msg)
+{
+	int rv;
+
+	for (;;) {
+		if (atomic_load(&b->confirm_rx_stop)) {
+			return NNG_ECLOSED;
+		}
+		if (!*has_ctx) {
+			if ((rv = nng_ctx_open(ctx, b->confirm)) != 0) {
+				return rv;
+			}
+			*has_ctx = true;
+		}
+		nng_aio_set_timeout(b->confirm_rx, CONFIRM_RX_WAKE_MS);
+		nng_ctx_recv(*ctx, b->confirm_rx);
+		nng_aio_wait(b->confirm_rx);
+		rv = nng_aio_result(b->confirm_rx);
+		if (rv == 0) {
+			*msg     = nng_aio_get_msg(b->confirm_rx);
+			*has_ctx = false; // The request's now.
+			return 0;
+		}
+		if (rv != NNG_ETIMEDOUT && rv != NNG_ECANCELED) {
+			return rv;
+		}
+	}
 }
 
 void *
 confirm_main(void *arg)
 {
-	evb_broker   *b  = arg;
-	evb_ratelimit rl = { .window_ms = 10000, .burst = 10 };
-	ingest_ctx    c  = { .b = b, .rl = &rl };
-	confirm_req  *r;
-	int           rv;
+	evb_broker     *b     = arg;
+	evb_ratelimit   rl    = { .window_ms = 10000, .burst = 10 };
+	ingest_ctx      c     = { .b = b, .rl = &rl };
+	struct timespec pause = { 0, CONFIRM_RX_WAKE_MS * 1000000L };
+	nng_ctx         ctx   = NNG_CTX_INITIALIZER;
+	bool            has   = false;
+	confirm_req    *r;
+	int             rv;
 
 	evb_thread_name("evb:confirm");
 	for (;;) {
-		if ((rv = nng_recvmsg(b->confirm, &c.msg, 0)) != 0) {
+		if ((rv = confirm_recv(b, &ctx, &has, &c.msg)) != 0) {
 			if (rv == NNG_ECLOSED) {
 				break;
 			}
@@ -459,6 +595,7 @@ confirm_main(void *arg)
 				    "confirm receive failed: %s",
 				    nng_strerror(rv));
 			}
+			(void) nanosleep(&pause, NULL); // Not a busy loop.
 			continue;
 		}
 		atomic_fetch_add(&b->confirm_msgs, 1);
@@ -466,13 +603,19 @@ confirm_main(void *arg)
 			// No reply: the requester retries.
 			atomic_fetch_add(&b->confirm_unsent, 1);
 			nng_msg_free(c.msg);
+			(void) nng_ctx_close(ctx);
 			continue;
 		}
+		r->b      = b;
+		r->ctx    = ctx;
 		c.arrival = evb_clock_real_ns();
 		c.req     = r;
 		confirm_open(b, r);
 		ingest_message(&c);
 		confirm_close(b, r, c.msg);
+	}
+	if (has) {
+		(void) nng_ctx_close(ctx);
 	}
 	return NULL;
 }

@@ -2,14 +2,18 @@
  * broker_int.h: declarations shared by the broker/ sources. Not part of
  * the contract; only the sources in broker/ include it.
  *
- * Threads (all created by evb_broker_start, joined by evb_broker_stop):
+ * Threads (all created by evb_broker_start, joined by evb_broker_stop
+ * but one):
  *   ingest  takes messages from the ingest queue and publishes them
  *           (broker_ingest.c); one aio callback on pull0 fills the queue
  *   ctl     blocks in nng_recvmsg on rep0 and answers (broker_ctl.c)
  *   timer   heartbeat and statistics line (broker_heartbeat.c); only
  *           started when one of the two periods is non-zero
- *   confirm blocks in nng_recvmsg on the raw rep0 of confirmed ingest
- *           (broker_confirm.c); only with opts.confirm_url
+ *   confirm receives the requests of confirmed ingest, each on a rep0
+ *           context of its own (broker_confirm.c); only with
+ *           opts.confirm_url, and so is
+ *   confirm-tx, which sends their replies; it outlives stop and is
+ *           joined by close
  * Closing a socket makes its thread's blocking receive return
  * NNG_ECLOSED (for pull0: the aio callback marks the queue closed, and
  * the ingest thread exits once it has published what the queue held);
@@ -54,6 +58,10 @@
  */
 #define BROKER_INQ_MAX 64                        /* Messages. */
 #define BROKER_INQ_MAX_BYTES ((size_t) 64 << 20) /* Their bytes. */
+
+/* Longest wait of one confirm reply for its requester's connection to
+ * take it (broker_confirm.c). */
+#define BROKER_CONFIRM_SEND_MS 5000
 
 /* Largest control request; nng drops larger ones (a request is tiny). */
 #define BROKER_CTL_REQ_MAX_BYTES 4096
@@ -109,10 +117,14 @@ typedef struct confirm_late {
 	uint64_t orig_seq;   /* Duplicate: the original's seq. */
 } confirm_late;
 
-/* A confirmed request: its results, waiting until they are durable. */
+/* A confirmed request: its results, waiting until they are durable,
+ * then its reply, being sent. */
 typedef struct confirm_req {
-	nng_msg *msg;                 /* The request; its header routes the
-	                                 reply (raw rep0). */
+	struct evb_broker *b;         /* Its broker (the send callback's). */
+	nng_ctx            ctx;       /* The rep0 context it came on; the
+	                                 reply goes back on it. */
+	nng_msg            *msg;      /* The request, then the reply. */
+	nng_aio            *aio;      /* The reply's send; NULL before. */
 	confirm_res        *res;      /* One per event, in request order. */
 	size_t              n;        /* Results in res. */
 	size_t              cap;      /* Slots allocated in res. */
@@ -176,13 +188,14 @@ struct evb_broker {
 	pthread_t ingest_thr; /* The threads, while has_*_thr. */
 	pthread_t ctl_thr;
 	pthread_t timer_thr;
-	pthread_t confirm_thr;
-	pthread_t confirm_send_thr; /* Sends the ready replies. */
-	bool      has_confirm_thr;
-	bool      has_confirm_send_thr;
-	bool      has_ingest_thr;
-	bool      has_ctl_thr;
-	bool      has_timer_thr;
+	pthread_t confirm_thr;      /* Joined by stop. */
+	pthread_t confirm_send_thr; /* Sends the ready replies; joined by
+	                               close. */
+	bool has_confirm_thr;
+	bool has_confirm_send_thr;
+	bool has_ingest_thr;
+	bool has_ctl_thr;
+	bool has_timer_thr;
 
 	/* Counters moved by one thread and read by evb_broker_stats. */
 	_Atomic uint64_t msgs_in;       /* Ingest messages received. */
@@ -198,7 +211,9 @@ struct evb_broker {
 	_Atomic uint64_t repair_frames;  /* Frames in those replies. */
 
 	/* Confirmed ingest (broker_confirm.c). */
-	pthread_mutex_t  confirm_mtx;      /* Guards the three below. */
+	nng_aio         *confirm_rx;       /* The confirm thread's receive. */
+	atomic_bool      confirm_rx_stop;  /* It exits at its next wake. */
+	pthread_mutex_t  confirm_mtx;      /* Guards the fields below. */
 	bool             has_confirm_sync; /* confirm_mtx initialised. */
 	confirm_req     *confirm_head;     /* Oldest waiting request. */
 	confirm_req     *confirm_tail;     /* Newest waiting request. */
@@ -206,6 +221,8 @@ struct evb_broker {
 	confirm_req     *confirm_ready_tail;
 	pthread_cond_t   confirm_cv;       /* Wakes the reply sender. */
 	bool             confirm_stopping; /* The sender exits when idle. */
+	size_t           confirm_sending;  /* Replies in nng's hands. */
+	confirm_req     *confirm_done;     /* Sent or failed: to free. */
 	uint64_t         confirm_durable;  /* Durable seq of this epoch. */
 	confirm_late    *confirm_late;     /* Reports for the open request. */
 	size_t           confirm_nlate;    /* Entries in confirm_late. */
@@ -213,6 +230,7 @@ struct evb_broker {
 	_Atomic uint64_t confirm_msgs;     /* Requests received. */
 	_Atomic uint64_t confirm_replies;  /* Replies sent. */
 	_Atomic uint64_t confirm_unsent;   /* Requests left unanswered. */
+	uint64_t         confirm_replies_at_stop; /* confirm_replies then. */
 };
 
 /*
@@ -243,12 +261,22 @@ void confirm_note_seq(
 void confirm_note_err(evb_broker *b, confirm_req *r, const char *msg);
 void confirm_note_refused(evb_broker *b, confirm_req *r, const char *msg);
 
-/* confirm_drop_all frees the waiting requests, unanswered (stop). */
+/* confirm_intake_stop makes the confirm thread exit without taking
+ * another request (within CONFIRM_RX_WAKE_MS); the socket stays open. */
+void confirm_intake_stop(evb_broker *b);
+
+/* confirm_sender_stop makes the reply sender exit once every reply
+ * ready so far has been sent or has failed (its send times out after
+ * BROKER_CONFIRM_SEND_MS). */
+void confirm_sender_stop(evb_broker *b);
+
+/* confirm_drop_all frees the requests still waiting, unanswered and
+ * counted unsent (close, once the sender has exited). */
 void confirm_drop_all(evb_broker *b);
 
-/* confirm_sender_stop makes the reply sender exit once it has tried the
- * replies ready so far (they fail fast once the socket is closed). */
-void confirm_sender_stop(evb_broker *b);
+/* confirm_linger gives the connections time to write the last replies
+ * if any was sent since confirm_replies read replies_before. */
+void confirm_linger(evb_broker *b, uint64_t replies_before);
 
 /* ---- broker.c ----------------------------------------------------------- */
 
