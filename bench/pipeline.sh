@@ -6,7 +6,7 @@
 # event, then stops the bus (SIGTERM, by PID) and removes its log.
 #
 #   bench/pipeline.sh [-b BUILD] [-d SECONDS] [-p PAUSE] [-x 'RUN FLAGS']
-#                     [-- CASE...]
+#                     [-m GIB] [-- CASE...]
 #
 # A CASE is the bench flags in one word with commas for spaces, e.g.
 # "--producers,2,--batch,64" (after "--"). Without cases, the standard
@@ -14,22 +14,39 @@
 # -x passes flags to `evbus run` (e.g. -x --no-compactor). Between cases
 # it runs sync(1) and waits PAUSE seconds (default 3), so that one case's
 # writeback does not land in the next.
+# -m GIB first writes to GIB of fresh memory once and frees it. On a VM
+# whose kernel pages out cold memory (DAMON's "pageout" scheme) and hands
+# freed pages back to the host (virtio-balloon), the bus's page cache and
+# buffers otherwise land on pages the host must fault in again, which
+# cost 30-50% more CPU per event (docs/benchmarks.md).
 set -euo pipefail
 
 build=build
 secs=8
 pause=3
 runflags=()
-while getopts "b:d:p:x:" opt; do
+touch_gib=0
+while getopts "b:d:p:x:m:" opt; do
 	case $opt in
 	b) build=$OPTARG ;;
 	d) secs=$OPTARG ;;
 	p) pause=$OPTARG ;;
 	x) read -r -a runflags <<<"$OPTARG" ;;
+	m) touch_gib=$OPTARG ;;
 	*) exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
+
+if [ "$touch_gib" -gt 0 ]; then
+	python3 -c '
+import mmap, sys
+n = int(sys.argv[1]) << 30
+m = mmap.mmap(-1, n)
+for o in range(0, n, 4096):
+    m[o] = 1
+' "$touch_gib"
+fi
 
 evbus=$build/cli/evbus
 [ -x "$evbus" ] || { echo "pipeline.sh: no $evbus (run make build)" >&2; exit 2; }
