@@ -401,6 +401,49 @@ flush_done(evb_collector *c, uint64_t took_us)
 	}
 }
 
+/*
+ * flush_give_up drops the pending batch at stop, when it cannot be
+ * appended: its seqs (events, and those that its gap records stand for)
+ * are counted lost and reported through on_gap, run by run, so that no
+ * confirmed request is answered for them; and the handle gives up every
+ * later batch of the stop too (coll_flush). Why not store what comes
+ * after: a later batch that did append would leave a hole no gap record
+ * covers, and its on_durable would pass the dropped seqs. The log stays
+ * a prefix of what was published.
+ */
+static void
+flush_give_up(evb_collector *c)
+{
+	uint64_t epoch = 0, lo = 0, hi = 0, n = 0;
+	bool     open = false;
+
+	for (size_t i = 0; i <= c->npend; i++) {
+		const coll_pending *p = i < c->npend ? &c->pend[i] : NULL;
+		uint64_t            plo;
+
+		plo =
+		    p == NULL ? 0 : p->seq - (p->gap_n > 0 ? p->gap_n - 1 : 0);
+		if (open && (p == NULL || p->epoch != epoch || plo != hi + 1)) {
+			n += hi - lo + 1;
+			if (c->on_gap != NULL) {
+				c->on_gap(c->durable_arg, epoch, lo, hi);
+			}
+			open = false;
+		}
+		if (p == NULL) {
+			break;
+		}
+		if (!open) {
+			epoch = p->epoch;
+			lo    = plo;
+			open  = true;
+		}
+		hi = p->seq;
+	}
+	coll_bump(c, &c->st.lost, n);
+	c->gave_up = true;
+}
+
 static void
 flush_pause(void)
 {
@@ -419,6 +462,10 @@ coll_flush(evb_collector *c)
 
 	if (c->npend == 0) {
 		return EVB_OK;
+	}
+	if (c->gave_up) {
+		flush_give_up(c); // A batch after one given up at stop.
+		goto reset;
 	}
 	for (size_t i = 0; i < c->npend; i++) {
 		const coll_pending *p = &c->pend[i];
@@ -443,11 +490,14 @@ coll_flush(evb_collector *c)
 		if (atomic_load(&c->stopping)) {
 			evb_log(EVB_LOG_ERR, "EVB-COLL-LOST",
 			    "giving up a batch of %zu records at stop, seqs "
-			    "up to %llu of epoch %llu: %s",
+			    "up to %llu of epoch %llu, and what the rest of "
+			    "the stop brings: %s",
 			    c->npend,
 			    (unsigned long long) c->pend[c->npend - 1].seq,
 			    (unsigned long long) c->epoch,
 			    diag.msg[0] != '\0' ? diag.msg : evb_strerror(rc));
+			flush_give_up(c);
+			rc = EVB_OK; // Handled: counted and reported lost.
 			break;
 		}
 		evb_log(EVB_LOG_ERR, "EVB-COLL-APPEND",
@@ -457,6 +507,7 @@ coll_flush(evb_collector *c)
 		    diag.msg[0] != '\0' ? diag.msg : evb_strerror(rc));
 		flush_pause();
 	}
+reset:
 	c->npend = 0;
 	evb_buf_reset(&c->arena);
 	return rc;

@@ -69,16 +69,18 @@ struct evb_collector {
 	bool                     is_started; /* Controlling thread only. */
 	bool                     is_stopped; /* Controlling thread only. */
 	atomic_bool              stopping;   /* Set by stop, read by thread. */
-	uint64_t                 epoch; /* Thread: current epoch (0: none). */
-	uint64_t                 next;  /* Thread: next seq expected. */
-	evb_buf                  arena; /* Thread: the batch's bytes. */
-	coll_pending            *pend;  /* Thread: batch_max records. */
-	size_t                   npend; /* Thread: records in pend. */
-	evb_wal_rec             *recs;  /* Thread: append's input. */
-	evb_wal_result          *res;   /* Thread: append's output. */
-	pthread_mutex_t          mtx;   /* Guards st. */
-	evb_collector_stat       st;    /* Guarded by mtx. */
-	coll_ops                 ops;   /* Heartbeat and stats line. */
+	bool                     gave_up;    /* A batch was given up at stop:
+	                                        so is every later one. */
+	uint64_t           epoch; /* Thread: current epoch (0: none). */
+	uint64_t           next;  /* Thread: next seq expected. */
+	evb_buf            arena; /* Thread: the batch's bytes. */
+	coll_pending      *pend;  /* Thread: batch_max records. */
+	size_t             npend; /* Thread: records in pend. */
+	evb_wal_rec       *recs;  /* Thread: append's input. */
+	evb_wal_result    *res;   /* Thread: append's output. */
+	pthread_mutex_t    mtx;   /* Guards st. */
+	evb_collector_stat st;    /* Guarded by mtx. */
+	coll_ops           ops;   /* Heartbeat and stats line. */
 };
 
 /* Bytes one in-process read may return: a batch of large events. */
@@ -114,8 +116,10 @@ int coll_gap(evb_collector *c, uint64_t last, coll_gap_why why);
  * Thread only. */
 void coll_epoch_switch(evb_collector *c, uint64_t e);
 
-/* coll_flush appends the batch, if any. Thread only. Returns EVB_OK, or
- * the append's error once stop has been asked (the batch is then lost). */
+/* coll_flush appends the batch, if any, retrying a failed append until
+ * stop has been asked; then it gives the batch up instead, and every
+ * later one, counted lost and reported through on_gap. Thread only.
+ * Returns EVB_OK. */
 int coll_flush(evb_collector *c);
 
 /* coll_bump adds v to the counter at *field under the mutex. */

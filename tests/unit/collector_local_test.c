@@ -9,9 +9,14 @@
  */
 #include <criterion/criterion.h>
 #include <msgpack.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "collector/collector.h"
 #include "tests/support/support.h"
@@ -432,6 +437,89 @@ Test(collector, a_new_epoch_starts_again_from_seq_one)
 	cr_assert_eq(d.dup_seq, 5);
 	cr_assert_eq(d.orig_epoch, CT_EPOCH);
 	cr_assert_eq(d.orig_seq, 5);
+}
+
+/* A source whose disk fills at stop: seqs 1..5 come once stop has been
+ * asked, with the log's file held at its size (RLIMIT_FSIZE, as a full
+ * disk); seqs 6..10 come with the limit lifted again. */
+typedef struct ct_full {
+	ct_source     s;
+	atomic_bool   stop_asked;
+	struct rlimit saved;
+	char         *data_mdb;
+} ct_full;
+
+static int
+ct_full_read(void *arg, uint64_t from, size_t max_frames, size_t max_bytes,
+    uint64_t timeout_ms, evb_buf *out, size_t *n, uint64_t *first)
+{
+	ct_full        *f    = arg;
+	struct timespec tick = { 0, 10000000L };
+	struct rlimit   rl   = f->saved;
+	struct stat     st;
+
+	if (from == 1) {
+		while (!atomic_load(&f->stop_asked)) {
+			(void) nanosleep(&tick, NULL);
+		}
+		// evb_collector_stop sets its flag first thing.
+		tick.tv_nsec = 300000000L;
+		(void) nanosleep(&tick, NULL);
+		cr_assert_eq(stat(f->data_mdb, &st), 0);
+		rl.rlim_cur = (rlim_t) st.st_size;
+		cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+	} else if (from == 6) {
+		cr_assert_eq(setrlimit(RLIMIT_FSIZE, &f->saved), 0);
+	}
+	return ct_read(
+	    &f->s, from, max_frames, max_bytes, timeout_ms, out, n, first);
+}
+
+/*
+ * A batch that cannot be stored at stop is given up, and so is every
+ * batch after it in that stop, even one that could be stored: otherwise
+ * the log would hold 6..10 after a hole no gap record covers, and
+ * on_durable(10) would tell the broker that 1..5 are stored (confirmed
+ * requests answered for events the log lacks). Every seq given up is
+ * counted lost and reported through on_gap before any on_durable.
+ */
+Test(collector, a_batch_given_up_at_stop_ends_what_the_stop_stores)
+{
+	static ct_full     f = { .s = { 1, 10, CT_EPOCH, 0, 0 } };
+	ct_durable         d = { 0 };
+	evb_collector_opts o;
+	evb_collector     *c;
+	evb_collector_stat st;
+	evb_wal_entry      log[4];
+	evb_diag           diag = { "" };
+
+	cr_assert_neq(signal(SIGXFSZ, SIG_IGN), SIG_ERR);
+	cr_assert_eq(getrlimit(RLIMIT_FSIZE, &f.saved), 0);
+	f.data_mdb = evb_ts_path(tmp, "data.mdb");
+	evb_collector_opts_default(&o);
+	o.data_dir    = tmp;
+	o.read_fn     = ct_full_read;
+	o.read_arg    = &f;
+	o.read_epoch  = CT_EPOCH;
+	o.batch_max   = 5;
+	o.on_durable  = ct_on_durable;
+	o.on_gap      = ct_on_gap;
+	o.durable_arg = &d;
+	cr_assert_eq(evb_collector_open(&c, &o, &diag), EVB_OK, "%s", diag.msg);
+	cr_assert_eq(evb_collector_start(c), EVB_OK);
+	atomic_store(&f.stop_asked, true);
+	evb_collector_stop(c);
+	evb_collector_stats(c, &st);
+	evb_collector_close(c);
+	cr_assert_geq(st.append_errors, 1);
+	cr_assert_eq(d.calls, 0, "on_durable(%llu) after seqs given up",
+	    (unsigned long long) d.seq);
+	cr_assert_eq(st.lost, 10);
+	cr_assert_eq(d.gaps, 2);
+	cr_assert_eq(d.gap_first, 6);
+	cr_assert_eq(d.gap_last, 10);
+	cr_assert_eq(ct_log(log, 4, NULL, NULL), 0, "the log is not a prefix");
+	free(f.data_mdb);
 }
 
 Test(collector, open_refuses_bad_options)
