@@ -947,7 +947,7 @@ fields_event(bb *b, size_t n)
 	bb_init(b);
 	bb_md(b, n - 3, 0);
 	for (size_t i = 3; i < n; i++) {
-		char k[16];
+		char k[24]; // "f" and any size_t.
 
 		(void) snprintf(k, sizeof(k), "f%zu", i);
 		bb_str(b, k);
