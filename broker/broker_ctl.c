@@ -31,6 +31,8 @@
 #define CTL_REPAIR_MAX_FRAMES 10000 /* Frames in one reply ("max" cap). */
 #define CTL_LOG_WINDOW_MS 10000     /* Bad-request lines: a burst per */
 #define CTL_LOG_BURST 5             /* window. */
+#define CTL_QUOTE_MAX 32            /* Bytes of an op or key in a message, */
+#define CTL_QUOTE_CAP (4 * CTL_QUOTE_MAX + 1) /* escaped (\xNN each). */
 
 /* A decoded request. */
 typedef struct ctl_req {
@@ -106,8 +108,11 @@ ctl_req_read(const msgpack_object *o, ctl_req *r, evb_diag *diag)
 		// Other keys are ignored, so clients may add some.
 		if (!ok) {
 			// Only the four known keys get here; they are str/bin.
-			evb_diag_set(diag, "%.*s: expected %s",
-			    (int) k->via.str.size, k->via.str.ptr,
+			char key[CTL_QUOTE_CAP];
+
+			(void) evb_diag_escape(key, sizeof(key), k->via.str.ptr,
+			    k->via.str.size, CTL_QUOTE_MAX);
+			evb_diag_set(diag, "%s: expected %s", key,
 			    ctl_key_is(k, "op") ? "a string"
 			                        : "a non-negative integer");
 			return EVB_EMALFORMED;
@@ -374,8 +379,13 @@ ctl_answer(evb_broker *b, nng_msg *req, msgpack_packer *pk, evb_diag *diag)
 	} else if (r.op_len == 5 && memcmp(r.op, "stats", 5) == 0) {
 		ctl_stats(b, pk);
 	} else {
-		evb_diag_set(diag, "op: unknown operation \"%.*s\"",
-		    (int) (r.op_len > 32 ? 32 : r.op_len), r.op);
+		// op is the requester's bytes, not even checked as UTF-8: it
+		// goes into the reply and the log line escaped.
+		char op[CTL_QUOTE_CAP];
+
+		(void) evb_diag_escape(
+		    op, sizeof(op), r.op, r.op_len, CTL_QUOTE_MAX);
+		evb_diag_set(diag, "op: unknown operation \"%s\"", op);
 		ctl_error(pk, "request", diag->msg);
 	}
 	msgpack_unpacked_destroy(&u);

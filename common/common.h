@@ -30,6 +30,20 @@ typedef struct evb_diag {
 void evb_diag_set(evb_diag *d, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/*
+ * evb_diag_escape writes bytes that came from input (a map key, a
+ * string, an op name) into buf for a one-line message: at most max_bytes
+ * of s (len bytes; s may be NULL when len is 0), cut at the start of a
+ * UTF-8 character, with every byte below 0x20 and 0x7f written as \xNN,
+ * so that input quoted in a diagnostic or a log line can never start a
+ * line of its own. A character or escape that does not fit in cap
+ * bytes ends the copy there. buf is always NUL-terminated (cap >= 1).
+ * Returns true when not all of s was written (the caller may mark the
+ * cut, e.g. with "...").
+ */
+bool evb_diag_escape(
+    char *buf, size_t cap, const char *s, size_t len, size_t max_bytes);
+
 /* evb_err_errno converts an errno value to EVB_ESYSERR + e. */
 int evb_err_errno(int e);
 

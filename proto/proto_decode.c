@@ -329,12 +329,11 @@ dec_fail(dec *c, int rv, const char *fmt, ...)
 			n += (size_t) snprintf(
 			    path + n, sizeof(path) - n, "[%u]", c->idx[lv]);
 		} else {
-			evb_str k = proto_obj_key(c->key[lv]);
+			char k[PROTO_QUOTE_CAP];
 
 			n += (size_t) snprintf(path + n, sizeof(path) - n,
-			    "%s%.*s", n == 0 ? "" : ".",
-			    (int) (k.len > 40 ? 40 : k.len),
-			    k.ptr != NULL ? k.ptr : "");
+			    "%s%s", n == 0 ? "" : ".",
+			    proto_key_text(c->key[lv], k));
 		}
 	}
 	va_start(ap, fmt);
@@ -591,10 +590,11 @@ dec_map(dec *c, size_t at, const scan_head *h, msgpack_object *o)
 			evb_str b = proto_obj_key(&kv[j].key);
 
 			if (proto_bytes_eq(a.ptr, a.len, b.ptr, b.len)) {
+				char k[PROTO_QUOTE_CAP];
+
 				return (dec_fail(c, EVB_EMALFORMED,
-				    "duplicate key \"%.*s\"",
-				    (int) (a.len > 40 ? 40 : a.len),
-				    a.ptr != NULL ? a.ptr : ""));
+				    "duplicate key \"%s\"",
+				    proto_key_text(&kv[i].key, k)));
 			}
 		}
 		c->key[c->depth] = &kv[i].key;

@@ -163,9 +163,11 @@ env_extra_dup(const evb_event *ev, evb_diag *d)
 
 			if ((ev->extra_mask & ((uint64_t) 1 << j)) &&
 			    proto_bytes_eq(a.ptr, a.len, b.ptr, b.len)) {
+				char k[PROTO_QUOTE_CAP];
+
 				evb_diag_set(d,
-				    "envelope: duplicate key \"%.*s\"",
-				    (int) (a.len > 40 ? 40 : a.len), a.ptr);
+				    "envelope: duplicate key \"%s\"",
+				    proto_key_text(&kv[i].key, k));
 				return (EVB_EMALFORMED);
 			}
 		}
@@ -844,10 +846,18 @@ evb_proto_frame_decode(
 	rv = evb_proto_event_topic(ev, want, sizeof(want), &wlen);
 	evb_assert(rv == EVB_OK);
 	if (wlen != tlen || memcmp(want, p, tlen) != 0) {
+		// A routing key may hold any character but NUL: both topics
+		// are escaped, as keys are, to keep the message one line.
+		char got_text[EVB_DIAG_MAX];
+		char want_text[EVB_DIAG_MAX];
+
+		(void) evb_diag_escape(
+		    got_text, sizeof(got_text), (const char *) p, tlen, tlen);
+		(void) evb_diag_escape(
+		    want_text, sizeof(want_text), want, wlen, wlen);
 		evb_diag_set(diag,
-		    "frame: topic \"%.*s\" does not match the "
-		    "event's \"%.*s\"",
-		    (int) tlen, (const char *) p, (int) wlen, want);
+		    "frame: topic \"%s\" does not match the event's \"%s\"",
+		    got_text, want_text);
 		evb_proto_event_free(ev);
 		return (EVB_EMALFORMED);
 	}

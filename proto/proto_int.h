@@ -127,6 +127,29 @@ proto_obj_key(const msgpack_object *k)
 }
 
 /*
+ * Input quoted in a message (a map key, a bad string value) is cut at
+ * PROTO_QUOTE_MAX bytes and escaped (evb_diag_escape), so a message stays
+ * one short line whatever a producer sent; PROTO_QUOTE_CAP holds the
+ * result, every byte an escape at worst.
+ */
+#define PROTO_QUOTE_MAX 40
+#define PROTO_QUOTE_CAP (4 * PROTO_QUOTE_MAX + 1)
+
+/*
+ * proto_key_text writes the map key k for a message: its first
+ * PROTO_QUOTE_MAX bytes, escaped. Returns buf.
+ */
+static inline const char *
+proto_key_text(const msgpack_object *k, char buf[PROTO_QUOTE_CAP])
+{
+	evb_str key = proto_obj_key(k);
+
+	(void) evb_diag_escape(
+	    buf, PROTO_QUOTE_CAP, key.ptr, key.len, PROTO_QUOTE_MAX);
+	return (buf);
+}
+
+/*
  * proto_bytes_eq compares two byte strings. Empty strings may have a NULL
  * pointer (msgpack-c gives one for an empty str), which memcmp must not
  * see.

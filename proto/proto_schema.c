@@ -205,8 +205,6 @@ proto_obj_kind(const msgpack_object *o)
 	}
 }
 
-#define DESCRIBE_STR_MAX 40 /* Bytes of a bad string quoted in messages. */
-
 void
 proto_fmt_double(double v, bool is_float32, char *buf, size_t cap)
 {
@@ -227,31 +225,24 @@ proto_fmt_double(double v, bool is_float32, char *buf, size_t cap)
 }
 
 /*
- * describe_str quotes up to DESCRIBE_STR_MAX bytes of s for a one-line
- * message: control characters become \xNN, and the cut never splits a
- * UTF-8 character.
+ * describe_str quotes up to PROTO_QUOTE_MAX bytes of s for a one-line
+ * message (evb_diag_escape: control characters become \xNN, and the cut
+ * never splits a UTF-8 character), with "..." after the quote when s was
+ * cut.
  */
 static void
 describe_str(const char *s, size_t len, char *buf, size_t cap)
 {
-	size_t cut = len > DESCRIBE_STR_MAX ? DESCRIBE_STR_MAX : len;
-	size_t n   = 0;
+	char   body[PROTO_QUOTE_CAP];
+	size_t room = sizeof(body);
+	bool   cut;
 
-	while (
-	    cut < len && cut > 0 && ((unsigned char) s[cut] & 0xc0) == 0x80) {
-		cut--; // Back off to the start of a character.
+	// Leave room in buf for both quotes, "..." and the NUL.
+	if (cap < room + 5) {
+		room = cap > 6 ? cap - 5 : 1;
 	}
-	n += (size_t) snprintf(buf + n, cap - n, "\"");
-	for (size_t i = 0; i < cut && n + 8 < cap; i++) {
-		unsigned char c = (unsigned char) s[i];
-
-		if (c < 0x20 || c == 0x7f) {
-			n += (size_t) snprintf(buf + n, cap - n, "\\x%02x", c);
-		} else {
-			buf[n++] = (char) c;
-		}
-	}
-	(void) snprintf(buf + n, cap - n, "\"%s", cut < len ? "..." : "");
+	cut = evb_diag_escape(body, room, s, len, PROTO_QUOTE_MAX);
+	(void) snprintf(buf, cap, "\"%s\"%s", body, cut ? "..." : "");
 }
 
 void
@@ -451,9 +442,11 @@ schema_unknown_dup(const proto_type *t, const msgpack_object_kv *kv,
 			evb_str b = proto_obj_key(&kv[unknown[j]].key);
 
 			if (proto_bytes_eq(a.ptr, a.len, b.ptr, b.len)) {
-				evb_diag_set(d,
-				    "%s.data: duplicate key \"%.*s\"", t->name,
-				    (int) (a.len > 40 ? 40 : a.len), a.ptr);
+				char k[PROTO_QUOTE_CAP];
+
+				evb_diag_set(d, "%s.data: duplicate key \"%s\"",
+				    t->name,
+				    proto_key_text(&kv[unknown[i]].key, k));
 				return (EVB_EMALFORMED);
 			}
 		}

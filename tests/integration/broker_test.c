@@ -1169,6 +1169,15 @@ Test(broker, control_endpoint_answers_errors_in_kind)
 	bt_mp_str_eq(&u.data, "message", "op: unknown operation \"nope\"");
 	msgpack_unpacked_destroy(&u);
 	nng_msg_free(reply);
+	// An op is the requester's bytes: a newline in it is escaped, in
+	// the reply and in the log line, which it cannot split.
+	bt_ctl(req, BT_LIT("\x81\xa2op\xa9x\n NOTICE"), &u, &reply);
+	bt_mp_str_eq(
+	    &u.data, "message", "op: unknown operation \"x\\x0a NOTICE\"");
+	msgpack_unpacked_destroy(&u);
+	nng_msg_free(reply);
+	bt_wait_count(b.err_path, "operation \"x\\x0a NOTICE\"", 1);
+	cr_assert_eq(bt_count(b.err_path, "\n NOTICE"), 0);
 	bt_ctl(req, BT_LIT("\x91\x01"), &u, &reply);
 	bt_mp_str_eq(&u.data, "message", "a request is a map");
 	msgpack_unpacked_destroy(&u);

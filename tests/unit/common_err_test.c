@@ -166,6 +166,45 @@ Test(common_err, diag_set_exact_fit_is_kept, .timeout = TEST_TIMEOUT_S)
 	cr_assert_str_eq(d.msg, fit);
 }
 
+/* Input quoted in a log line must not start a line of its own. */
+Test(common_err, diag_escape_writes_control_bytes_as_hex,
+    .timeout = TEST_TIMEOUT_S)
+{
+	static const char in[] = "k\n2026 NOTICE\r\x1b[1m\x7f\t~";
+	char              buf[128];
+
+	cr_assert_not(evb_diag_escape(
+	    buf, sizeof(buf), in, sizeof(in) - 1, sizeof(in) - 1));
+	cr_assert_str_eq(buf, "k\\x0a2026 NOTICE\\x0d\\x1b[1m\\x7f\\x09~");
+	// A NUL byte is input like any other.
+	cr_assert_not(evb_diag_escape(buf, sizeof(buf), "a\0b", 3, 3));
+	cr_assert_str_eq(buf, "a\\x00b");
+	// Empty input may come as NULL (msgpack-c's empty str).
+	cr_assert_not(evb_diag_escape(buf, sizeof(buf), NULL, 0, 40));
+	cr_assert_str_eq(buf, "");
+}
+
+Test(common_err, diag_escape_cuts_at_a_character, .timeout = TEST_TIMEOUT_S)
+{
+	// "é" is c3 a9: a cut at 2 bytes would split it, so it is left out.
+	static const char in[] = "a\xc3\xa9z";
+	char              buf[16];
+
+	cr_assert(evb_diag_escape(buf, sizeof(buf), in, 4, 2));
+	cr_assert_str_eq(buf, "a");
+	cr_assert(evb_diag_escape(buf, sizeof(buf), in, 4, 3));
+	cr_assert_str_eq(buf, "a\xc3\xa9");
+	// Room, not max_bytes, ends it: an escape is written whole or not.
+	cr_assert(evb_diag_escape(buf, 4, "ab\n", 3, 3));
+	cr_assert_str_eq(buf, "ab");
+	cr_assert(evb_diag_escape(buf, 1, "ab", 2, 2));
+	cr_assert_str_eq(buf, "");
+	// A lead byte without its continuation bytes is one byte: the
+	// newline after it is still escaped.
+	cr_assert_not(evb_diag_escape(buf, sizeof(buf), "\xc3\n", 2, 2));
+	cr_assert_str_eq(buf, "\xc3\\x0a");
+}
+
 Test(common_err, assert_true_does_nothing, .timeout = TEST_TIMEOUT_S)
 {
 	int n = 1;

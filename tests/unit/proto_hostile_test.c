@@ -1152,6 +1152,130 @@ Test(hostile, nul_inside_a_string_is_malformed, .timeout = 30)
 	expect_key(nul, sizeof(nul), EVB_EMALFORMED, "NUL in a key");
 }
 
+/* ---- Messages stay one line ------------------------------------------- */
+
+/*
+ * A key may be any UTF-8 but NUL, so a producer could put a newline and
+ * a whole forged log line in one; the broker logs the decoder's message
+ * (EVB-BROKER-REJECT). Keys are escaped as values are (review finding 6).
+ */
+#define FORGED "k\n2026-12-04T00:00:00.000Z NOTICE EVB-BROKER-STOPPED\r\x1b"
+/* Its first 40 bytes (PROTO_QUOTE_MAX), as a message quotes them. */
+#define FORGED_TEXT "k\\x0a2026-12-04T00:00:00.000Z NOTICE EVB-BR"
+
+/* expect_one_line asserts that decoding b fails with want and a message
+ * holding needle and no control byte, alone and in a batch. */
+static void
+expect_one_line(bb *b, int want, const char *needle, const char *what)
+{
+	uint8_t         *c = heap_copy(b->sb.data, b->sb.size);
+	evb_event       *got;
+	evb_diag         d = { { 0 } };
+	evb_proto_ingest it;
+	uint8_t          hdr = 0x91;
+	bb               batch;
+
+	cr_assert_eq(evb_proto_event_decode(&got, c, b->sb.size, &d), want,
+	    "%s: %s", what, d.msg);
+	for (int pass = 0; pass < 2; pass++) {
+		for (const char *p = d.msg; *p != '\0'; p++) {
+			cr_assert(*p >= 0x20 && *p != 0x7f,
+			    "%s: byte 0x%02x in \"%s\"", what,
+			    (unsigned) (unsigned char) *p, d.msg);
+		}
+		cr_assert_not_null(strstr(d.msg, needle), "%s: \"%s\" lacks %s",
+		    what, d.msg, needle);
+		if (pass == 1) {
+			break;
+		}
+		// The same event as the one element of a batch, as the broker
+		// reads it.
+		bb_init(&batch);
+		bb_raw(&batch, &hdr, 1);
+		bb_raw(&batch, b->sb.data, b->sb.size);
+		free(c);
+		c = heap_copy(batch.sb.data, batch.sb.size);
+		memset(&d, 0, sizeof(d));
+		cr_assert_eq(
+		    evb_proto_ingest_begin(&it, c, batch.sb.size, &d), EVB_OK);
+		cr_assert_eq(evb_proto_ingest_next(&it, &got, &d), want,
+		    "%s in a batch: %s", what, d.msg);
+		bb_fini(&batch);
+	}
+	free(c);
+	bb_fini(b);
+}
+
+Test(hostile, control_bytes_in_keys_are_escaped_in_messages, .timeout = 30)
+{
+	bb b;
+
+	/* The path to a bad value names the key (data.<key>: ...). */
+	bb_init(&b);
+	bb_md(&b, 1, 0);
+	bb_str(&b, FORGED);
+	pack_nonfinite(&b, 0, false);
+	expect_one_line(&b, EVB_EMALFORMED, "data." FORGED_TEXT, "NaN");
+	/* A duplicate key in a map below data. */
+	bb_init(&b);
+	bb_md(&b, 1, 0);
+	bb_str(&b, "x");
+	(void) msgpack_pack_map(&b.pk, 2);
+	bb_str(&b, FORGED);
+	(void) msgpack_pack_int(&b.pk, 1);
+	bb_str(&b, FORGED);
+	(void) msgpack_pack_int(&b.pk, 2);
+	expect_one_line(&b, EVB_EMALFORMED, "duplicate key \"" FORGED_TEXT,
+	    "duplicate below data");
+	/* A duplicate unknown key of data (the schema's check). */
+	bb_init(&b);
+	bb_md(&b, 2, 0);
+	bb_str(&b, FORGED);
+	(void) msgpack_pack_int(&b.pk, 1);
+	bb_str(&b, FORGED);
+	(void) msgpack_pack_int(&b.pk, 2);
+	expect_one_line(&b, EVB_EMALFORMED,
+	    "market_data.data: duplicate key \"" FORGED_TEXT,
+	    "duplicate in data");
+	/* A duplicate unknown envelope key. */
+	bb_init(&b);
+	bb_md(&b, 0, 2);
+	bb_str(&b, FORGED);
+	(void) msgpack_pack_int(&b.pk, 1);
+	bb_str(&b, FORGED);
+	(void) msgpack_pack_int(&b.pk, 2);
+	expect_one_line(&b, EVB_EMALFORMED,
+	    "envelope: duplicate key \"" FORGED_TEXT, "duplicate envelope");
+}
+
+Test(hostile, control_bytes_in_a_topic_are_escaped_in_messages, .timeout = 30)
+{
+	/* user_action's topic is its user_id, which may hold a newline. */
+	static const char json[] =
+	    "{\"type\":\"user_action\",\"seq\":1,\"epoch\":1,"
+	    "\"data\":{\"user_id\":\"u\\nX\",\"action\":\"a\"}}";
+	static const char topic[] = "user_action.u\nY";
+	evb_event        *ev;
+	evb_diag          d = { { 0 } };
+	evb_buf           frame;
+	uint8_t          *c;
+
+	cr_assert_eq(evb_proto_event_from_json(&ev, json, sizeof(json) - 1, &d),
+	    EVB_OK, "%s", d.msg);
+	evb_buf_init(&frame);
+	cr_assert_eq(evb_buf_append(&frame, topic, sizeof(topic)), EVB_OK);
+	cr_assert_eq(evb_proto_event_encode(ev, &frame), EVB_OK);
+	evb_proto_event_free(ev);
+	c = heap_copy(frame.data, frame.len);
+	cr_assert_eq(
+	    evb_proto_frame_decode(&ev, c, frame.len, &d), EVB_EMALFORMED);
+	cr_assert_str_eq(d.msg,
+	    "frame: topic \"user_action.u\\x0aY\" does not match the "
+	    "event's \"user_action.u\\x0aX\"");
+	free(c);
+	evb_buf_fini(&frame);
+}
+
 /* ---- Frames ----------------------------------------------------------- */
 
 Test(hostile, frames_with_broken_topics, .timeout = 30)
