@@ -238,6 +238,10 @@ open_sockets(evb_broker *b, evb_diag *diag)
 	         b->ctl, NNG_OPT_RECVMAXSZ, BROKER_CTL_REQ_MAX_BYTES)) != 0) {
 		return broker_nng_err(rv, diag, "rep0 receive limit");
 	}
+	if ((rv = nng_socket_set_ms(
+	         b->ctl, NNG_OPT_SENDTIMEO, BROKER_CTL_SEND_MS)) != 0) {
+		return broker_nng_err(rv, diag, "rep0 send timeout");
+	}
 	if (o->confirm_url != NULL) {
 		if ((rv = nng_rep0_open(&b->confirm)) != 0) {
 			return broker_nng_err(rv, diag, "opening rep0");
@@ -545,6 +549,7 @@ evb_broker_stats(evb_broker *b, evb_broker_stat *out)
 	out->bytes_in        = atomic_load(&b->bytes_in);
 	out->repairs_served  = atomic_load(&b->repairs_served);
 	out->repair_frames   = atomic_load(&b->repair_frames);
+	out->ctl_unsent      = atomic_load(&b->ctl_unsent);
 	out->confirm_msgs    = atomic_load(&b->confirm_msgs);
 	out->confirm_replies = atomic_load(&b->confirm_replies);
 	out->confirm_unsent  = atomic_load(&b->confirm_unsent);

@@ -18,15 +18,18 @@
  * evicted first), and the control endpoint (rep0, default
  * tcp://127.0.0.1:5573; docs/protocol.md "Control endpoint") answers
  * repair requests for a seq range of the current epoch from the ring,
- * and stats requests. A subscriber that sees a seq jump fetches the
- * missing range; what the ring no longer holds is reported as evicted so
- * the subscriber can record an explicit gap. In-process consumers (the
- * collector inside `evbus run`) read the ring directly with
- * evb_broker_read. Ingest messages above recv_max_bytes are refused and
- * counted. (nng is given twice that limit: nng 1.5 drops a larger
- * message together with the producer's connection and reports it to no
- * one, so the broker checks the size itself; only a message over twice
- * the limit goes uncounted.)
+ * and stats requests, one at a time; a reply that the requester's
+ * connection does not take within 100 ms (it has not read the previous
+ * one) is dropped and counted, so that one peer that stops reading
+ * cannot stall the endpoint for the others. A subscriber that sees a
+ * seq jump fetches the missing range; what the ring no longer holds is
+ * reported as evicted so the subscriber can record an explicit gap.
+ * In-process consumers (the collector inside `evbus run`) read the ring
+ * directly with evb_broker_read. Ingest messages above recv_max_bytes
+ * are refused and counted. (nng is given twice that limit: nng 1.5
+ * drops a larger message together with the producer's connection and
+ * reports it to no one, so the broker checks the size itself; only a
+ * message over twice the limit goes uncounted.)
  *
  * Confirmed ingest (optional, confirm_url; docs/protocol.md "Confirmed
  * ingest"): a request (on a rep0 context of its own, so any number may
@@ -145,6 +148,10 @@ typedef struct evb_broker_stat {
 	uint64_t ring_evicted;    /* Frames evicted from the ring. */
 	uint64_t repairs_served;  /* Repair requests answered. */
 	uint64_t repair_frames;   /* Frames sent in repair replies. */
+	uint64_t ctl_unsent;      /* Control (repair, stats) replies
+	                             dropped: the requester's connection
+	                             was still writing an earlier reply
+	                             100 ms later, or the send failed. */
 	uint64_t confirm_msgs;    /* Confirmed ingest requests received. */
 	uint64_t confirm_replies; /* Their replies sent. */
 	uint64_t confirm_unsent;  /* Requests left without a reply (send

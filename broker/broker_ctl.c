@@ -11,6 +11,12 @@
  * before msgpack-c unpacks it. That bounds what msgpack-c allocates by
  * the request's length, whatever its headers claim.
  *
+ * A reply waits at most BROKER_CTL_SEND_MS (the socket's send timeout)
+ * for its requester's connection, which rep0 writes one reply at a time:
+ * a peer that sent several requests and stopped reading costs the
+ * thread that long per request, not forever. The reply is then dropped
+ * and counted in ctl_unsent; the requester asks again.
+ *
  * A repair reads the ring with evb_broker_read and no wait: the ring
  * either holds the range, or has evicted its start (the reply says so,
  * with the oldest seq it holds), or the range is not published yet (an
@@ -243,6 +249,46 @@ ctl_pack_extra(msgpack_packer *pk, const evb_broker_extra *x, size_t n)
 	}
 }
 
+/*
+ * ctl_pack_counters opens the stats reply's map, of the counters and
+ * more entries after them, and packs the counters of st in the order
+ * docs/protocol.md gives (add a counter there too).
+ */
+static void
+ctl_pack_counters(msgpack_packer *pk, const evb_broker_stat *st, size_t more)
+{
+	const struct {
+		const char *key;
+		uint64_t    value;
+	} sc[] = {
+		{ "epoch", st->epoch },
+		{ "last_seq", st->last_seq },
+		{ "msgs_in", st->msgs_in },
+		{ "msgs_refused", st->msgs_refused },
+		{ "msgs_trailing", st->msgs_trailing },
+		{ "events_in", st->events_in },
+		{ "published", st->published },
+		{ "rejected", st->rejected },
+		{ "bytes_in", st->bytes_in },
+		{ "ring_first_seq", st->ring_first_seq },
+		{ "ring_bytes", st->ring_bytes },
+		{ "ring_evicted", st->ring_evicted },
+		{ "repairs_served", st->repairs_served },
+		{ "repair_frames", st->repair_frames },
+		{ "confirm_msgs", st->confirm_msgs },
+		{ "confirm_replies", st->confirm_replies },
+		{ "confirm_unsent", st->confirm_unsent },
+		{ "subscribers", st->subscribers },
+		{ "ctl_unsent", st->ctl_unsent },
+	};
+	size_t n = sizeof(sc) / sizeof(sc[0]);
+
+	(void) msgpack_pack_map(pk, (uint32_t) (n + more));
+	for (size_t i = 0; i < n; i++) {
+		pack_kv_u64(pk, sc[i].key, sc[i].value);
+	}
+}
+
 /* ctl_stats packs the stats reply: every counter of evb_broker_stat,
  * then the sections of the extra counters. */
 static void
@@ -258,25 +304,8 @@ ctl_stats(evb_broker *b, msgpack_packer *pk)
 		    b->opts.stats_extra_arg, x, EVB_BROKER_EXTRA_MAX);
 		nx = nx < EVB_BROKER_EXTRA_MAX ? nx : EVB_BROKER_EXTRA_MAX;
 	}
-	(void) msgpack_pack_map(pk, (uint32_t) (20 + ctl_sections(x, nx)));
-	pack_kv_u64(pk, "epoch", st.epoch);
-	pack_kv_u64(pk, "last_seq", st.last_seq);
-	pack_kv_u64(pk, "msgs_in", st.msgs_in);
-	pack_kv_u64(pk, "msgs_refused", st.msgs_refused);
-	pack_kv_u64(pk, "msgs_trailing", st.msgs_trailing);
-	pack_kv_u64(pk, "events_in", st.events_in);
-	pack_kv_u64(pk, "published", st.published);
-	pack_kv_u64(pk, "rejected", st.rejected);
-	pack_kv_u64(pk, "bytes_in", st.bytes_in);
-	pack_kv_u64(pk, "ring_first_seq", st.ring_first_seq);
-	pack_kv_u64(pk, "ring_bytes", st.ring_bytes);
-	pack_kv_u64(pk, "ring_evicted", st.ring_evicted);
-	pack_kv_u64(pk, "repairs_served", st.repairs_served);
-	pack_kv_u64(pk, "repair_frames", st.repair_frames);
-	pack_kv_u64(pk, "confirm_msgs", st.confirm_msgs);
-	pack_kv_u64(pk, "confirm_replies", st.confirm_replies);
-	pack_kv_u64(pk, "confirm_unsent", st.confirm_unsent);
-	pack_kv_u64(pk, "subscribers", st.subscribers);
+	// The two per-type maps and one entry per section follow them.
+	ctl_pack_counters(pk, &st, 2 + ctl_sections(x, nx));
 	ctl_pack_types(pk, &st);
 	ctl_pack_extra(pk, x, nx);
 }
@@ -391,7 +420,11 @@ ctl_answer(evb_broker *b, nng_msg *req, msgpack_packer *pk, evb_diag *diag)
 	msgpack_unpacked_destroy(&u);
 }
 
-/* ctl_reply puts the reply in msg (the request's, reused) and sends. */
+/*
+ * ctl_reply puts the reply in msg (the request's, reused) and sends it,
+ * waiting at most BROKER_CTL_SEND_MS for the requester's connection. A
+ * reply not sent is counted in ctl_unsent; returns nng's error.
+ */
 static int
 ctl_reply(evb_broker *b, nng_msg *msg, const ctl_out *out)
 {
@@ -410,6 +443,7 @@ ctl_reply(evb_broker *b, nng_msg *msg, const ctl_out *out)
 	if (rv != 0) {
 		// nng keeps the message only when the send succeeds.
 		nng_msg_free(msg);
+		atomic_fetch_add(&b->ctl_unsent, 1);
 	}
 	return rv;
 }
@@ -444,7 +478,16 @@ ctl_main(void *arg)
 		if (rv == NNG_ECLOSED) {
 			break;
 		}
-		if ((rv != 0 || diag.msg[0] != '\0') &&
+		if (rv == NNG_ETIMEDOUT &&
+		    evb_ratelimit_allow(&rl, evb_clock_mono_ms(), NULL)) {
+			evb_log(EVB_LOG_WARNING, "EVB-BROKER-CTL",
+			    "a control reply was dropped: its requester had "
+			    "not "
+			    "read its previous reply within %d ms (counted in "
+			    "ctl_unsent; a requester should read each reply "
+			    "before it sends the next request)",
+			    BROKER_CTL_SEND_MS);
+		} else if ((rv != 0 || diag.msg[0] != '\0') &&
 		    evb_ratelimit_allow(&rl, evb_clock_mono_ms(), NULL)) {
 			evb_log(EVB_LOG_WARNING, "EVB-BROKER-CTL",
 			    "control request failed: %s; see docs/protocol.md, "

@@ -67,6 +67,20 @@
 #define BROKER_CTL_REQ_MAX_BYTES 4096
 
 /*
+ * Longest wait of a control reply for its requester's connection
+ * (NNG_OPT_SENDTIMEO on the ctl socket). rep0 writes one reply per
+ * connection at a time, and the one ctl thread waits while an earlier
+ * reply is still being written: without a bound, one requester that
+ * sends several requests and stops reading would stall repair and
+ * stats for everyone. A reply not taken in time is dropped and counted
+ * (ctl_unsent); the requester's req0 times out and asks again. An
+ * ordinary requester sends its next request only after reading the
+ * reply, so its connection is free by then; the wait covers the moment
+ * in which nng has not yet marked it so.
+ */
+#define BROKER_CTL_SEND_MS 100
+
+/*
  * Where the frames of the ring sit. Slot i (circular, from slot_head)
  * holds seq first_seq + i: seqs in the ring are contiguous, because
  * every published frame enters it and only the oldest leave.
@@ -209,6 +223,7 @@ struct evb_broker {
 	_Atomic uint64_t recv_errors;    /* pull0 receives that failed. */
 	_Atomic uint64_t repairs_served; /* Repair replies sent. */
 	_Atomic uint64_t repair_frames;  /* Frames in those replies. */
+	_Atomic uint64_t ctl_unsent;     /* Control replies not sent. */
 
 	/* Confirmed ingest (broker_confirm.c). */
 	nng_aio         *confirm_rx;       /* The confirm thread's receive. */

@@ -1258,6 +1258,91 @@ Test(broker, a_tiny_ring_answers_evicted_with_its_oldest_seq)
 	json_decref(st);
 }
 
+/*
+ * A raw req0 client that sends n repair requests on one connection
+ * (argv: port, epoch, n), with a receive buffer of 4 KiB, and never
+ * reads: the replies fill the connection and stay there. It prints
+ * "sent" and then waits to be killed.
+ */
+static const char bt_py_ctl_hog[] =
+    "import socket, struct, sys, time, msgpack\n"
+    "port, epoch, n = (int(a) for a in sys.argv[1:4])\n"
+    "s = socket.socket()\n"
+    "s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)\n"
+    "s.connect(('127.0.0.1', port))\n"
+    "s.sendall(b'\\x00SP\\x00\\x00\\x30\\x00\\x00')  # req0\n"
+    "hs = b''\n"
+    "while len(hs) < 8:\n"
+    "    hs += s.recv(8 - len(hs))\n"
+    "req = msgpack.packb({'op': 'repair', 'epoch': epoch, 'from': 1,\n"
+    "                     'max': 10000})\n"
+    "for i in range(n):\n"
+    "    body = struct.pack('>I', 0x80000000 | (i + 1)) + req\n"
+    "    s.sendall(struct.pack('>Q', len(body)) + body)\n"
+    "print('sent', flush=True)\n"
+    "time.sleep(600)\n";
+
+/*
+ * Review finding 1: rep0 writes one reply per connection at a time, and
+ * the ctl thread waited without limit on a connection still writing an
+ * earlier reply, so one requester that pipelined large repairs and
+ * stopped reading stalled repair and `evbus stats` for everyone. Each
+ * such reply now waits 100 ms and is dropped and counted.
+ */
+Test(broker, a_requester_that_stops_reading_does_not_stall_the_ctl_endpoint)
+{
+	bt_broker  b;
+	nng_socket push;
+	evb_buf    batch;
+	json_t    *st;
+	char       action[1001];
+	char       port[8];
+	char       epoch[24];
+	char      *hog_out    = bt_path("hog.out");
+	char      *hog_argv[] = { BT_PYTHON, "-c", (char *) bt_py_ctl_hog, port,
+		     epoch, "20", NULL };
+	evb_ts_io  hog_io     = { NULL, hog_out, NULL };
+	uint8_t    hdr[3]     = { 0xdc, 0x01, 0xf4 }; // array16 of 500
+
+	bt_broker_start(&b, ARGS("--heartbeat", "0", "--ring", "16M"));
+	// 1500 events of about 1.1 KiB: every repair reply from seq 1 is
+	// as large as one may be, about 960 KiB.
+	push = bt_sock_add(nng_push0_open, b.ingest);
+	memset(action, 'a', sizeof(action) - 1);
+	action[sizeof(action) - 1] = '\0';
+	for (int m = 0; m < 3; m++) {
+		evb_buf_init(&batch);
+		cr_assert_eq(evb_buf_append(&batch, hdr, sizeof(hdr)), EVB_OK);
+		for (int i = 0; i < 500; i++) {
+			char json[1200];
+
+			(void) snprintf(json, sizeof(json),
+			    "{\"type\":\"user_action\",\"data\":{"
+			    "\"user_id\":\"u\",\"action\":\"%s\"}}",
+			    action);
+			bt_event_add(&batch, json);
+		}
+		cr_assert_eq(nng_send(push, batch.data, batch.len, 0), 0);
+		evb_buf_fini(&batch);
+	}
+	st = bt_stats_wait(&b, "published", 1500);
+	(void) snprintf(epoch, sizeof(epoch), "%lld",
+	    (long long) bt_get(st, ARGS("epoch")));
+	json_decref(st);
+	(void) snprintf(port, sizeof(port), "%s", strrchr(b.ctl, ':') + 1);
+
+	(void) bt_spawn(hog_argv, &hog_io);
+	bt_wait_count(hog_out, "sent", 1);
+	// Each stats request must be answered within its 5 s while the
+	// hog's replies wait; before the fix the first never was.
+	for (int i = 0; i < 3; i++) {
+		json_decref(bt_stats(&b));
+	}
+	// The hog's connection did fill up: replies were dropped.
+	json_decref(bt_stats_wait(&b, "ctl_unsent", 1));
+	bt_wait_count(b.err_path, "a control reply was dropped", 1);
+}
+
 Test(broker, sigterm_stops_it_with_0_and_a_taken_port_exits_2)
 {
 	bt_broker  b;
