@@ -533,6 +533,7 @@ evb_broker_stats(evb_broker *b, evb_broker_stat *out)
 	out->ring_evicted   = b->ring.evicted;
 	memcpy(out->published_by_type, b->published_by_type,
 	    sizeof(out->published_by_type));
+	out->pub_send_failed = b->pub_send_failed;
 	evb_assert(pthread_mutex_unlock(&b->mtx) == 0);
 
 	out->msgs_in       = atomic_load(&b->msgs_in);
@@ -547,6 +548,7 @@ evb_broker_stats(evb_broker *b, evb_broker_stat *out)
 		}
 	}
 	out->bytes_in        = atomic_load(&b->bytes_in);
+	out->recv_errors     = atomic_load(&b->recv_errors);
 	out->repairs_served  = atomic_load(&b->repairs_served);
 	out->repair_frames   = atomic_load(&b->repair_frames);
 	out->ctl_unsent      = atomic_load(&b->ctl_unsent);
@@ -651,6 +653,7 @@ broker_publish(evb_broker *b, evb_event *ev, int64_t arrival_ns)
 	// (in `evbus run` the collector reads the ring, not pub0).
 	rv = atomic_load(&b->pub_pipes) != 0 ? pub_send(b) : 0;
 	if (rv != 0) {
+		b->pub_send_failed++;
 		log_fail = evb_ratelimit_allow(
 		    &b->pub_rl, evb_clock_mono_ms(), &suppressed);
 	}

@@ -152,6 +152,13 @@ typedef struct evb_broker_stat {
 	                             dropped: the requester's connection
 	                             was still writing an earlier reply
 	                             100 ms later, or the send failed. */
+	uint64_t recv_errors;     /* Ingest receives that failed (nng
+	                             reports none in normal operation;
+	                             ingest goes on). */
+	uint64_t pub_send_failed; /* Frames not sent on pub0 because the
+	                             send failed (out of memory): live
+	                             subscribers miss them and repair
+	                             them from the ring. */
 	uint64_t confirm_msgs;    /* Confirmed ingest requests received. */
 	uint64_t confirm_replies; /* Their replies sent. */
 	uint64_t confirm_unsent;  /* Requests left without a reply (send

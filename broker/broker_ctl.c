@@ -280,6 +280,8 @@ ctl_pack_counters(msgpack_packer *pk, const evb_broker_stat *st, size_t more)
 		{ "confirm_unsent", st->confirm_unsent },
 		{ "subscribers", st->subscribers },
 		{ "ctl_unsent", st->ctl_unsent },
+		{ "recv_errors", st->recv_errors },
+		{ "pub_send_failed", st->pub_send_failed },
 	};
 	size_t n = sizeof(sc) / sizeof(sc[0]);
 

@@ -193,7 +193,8 @@ struct evb_broker {
 	                              nng's pipe events (broker.c). */
 	uint64_t      published;   /* Events published; mtx. */
 	uint64_t      published_by_type[EVB_BROKER_MAX_TYPES]; /* mtx. */
-	size_t        waiters;     /* Threads in evb_broker_read's wait; mtx. */
+	size_t        waiters; /* Threads in evb_broker_read's wait; mtx. */
+	uint64_t      pub_send_failed; /* pub0 sends that failed; mtx. */
 	evb_ratelimit pub_rl;      /* Log limiter for those failures; mtx. */
 	bool          is_started;  /* start ran; mtx. */
 	bool          is_stopping; /* stop began: the timer exits; mtx. */

@@ -1415,6 +1415,13 @@ Test(broker, stats_prints_a_table_of_counters)
 	    strstr(r.out, "\npublished        8\n"), "%s", r.out);
 	cr_assert_not_null(
 	    strstr(r.out, "\nlast_seq         8\n"), "%s", r.out);
+	// Failures that nothing here provokes are shown all the same.
+	cr_assert_not_null(
+	    strstr(r.out, "\nrecv_errors      0\n"), "%s", r.out);
+	cr_assert_not_null(
+	    strstr(r.out, "\npub_send_failed  0\n"), "%s", r.out);
+	cr_assert_not_null(
+	    strstr(r.out, "\nctl_unsent       0\n"), "%s", r.out);
 	cr_assert_not_null(strstr(r.out,
 	                       "\nmarket_data                 1          0 "
 	                       "         0          0\n"),
