@@ -37,11 +37,17 @@
  * nng 1.5 drops a TCP connection whose next message is over the
  * socket's NNG_OPT_RECVMAXSZ, without telling the application (it only
  * moves the listener's generic "other errors" statistic, which every
- * ordinary disconnect moves too). So the broker asks nng for twice the
- * configured limit and refuses, and counts, what lies between the two
- * itself; only a message over twice the limit goes uncounted.
+ * ordinary disconnect moves too). So the broker asks nng for more than
+ * the configured limit and refuses, and counts, what lies between the
+ * two itself. For pull0 that is twice the limit, but at least
+ * BROKER_RECV_NNG_MIN_BYTES: with a small --max-msg, twice the limit was
+ * less than the 1 MiB messages `evbus publish` sends by default, and
+ * every one of them vanished. Only a message over nng's limit goes
+ * uncounted. The cost is memory: nng allocates a message of up to its
+ * limit per connection before the broker sees it.
  */
 #define BROKER_RECVMAX_FACTOR 2
+#define BROKER_RECV_NNG_MIN_BYTES ((size_t) 16 << 20)
 #define BROKER_RECV_MAX_LIMIT ((size_t) 1 << 30) /* Largest --max-msg. */
 
 #define BROKER_PUB_LOG_WINDOW_MS 10000 /* pub0 send failure lines: */
@@ -177,6 +183,16 @@ pub_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	atomic_fetch_add(&b->pub_pipes, ev == NNG_PIPE_EV_ADD_PRE ? 1 : -1);
 }
 
+/* recv_nng_max is the NNG_OPT_RECVMAXSZ that pull0 gets for a limit. */
+static size_t
+recv_nng_max(size_t recv_max_bytes)
+{
+	size_t twice = recv_max_bytes * BROKER_RECVMAX_FACTOR;
+
+	return twice > BROKER_RECV_NNG_MIN_BYTES ? twice
+	                                         : BROKER_RECV_NNG_MIN_BYTES;
+}
+
 /* open_listen makes s listen on url; what names it in the diag. */
 static int
 open_listen(nng_socket s, const char *url, const char *what, evb_diag *diag)
@@ -227,7 +243,7 @@ open_sockets(evb_broker *b, evb_diag *diag)
 		return broker_nng_err(rv, diag, "pull0 aio");
 	}
 	if ((rv = nng_socket_set_size(b->pull, NNG_OPT_RECVMAXSZ,
-	         o->recv_max_bytes * BROKER_RECVMAX_FACTOR)) != 0) {
+	         recv_nng_max(o->recv_max_bytes))) != 0) {
 		return broker_nng_err(rv, diag, "pull0 receive limit");
 	}
 	if ((rv = nng_rep0_open(&b->ctl)) != 0) {

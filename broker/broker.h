@@ -26,10 +26,10 @@
  * reported as evicted so the subscriber can record an explicit gap.
  * In-process consumers (the collector inside `evbus run`) read the ring
  * directly with evb_broker_read. Ingest messages above recv_max_bytes
- * are refused and counted. (nng is given twice that limit: nng 1.5
- * drops a larger message together with the producer's connection and
- * reports it to no one, so the broker checks the size itself; only a
- * message over twice the limit goes uncounted.)
+ * are refused and counted. (nng is given twice that limit, and at least
+ * 16 MiB: nng 1.5 drops a larger message together with the producer's
+ * connection and reports it to no one, so the broker checks the size
+ * itself; only a message over nng's limit goes uncounted.)
  *
  * Confirmed ingest (optional, confirm_url; docs/protocol.md "Confirmed
  * ingest"): a request (on a rep0 context of its own, so any number may
@@ -93,8 +93,11 @@ typedef struct evb_broker_opts {
 	                            when the caller stores the log and calls
 	                            evb_broker_durable (`evbus run` listens
 	                            on tcp://127.0.0.1:5572). */
-	size_t recv_max_bytes;   /* Largest ingest message; 4 MiB. */
-	int    pub_sendbuf;      /* pub0 send queue per subscriber, frames;
+	size_t recv_max_bytes;   /* Largest ingest message; 4 MiB. Up to
+	                            max(2 x this, 16 MiB) larger ones are
+	                            refused and counted; nng drops any
+	                            beyond that, uncounted (see top). */
+	int pub_sendbuf;         /* pub0 send queue per subscriber, frames;
 	                            8192 (nng's maximum), enough for a
 	                            1000-event batch read promptly. */
 	size_t   ring_bytes;     /* Repair ring capacity, bytes; 256 MiB. */

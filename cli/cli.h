@@ -238,6 +238,9 @@ void cli_close_deadline(int status);
  * `evbus broker` and `evbus run` take the same broker options.
  */
 
+/* The largest --max-msg, of a broker (as broker.c allows) and publish. */
+#define CLI_MAX_MSG_LIMIT ((uint64_t) 1 << 30)
+
 /* The broker options as typed; NULL when not given. */
 typedef struct cli_broker_args {
 	const char *pub;       /* --pub URL */

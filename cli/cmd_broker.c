@@ -16,9 +16,8 @@
 #include "broker/broker.h"
 #include "cli/cli.h"
 
-#define BROKER_MAX_MSG_LIMIT ((uint64_t) 1 << 30) /* As broker.c allows. */
-#define BROKER_RING_LIMIT ((uint64_t) 64 << 30)   /* A sanity bound. */
-#define BROKER_MS_LIMIT ((uint64_t) 86400000)     /* One day. */
+#define BROKER_RING_LIMIT ((uint64_t) 64 << 30) /* A sanity bound. */
+#define BROKER_MS_LIMIT ((uint64_t) 86400000)   /* One day. */
 
 static int broker_run(int argc, char **argv);
 
@@ -78,7 +77,7 @@ cli_broker_opts_fill(
 	o->ctl_url    = a->ctl != NULL ? a->ctl : o->ctl_url;
 	if (a->max_msg != NULL) {
 		rc = cli_parse_bytes(
-		    c, "max-msg", a->max_msg, 1, BROKER_MAX_MSG_LIMIT, &v);
+		    c, "max-msg", a->max_msg, 1, CLI_MAX_MSG_LIMIT, &v);
 		if (rc != CLI_CONTINUE) {
 			return rc;
 		}

@@ -1,12 +1,16 @@
 /*
- * cmd_publish.c: `evbus publish [--ingest URL] [--batch N] [FILE]`, JSON
- * events (one per line) into a broker's ingest endpoint, fire and forget
- * over nng push0.
+ * cmd_publish.c: `evbus publish [--ingest URL] [--batch N] [--max-msg
+ * BYTES] [FILE]`, JSON events (one per line) into a broker's ingest
+ * endpoint, fire and forget over nng push0.
  *
  * Each line is checked here first with the broker's own validator
  * (evb_proto_event_from_json), so a bad line is reported by number and
  * never sent. Valid events are encoded and gathered into one MessagePack
- * array per message, closed at N events or PUBLISH_MSG_MAX_BYTES.
+ * array per message, closed at N events or before it would pass
+ * --max-msg bytes, header included. The broker refuses (and counts) a
+ * message over its own --max-msg, and publish cannot see that, so the
+ * two limits must agree: an event that alone would make a message over
+ * --max-msg is reported like an invalid line and not sent.
  *
  * Knowing that the last message left: push0 has no acknowledgement, and
  * nng_close may drop a message still being written. With push0's send
@@ -35,11 +39,10 @@
 #include "cli/cli.h"
 
 /*
- * A message is closed at this size even before N events: well under
- * the broker's default --max-msg of 4 MiB, and one event is at most
- * EVB_PROTO_MAX_EVENT_BYTES, so a message never passes it by much.
+ * --max-msg's default: a message is closed before this size even before
+ * N events. Well under the broker's default --max-msg of 4 MiB.
  */
-#define PUBLISH_MSG_MAX_BYTES ((size_t) 1 << 20)
+#define PUBLISH_MAX_MSG_DEFAULT ((uint64_t) 1 << 20)
 #define PUBLISH_BATCH_DEFAULT 1000
 #define PUBLISH_TIMEOUT_MS 10000         /* A send or the final flush. */
 #define PUBLISH_CONFIRM_TIMEOUT_MS 30000 /* A confirmed message's reply. */
@@ -57,16 +60,17 @@ const cli_cmd cli_cmd_publish = {
 	.name    = "publish",
 	.summary = "Send JSON events to a broker's ingest endpoint.",
 	.help =
-	    "usage: evbus publish [--ingest URL] [--batch N] [--confirm]\n"
-	    "                     [FILE]\n"
+	    "usage: evbus publish [--ingest URL] [--batch N]\n"
+	    "                     [--max-msg BYTES] [--confirm] [FILE]\n"
 	    "\n"
 	    "Read JSON events, one per line, from FILE, or standard input\n"
 	    "when FILE is absent or '-', check each one as 'evbus validate'\n"
 	    "does, and send the valid ones to a broker's ingest endpoint\n"
 	    "(nng push0), fire and forget: up to N events per message, as\n"
-	    "one MessagePack array (a message is closed early at 1 MiB).\n"
-	    "Blank lines are skipped. An invalid line is printed on standard\n"
-	    "output as 'line N: PROBLEM' and not sent; at the end,\n"
+	    "one MessagePack array, closed early so that no message is over\n"
+	    "--max-msg bytes. Blank lines are skipped. An invalid line, or\n"
+	    "an event too large for a message on its own, is printed on\n"
+	    "standard output as 'line N: PROBLEM' and not sent; at the end,\n"
 	    "'N sent in M messages, K invalid' is printed on standard error.\n"
 	    "publish does not wait for the broker to accept the events:\n"
 	    "'evbus stats' counts what it rejected. With --confirm, it\n"
@@ -82,31 +86,50 @@ const cli_cmd cli_cmd_publish = {
 	    "                with --confirm).\n"
 	    "  --batch N     Events per message, 1 to 1000000 (default\n"
 	    "                1000); with 1, each event is sent as a bare map.\n"
+	    "  --max-msg BYTES\n"
+	    "                Largest message to send (default 1M). The\n"
+	    "                broker refuses a message over its own\n"
+	    "                --max-msg, which publish cannot see: keep\n"
+	    "                this at most the broker's.\n"
 	    "  --confirm     Wait until each event is stored; print its seq.\n"
 	    "  -h, --help    Print this help and exit.\n"
 	    "\n"
+	    "BYTES may end in K, M or G (KiB, MiB, GiB).\n"
+	    "\n"
 	    "Exit status: 0 every event valid and sent, 1 some lines invalid\n"
-	    "or, with --confirm, rejected (the others were sent), 2 usage or\n"
-	    "I/O error, or the broker could not be reached, did not take a\n"
-	    "message within 10 s, or (with --confirm) did not reply within\n"
-	    "30 s.\n",
+	    "or too large or, with --confirm, rejected (the others were\n"
+	    "sent), 2 usage or I/O error, or the broker could not be\n"
+	    "reached, did not take a message within 10 s, or (with\n"
+	    "--confirm) did not reply within 30 s.\n",
 	.run = publish_run,
 };
 
 /* The events gathered for the next message. */
 typedef struct publish_batch {
-	nng_socket sock;       /* push0, dialled. */
-	size_t     max;        /* N, events per message. */
-	evb_buf    body;       /* Their maps, back to back. */
-	size_t     count;      /* Events in body. */
-	size_t     sent;       /* Events sent so far. */
-	size_t     messages;   /* Messages sent so far. */
-	bool       is_confirm; /* req0: wait for each reply. */
-	size_t    *lines;      /* Line number of each event in body. */
-	size_t     rejected;   /* Events the broker rejected (confirm). */
+	nng_socket sock;      /* push0, dialled. */
+	size_t     max;       /* N, events per message. */
+	size_t     max_bytes; /* --max-msg: bytes per message, header
+	                         included. */
+	evb_buf body;         /* Their maps, back to back. */
+	size_t  count;        /* Events in body. */
+	size_t  sent;         /* Events sent so far. */
+	size_t  messages;     /* Messages sent so far. */
+	bool    is_confirm;   /* req0: wait for each reply. */
+	size_t *lines;        /* Line number of each event in body. */
+	size_t  rejected;     /* Events the broker rejected (confirm). */
 } publish_batch;
 
 static int publish_confirm(publish_batch *pb);
+
+/* publish_header_len is the header's size in a message of n events. */
+static size_t
+publish_header_len(const publish_batch *pb, size_t n)
+{
+	if (pb->max == 1) {
+		return 0; // A bare map.
+	}
+	return n < 16 ? 1 : n <= UINT16_MAX ? 3 : 5;
+}
 
 /* publish_array_header writes the array header for n into hdr. */
 static size_t
@@ -274,21 +297,35 @@ publish_confirm(publish_batch *pb)
 	return rv;
 }
 
-/* publish_add appends one event, sending the batch first if it is due. */
+/*
+ * publish_add appends one event, sending the batch first if it is due.
+ * An event that alone would make a message over --max-msg is not sent:
+ * it is printed as a problem of its line and *is_too_big set.
+ */
 static int
-publish_add(
-    publish_batch *pb, const evb_event *ev, evb_buf *scratch, size_t lineno)
+publish_add(publish_batch *pb, const evb_event *ev, evb_buf *scratch,
+    size_t lineno, bool *is_too_big)
 {
 	int rc;
 
+	*is_too_big = false;
 	evb_buf_reset(scratch);
 	if (evb_proto_event_encode(ev, scratch) != EVB_OK) {
 		cli_error(&cli_cmd_publish, "%s", evb_strerror(EVB_ENOMEM));
 		return CLI_EXIT_USAGE;
 	}
+	if (publish_header_len(pb, 1) + scratch->len > pb->max_bytes) {
+		printf("line %zu: the event is %zu bytes, too large for a "
+		       "message of at most %zu bytes (--max-msg)\n",
+		    lineno, scratch->len, pb->max_bytes);
+		*is_too_big = true;
+		return CLI_EXIT_OK;
+	}
 	if (pb->count > 0 &&
 	    (pb->count == pb->max ||
-	        pb->body.len + scratch->len > PUBLISH_MSG_MAX_BYTES)) {
+	        publish_header_len(pb, pb->count + 1) + pb->body.len +
+	                scratch->len >
+	            pb->max_bytes)) {
 		if ((rc = publish_flush(pb)) != CLI_EXIT_OK) {
 			return rc;
 		}
@@ -320,11 +357,15 @@ publish_lines(FILE *f, publish_batch *pb, size_t *invalid)
 			break;
 		}
 		if (rc == EVB_OK) {
-			exit_code = publish_add(pb, ev, &scratch, r.lineno);
+			bool is_too_big;
+
+			exit_code = publish_add(
+			    pb, ev, &scratch, r.lineno, &is_too_big);
 			evb_proto_event_free(ev);
 			if (exit_code != CLI_EXIT_OK) {
 				break;
 			}
+			*invalid += is_too_big;
 		} else if (cli_is_fatal(rc)) {
 			exit_code = cli_lines_fatal(&cli_cmd_publish, &r, rc);
 			break;
@@ -410,19 +451,24 @@ publish_run(int argc, char **argv)
 {
 	const char   *url     = NULL;
 	const char   *batch   = NULL;
+	const char   *max_msg = NULL;
 	bool          confirm = false;
 	const cli_opt opts[]  = {
 		 { "ingest", 0, NULL, &url },
 		 { "batch", 0, NULL, &batch },
+		 { "max-msg", 0, NULL, &max_msg },
 		 { "confirm", 0, &confirm, NULL },
 		 { NULL, 0, NULL, NULL },
 	};
-	publish_batch pb      = { .max = PUBLISH_BATCH_DEFAULT };
-	size_t        invalid = 0;
-	uint64_t      n;
-	FILE         *f;
-	int           first;
-	int           rc;
+	publish_batch pb = {
+		.max       = PUBLISH_BATCH_DEFAULT,
+		.max_bytes = PUBLISH_MAX_MSG_DEFAULT,
+	};
+	size_t   invalid = 0;
+	uint64_t n;
+	FILE    *f;
+	int      first;
+	int      rc;
 
 	rc = cli_opts_parse_max(&cli_cmd_publish, argc, argv, opts, 1, &first);
 	if (rc != CLI_CONTINUE) {
@@ -434,6 +480,13 @@ publish_run(int argc, char **argv)
 			return rc;
 		}
 		pb.max = (size_t) n;
+	}
+	if (max_msg != NULL) {
+		if ((rc = cli_parse_bytes(&cli_cmd_publish, "max-msg", max_msg,
+		         1, CLI_MAX_MSG_LIMIT, &n)) != CLI_CONTINUE) {
+			return rc;
+		}
+		pb.max_bytes = (size_t) n;
 	}
 	if (url == NULL) {
 		url = confirm ? "tcp://127.0.0.1:5572" : "tcp://127.0.0.1:5571";
