@@ -305,6 +305,20 @@ int cli_parse_durability(const cli_cmd *cmd, const char *text, int *mode);
 /* CLI_DATA_DEFAULT is the data directory when --data is not given. */
 #define CLI_DATA_DEFAULT "./evbus-data"
 
+/* ---- URLs (cli_url.c) --------------------------------------------------- */
+
+/*
+ * cli_url_dialable writes into out (cap bytes) a URL that reaches, from
+ * this host, the endpoint listening on listen_url: a host that names no
+ * one address, "*", an empty one, or 0.0.0.0, becomes 127.0.0.1, and
+ * [::] becomes [::1] (also "*" and an empty host with a tcp6-like
+ * scheme, which listens on IPv6 only); any other URL (a host or address,
+ * ipc://, inproc://) is copied as it is. Returns EVB_OK, or EVB_ETOOBIG
+ * when the result does not fit in cap bytes (out then holds a truncated
+ * string). OUT: out.
+ */
+int cli_url_dialable(const char *listen_url, char *out, size_t cap);
+
 /* ---- Input (cli_io.c) --------------------------------------------------- */
 
 /*

@@ -32,6 +32,7 @@
 #include "compactor/compactor.h"
 
 #define RUN_CONFIRM_URL "tcp://127.0.0.1:5572" /* --confirm's default. */
+#define RUN_URL_MAX 512 /* The heartbeat's URL, derived from --ingest. */
 
 static int run_run(int argc, char **argv);
 
@@ -279,8 +280,17 @@ run_open(const evb_broker_opts *bo, evb_collector_opts *co, evb_broker **b,
 	co->on_duplicate = run_dup;
 	co->durable_arg  = *b;
 	if ((rc = evb_collector_open(c, co, &diag)) != EVB_OK) {
-		cli_error(&cli_cmd_run, "cannot open the log in %s: %s",
-		    co->data_dir, cli_diag_text(&diag, rc));
+		if (rc == EVB_ETRANSPORT) {
+			// With read_fn, the collector's one socket is its
+			// heartbeat's, dialling the ingest endpoint.
+			cli_error(&cli_cmd_run,
+			    "cannot start the collector's heartbeat, which "
+			    "dials the ingest endpoint (--ingest): %s",
+			    cli_diag_text(&diag, rc));
+		} else {
+			cli_error(&cli_cmd_run, "cannot open the log in %s: %s",
+			    co->data_dir, cli_diag_text(&diag, rc));
+		}
 		evb_broker_close(*b);
 		return CLI_EXIT_USAGE;
 	}
@@ -384,6 +394,7 @@ run_run(int argc, char **argv)
 	};
 	evb_broker_opts    bo;
 	evb_collector_opts co;
+	char               hb_url[RUN_URL_MAX];
 	evb_broker        *b;
 	evb_collector     *c;
 	evb_compactor     *cp    = NULL;
@@ -417,9 +428,15 @@ run_run(int argc, char **argv)
 	}
 	co.data_dir   = data != NULL ? data : CLI_DATA_DEFAULT;
 	co.durability = (evb_wal_durability) mode;
-	// The collector's heartbeat goes in through the broker's own ingest.
+	// The collector's heartbeat goes in through the broker's own ingest,
+	// dialled where --ingest listens ("tcp://*:..." cannot be dialled).
+	if (cli_url_dialable(bo.ingest_url, hb_url, sizeof(hb_url)) != EVB_OK) {
+		return cli_usage_error(&cli_cmd_run,
+		    "--ingest: a URL of at most %d bytes, got %zu",
+		    RUN_URL_MAX - 1, strlen(bo.ingest_url));
+	}
 	co.heartbeat_ms  = bo.heartbeat_ms;
-	co.heartbeat_url = bo.ingest_url;
+	co.heartbeat_url = hb_url;
 	co.stats_log_ms  = bo.stats_log_ms;
 	if ((rc = cli_sig_open(&cli_cmd_run, &sig_fd)) != CLI_CONTINUE) {
 		return rc;

@@ -900,6 +900,44 @@ Test(pipeline, broker_and_collector_heartbeats_are_stored)
 	pt_stop(s.pid);
 }
 
+/*
+ * Review finding 5: `evbus run` dialled its --ingest listen URL for the
+ * collector's heartbeat, and nng cannot dial a wildcard host, so run
+ * with ingest on every address did not start ("cannot open the log").
+ * It listens on every address here, and every byte the test sends goes
+ * to 127.0.0.1.
+ */
+Test(pipeline, run_with_ingest_on_every_address_starts_and_stores)
+{
+	pt_server s;
+	char     *data = pt_path("data");
+	char      wild[64];
+	pt_log    l;
+
+	s.err_path = pt_path("run.err");
+	s.pid      = NULL;
+	for (int i = 0; i < PT_ATTEMPTS && s.pid == NULL; i++) {
+		pt_urls(&s);
+		(void) snprintf(wild, sizeof(wild), "tcp://*:%s",
+		    strrchr(s.ingest, ':') + 1);
+		s.pid = pt_start(
+		    ARGS("run", "--data", data, "--pub", s.pub, "--ingest",
+		        wild, "--ctl", s.ctl, "--confirm", s.confirm,
+		        "--heartbeat", "100", "--stats-log", "0"),
+		    s.err_path, "EVB-RUN-READY");
+	}
+	cr_assert_not_null(
+	    s.pid, "no free ports after %d attempts", PT_ATTEMPTS);
+	// The collector's heartbeat reached the ingest endpoint...
+	pt_wait_health(data, "collector");
+	// ... and so does a producer on loopback.
+	pt_publish(&s, pt_events("wild", 0, 3));
+	l = pt_wait_id(data, "wild-2");
+	pt_check_once(&l, "wild", 0, 3);
+	json_decref(l.lines);
+	pt_stop(s.pid);
+}
+
 Test(pipeline, collector_killed_and_restarted_repairs_from_the_ring)
 {
 	pt_server s;
