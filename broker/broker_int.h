@@ -21,10 +21,13 @@
  *
  * Locks: evb_broker.mtx guards sequencing (the ring, last_seq,
  * the ULID generator, the frame scratch buffer, the pub0 send that keeps
- * frames in seq order) and the stop flags. The one nng callback, the
- * ingest queue's (broker_ingest.c), takes only inq_mtx, never mtx, and
- * never calls into nng while holding it. Counters that only
- * the ingest or ctl thread moves are atomics, read without the lock.
+ * frames in seq order) and the stop flags. No nng callback takes mtx,
+ * and none starts an nng operation while it holds a lock. There are
+ * three: the ingest queue's (ingest_recv_cb, broker_ingest.c) takes
+ * only inq_mtx; pub0's pipe events (pub_pipe_cb, broker.c) only move an
+ * atomic; a confirm reply's send (confirm_sent_cb, broker_confirm.c)
+ * takes only confirm_mtx. Counters moved outside mtx are atomics, read
+ * without a lock.
  * evb_broker.confirm_mtx guards the confirmed requests waiting to be
  * durable; the two locks are never held together.
  */
