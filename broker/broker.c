@@ -183,7 +183,8 @@ pub_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	atomic_fetch_add(&b->pub_pipes, ev == NNG_PIPE_EV_ADD_PRE ? 1 : -1);
 }
 
-/* recv_nng_max is the NNG_OPT_RECVMAXSZ that pull0 gets for a limit. */
+/* recv_nng_max is the NNG_OPT_RECVMAXSZ that pull0 and the confirm
+ * socket get for a limit. */
 static size_t
 recv_nng_max(size_t recv_max_bytes)
 {
@@ -264,7 +265,7 @@ open_sockets(evb_broker *b, evb_diag *diag)
 		}
 		b->has_confirm = true;
 		if ((rv = nng_socket_set_size(b->confirm, NNG_OPT_RECVMAXSZ,
-		         o->recv_max_bytes * BROKER_RECVMAX_FACTOR)) != 0) {
+		         recv_nng_max(o->recv_max_bytes))) != 0) {
 			return broker_nng_err(
 			    rv, diag, "confirm socket options");
 		}
