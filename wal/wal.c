@@ -179,8 +179,45 @@ open_env(evb_wal *w, const char *dir, evb_diag *d)
 }
 
 /*
+ * open_format_missing handles a log without meta/format: a new log gets
+ * it written; a log with records is not ours or was damaged, whichever
+ * way it is opened; an empty one is no log yet to a read-only handle,
+ * which cannot write the version.
+ */
+static int
+open_format_missing(evb_wal *w, MDB_txn *txn, MDB_val *k, evb_diag *d)
+{
+	MDB_stat st;
+	MDB_val  v;
+	uint8_t  buf[4];
+	int      rc;
+
+	if ((rc = mdb_stat(txn, w->dbi_log, &st)) != MDB_SUCCESS) {
+		return (wal_err(rc, d, "mdb_stat"));
+	}
+	if (st.ms_entries != 0) {
+		evb_diag_set(d,
+		    "meta: the format version is missing "
+		    "from a log with %zu records",
+		    st.ms_entries);
+		return (EVB_ECORRUPT);
+	}
+	if (w->opts.read_only) {
+		evb_diag_set(d,
+		    "no WAL here: the format version is missing "
+		    "(open it read-write once to create it)");
+		return (EVB_ENOTFOUND);
+	}
+	evb_put_be32(buf, WAL_FORMAT_VERSION);
+	v.mv_size = sizeof(buf);
+	v.mv_data = buf;
+	return (wal_err(mdb_put(txn, w->dbi_meta, k, &v, 0), d,
+	    "writing the format version"));
+}
+
+/*
  * open_format checks the format version in "meta", writing it into a new
- * log. A log with records but no version is not ours or was damaged.
+ * log (open_format_missing).
  */
 static int
 open_format(evb_wal *w, MDB_txn *txn, evb_diag *d)
@@ -188,28 +225,12 @@ open_format(evb_wal *w, MDB_txn *txn, evb_diag *d)
 	MDB_val  k = { sizeof(WAL_META_FORMAT_KEY) - 1,
 		 (void *) WAL_META_FORMAT_KEY };
 	MDB_val  v;
-	MDB_stat st;
-	uint8_t  buf[4];
 	uint32_t ver;
 	int      rc;
 
 	rc = mdb_get(txn, w->dbi_meta, &k, &v);
-	if (rc == MDB_NOTFOUND && !w->opts.read_only) {
-		if ((rc = mdb_stat(txn, w->dbi_log, &st)) != MDB_SUCCESS) {
-			return (wal_err(rc, d, "mdb_stat"));
-		}
-		if (st.ms_entries != 0) {
-			evb_diag_set(d,
-			    "meta: the format version is missing "
-			    "from a log with %zu records",
-			    st.ms_entries);
-			return (EVB_ECORRUPT);
-		}
-		evb_put_be32(buf, WAL_FORMAT_VERSION);
-		v.mv_size = sizeof(buf);
-		v.mv_data = buf;
-		return (wal_err(mdb_put(txn, w->dbi_meta, &k, &v, 0), d,
-		    "writing the format version"));
+	if (rc == MDB_NOTFOUND) {
+		return (open_format_missing(w, txn, &k, d));
 	}
 	if (rc != MDB_SUCCESS) {
 		return (wal_err(rc, d, "reading the format version"));

@@ -153,8 +153,10 @@ typedef struct evb_wal evb_wal;
  * PERIODIC mode it starts the flush thread, and with retain_period_ms the
  * retention thread.
  * Errors: EVB_EINVAL (bad option, NULL dir; the diag names it),
- * EVB_ENOTFOUND (read_only and no log there), EVB_EVERSION (the log's
- * format version is unknown to this build), EVB_ECORRUPT, EVB_ENOMEM,
+ * EVB_ENOTFOUND (read_only and no log there, or an empty one without its
+ * format version), EVB_EVERSION (the log's format version is unknown to
+ * this build), EVB_ECORRUPT (records but no format version, read-write
+ * or read-only alike; a malformed one), EVB_ENOMEM,
  * EVB_ESYSERR + errno (creating dir, starting a thread), EVB_ESTORAGE
  * (other LMDB failures, with mdb_strerror's text in the diag).
  * OUT: *out, on success only; release with evb_wal_close.

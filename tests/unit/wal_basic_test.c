@@ -1000,6 +1000,70 @@ Test(wal, unknown_format_version_is_refused)
 	cr_assert(strstr(d.msg, "version 99") != NULL, "%s", d.msg);
 }
 
+/* format_delete deletes meta/format from the closed log by hand. */
+static void
+format_delete(void)
+{
+	MDB_val k = { 6, "format" };
+	wtl_raw raw;
+
+	wtl_raw_begin(&raw, wal_dir, "meta", true);
+	cr_assert_eq(mdb_del(raw.txn, raw.dbi, &k, NULL), 0);
+	wtl_raw_end(&raw);
+}
+
+/*
+ * A review found that a read-only open (verify, replay, stats) of a log
+ * with records but no meta/format got EVB_ESTORAGE ("MDB_NOTFOUND"),
+ * while the read-write open and docs/wal-format.md say EVB_ECORRUPT.
+ */
+Test(wal, records_without_a_format_version_are_ecorrupt_in_both_modes)
+{
+	evb_wal     *w = wal_open_fast();
+	evb_diag     d = { { 0 } };
+	evb_wal_opts o;
+
+	cr_assert_eq(append_n(w, 1, 2, 8, NULL), EVB_OK);
+	evb_wal_close(w);
+	format_delete();
+	evb_wal_opts_default(&o);
+	for (int ro = 1; ro >= 0; ro--) {
+		o.read_only = ro == 1;
+		w           = NULL;
+		d.msg[0]    = '\0';
+		cr_assert_eq(evb_wal_open(&w, wal_dir, &o, &d), EVB_ECORRUPT,
+		    "read_only %d: %s", ro, d.msg);
+		cr_assert_null(w);
+		cr_assert_str_eq(d.msg,
+		    "meta: the format version is missing from a log with 2 "
+		    "records");
+	}
+}
+
+/* An empty log without its version is no log yet to a read-only open,
+ * and a read-write open writes the version. */
+Test(wal, empty_log_without_a_format_version_is_enotfound_read_only)
+{
+	evb_wal     *w = wal_open_fast();
+	evb_diag     d = { { 0 } };
+	evb_wal_opts o;
+
+	evb_wal_close(w);
+	format_delete();
+	evb_wal_opts_default(&o);
+	o.read_only = true;
+	w           = NULL;
+	cr_assert_eq(
+	    evb_wal_open(&w, wal_dir, &o, &d), EVB_ENOTFOUND, "%s", d.msg);
+	cr_assert_null(w);
+	cr_assert(
+	    strstr(d.msg, "format version is missing") != NULL, "%s", d.msg);
+	w = wal_open_fast();
+	evb_wal_close(w);
+	w = wtl_open(wal_dir, &o);
+	evb_wal_close(w);
+}
+
 /*
  * Issue #3: format 3 moved the event ids into the records and dropped the
  * on-disk id index ("ids.0", "ids.1"). A log of format 2 is refused, by
