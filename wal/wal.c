@@ -170,6 +170,7 @@ open_env(evb_wal *w, const char *dir, evb_diag *d)
 		}
 		return (wal_err(rc, d, dir));
 	}
+	w->is_env_open = true;
 	// Slots of readers that died without closing would pin old pages
 	// and count against max_readers until cleared.
 	if ((rc = mdb_reader_check(w->env, &dead)) != MDB_SUCCESS) {
@@ -382,7 +383,9 @@ evb_wal_close(evb_wal *w)
 	}
 	evb_assert(atomic_load(&w->open_iters) == 0);
 	wal_bg_stop(w);
-	if (w->env != NULL && !w->opts.read_only &&
+	// An env whose mdb_env_open failed has no file to write or flush:
+	// syncing it would fail (EBADF) and log a loss that never was.
+	if (w->is_env_open && !w->opts.read_only &&
 	    (rc = wal_notes_flush(w)) != EVB_OK) {
 		evb_log(EVB_LOG_ERR, "EVB-WAL-CURSOR",
 		    "storing the noted cursors at close failed: %s; they keep "
@@ -392,7 +395,8 @@ evb_wal_close(evb_wal *w)
 	if (w->env != NULL) {
 		// In SYNC mode every commit is already on disk; in the others
 		// this is the flush that makes a clean close durable.
-		if (!w->opts.read_only && w->opts.durability != EVB_WAL_SYNC &&
+		if (w->is_env_open && !w->opts.read_only &&
+		    w->opts.durability != EVB_WAL_SYNC &&
 		    (rc = mdb_env_sync(w->env, 1)) != MDB_SUCCESS) {
 			evb_log(EVB_LOG_ERR, "EVB-WAL-SYNC",
 			    "final flush of the WAL at close failed: %s; the "

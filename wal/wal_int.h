@@ -115,6 +115,7 @@ typedef struct wal_notes {
 
 struct evb_wal {
 	MDB_env              *env;         /* Set once at open. */
+	bool                  is_env_open; /* mdb_env_open succeeded. */
 	MDB_dbi               dbi_log;     /* "log": offset -> record. */
 	MDB_dbi               dbi_cursors; /* "cursors": name -> offset. */
 	MDB_dbi               dbi_meta;    /* "meta": format, dedup state. */

@@ -1228,6 +1228,48 @@ Test(wal, bad_arguments_are_einval)
 	evb_wal_close(NULL);
 }
 
+/* log_count counts the log lines it is given, printing each. */
+static void
+log_count(void *arg, evb_log_level level, const char *id, const char *msg)
+{
+	(*(int *) arg)++;
+	fprintf(
+	    stderr, "logged: %s %s %s\n", evb_log_level_name(level), id, msg);
+}
+
+/*
+ * A review found that a failed open in PERIODIC or NONE mode logged
+ * "final flush of the WAL at close failed ... the last batches may be
+ * lost": close synced an env that mdb_env_open never opened (EBADF). A
+ * failed open returns its error and logs nothing, in every mode.
+ */
+Test(wal, failed_open_logs_no_flush_failure_in_any_mode)
+{
+	evb_wal_durability modes[] = { EVB_WAL_SYNC, EVB_WAL_PERIODIC,
+		EVB_WAL_NONE };
+	evb_wal_opts       o;
+	evb_wal           *w     = NULL;
+	evb_diag           d     = { { 0 } };
+	int                lines = 0;
+
+	// A regular file where the log's directory goes.
+	cr_assert_eq(evb_ts_file_write(wal_dir, "x", 1), EVB_OK);
+	evb_log_set_level(EVB_LOG_DEBUG);
+	evb_log_set_sink(log_count, &lines);
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		evb_wal_opts_default(&o);
+		o.durability = modes[i];
+		d.msg[0]     = '\0';
+		cr_assert_eq(evb_wal_open(&w, wal_dir, &o, &d), EVB_ESTORAGE,
+		    "durability %d: %s", (int) modes[i], d.msg);
+		cr_assert_null(w);
+		cr_assert(
+		    strstr(d.msg, "Not a directory") != NULL, "%s", d.msg);
+	}
+	evb_log_set_sink(NULL, NULL);
+	cr_assert_eq(lines, 0, "a failed open logged %d lines", lines);
+}
+
 Test(wal, read_only_open_of_missing_log_is_enotfound)
 {
 	evb_wal_opts o;
