@@ -471,6 +471,42 @@ stat_pages(const MDB_stat *st)
 	    st->ms_psize);
 }
 
+/* LMDB's meta pages (pages 0 and 1), in no DB's tree. */
+#define WAL_META_PAGES 2
+/* LMDB's free-page DB: lmdb.h has no name for it, and mdb_stat(1) opens
+ * it as dbi 0 too. */
+#define WAL_FREE_DBI 0
+
+/*
+ * stat_env_bytes sums the pages that txn's snapshot uses: the meta pages
+ * and the trees of the free-page DB, the main DB (which names the others)
+ * and the four named DBs. Every other page below the file's high-water
+ * mark is listed in the free-page DB, to be reused (the identity LMDB's
+ * own mdb_audit checks), so this is exact, and it is six mdb_stat calls,
+ * each a copy of the DB's root record. A new named DB must be added here.
+ */
+static int
+stat_env_bytes(evb_wal *w, MDB_txn *txn, uint64_t *bytes)
+{
+	MDB_dbi  dbis[] = { WAL_FREE_DBI, 0, w->dbi_log, w->dbi_cursors,
+		 w->dbi_meta, w->dbi_ts };
+	MDB_stat st;
+	uint64_t sum = 0;
+	int      rc;
+
+	if ((rc = mdb_dbi_open(txn, NULL, 0, &dbis[1])) != MDB_SUCCESS) {
+		return (rc);
+	}
+	for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]); i++) {
+		if ((rc = mdb_stat(txn, dbis[i], &st)) != MDB_SUCCESS) {
+			return (rc);
+		}
+		sum += stat_pages(&st);
+	}
+	*bytes = sum + (uint64_t) WAL_META_PAGES * st.ms_psize;
+	return (MDB_SUCCESS);
+}
+
 /* stat_read fills what one read txn can see; an LMDB code. */
 static int
 stat_read(evb_wal *w, MDB_txn *txn, evb_wal_stat *s)
@@ -481,6 +517,7 @@ stat_read(evb_wal *w, MDB_txn *txn, evb_wal_stat *s)
 	if ((rc = wal_log_bound(w, txn, MDB_FIRST, &s->first_off)) != 0 ||
 	    (rc = wal_log_bound(w, txn, MDB_LAST, &s->last_off)) != 0 ||
 	    (rc = mdb_stat(txn, w->dbi_log, &st)) != 0 ||
+	    (rc = stat_env_bytes(w, txn, &s->bytes_used)) != 0 ||
 	    (rc = wal_dedup_count(w, txn, &s->id_count)) != 0) {
 		return (rc);
 	}
@@ -494,7 +531,6 @@ evb_wal_stats(evb_wal *w, evb_wal_stat *out)
 {
 	evb_wal_stat     s;
 	MDB_txn         *txn = NULL;
-	MDB_stat         est;
 	MDB_envinfo      info;
 	mdb_filehandle_t fd;
 	struct stat      fst;
@@ -508,7 +544,6 @@ evb_wal_stats(evb_wal *w, evb_wal_stat *out)
 		return (wal_err(rc, NULL, "stats"));
 	}
 	if ((rc = stat_read(w, txn, &s)) == 0 &&
-	    (rc = mdb_env_stat(w->env, &est)) == 0 &&
 	    (rc = mdb_env_info(w->env, &info)) == 0) {
 		rc = mdb_env_get_fd(w->env, &fd);
 	}
@@ -519,7 +554,6 @@ evb_wal_stats(evb_wal *w, evb_wal_stat *out)
 	if (fstat(fd, &fst) != 0) {
 		return (evb_err_errno(errno));
 	}
-	s.bytes_used      = ((uint64_t) info.me_last_pgno + 1) * est.ms_psize;
 	s.file_bytes      = (uint64_t) fst.st_size;
 	s.map_size        = info.me_mapsize;
 	s.map_grows       = atomic_load(&w->map_grows);

@@ -419,7 +419,11 @@ typedef struct evb_wal_stat {
 	uint64_t first_off;       /* Oldest record's offset; 0 when empty. */
 	uint64_t last_off;        /* Newest record's offset; 0 when empty. */
 	uint64_t record_count;    /* Records in the log. */
-	uint64_t bytes_used;      /* Pages in use (whole env) x page size. */
+	uint64_t bytes_used;      /* Pages in use (whole env) x page size:
+	                             LMDB's two meta pages and every DB's
+	                             tree, its free-page DB's included.
+	                             The rest of file_bytes is free pages
+	                             that later writes reuse. */
 	uint64_t log_bytes;       /* Pages of the log's records x page size
 	                             (what retain_bytes limits). */
 	uint64_t file_bytes;      /* Size of data.mdb on disk, bytes. */
