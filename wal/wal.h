@@ -309,11 +309,15 @@ void evb_wal_iter_close(evb_wal_iter *it);
  * time ts_ns. The ts of a record is the producer's and need not grow with
  * the offset, so "the first record at or after ts_ns" is defined in
  * offset order: let A be the smallest offset ever appended whose record
- * has ts >= ts_ns. *off is A if that record is still in the log; the first
- * kept offset if retention removed it; last_off + 1 (where the next
- * append goes) if no record has ts >= ts_ns. So no record in the log with
- * ts >= ts_ns is before *off, and when *off > first_off every record
- * before it has ts < ts_ns. Records after *off may have any ts. A record
+ * has ts >= ts_ns, and K the smallest offset still in the log whose
+ * record has ts >= ts_ns; for either, last_off + 1 (where the next append
+ * goes) if there is none. *off is A if that record is still in the log
+ * (then A = K). If retention removed it, *off is first_off or K,
+ * depending on which time index entries retention left (docs/wal-format.md,
+ * "Time index"); do not count on either. So first_off <= *off <= K in
+ * every case: no record in the log with ts >= ts_ns is before *off, and
+ * every record in the log before *off has ts < ts_ns (an empty log gives
+ * last_off + 1). Records after *off may have any ts. A record
  * in the scanned range that fails its check (evb_wal_iter_next's
  * EVB_ECORRUPT) ends the search at its offset, so that nothing is
  * skipped. Open an iterator at *off to read from there.

@@ -25,7 +25,9 @@
  * one bucket's worth of arrivals.
  *
  * Retention keeps the entry that covers the new first offset and deletes
- * the ones before it, so the search never needs a removed record.
+ * the ones before it, so the search never needs a removed record. It can
+ * remove A (wal.h) though: the answer is then the first kept offset or the
+ * first kept record with ts >= T, whichever the entries left give.
  */
 #include "wal/wal_int.h"
 
