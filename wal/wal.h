@@ -323,8 +323,9 @@ void evb_wal_iter_close(evb_wal_iter *it);
  * skipped. Open an iterator at *off to read from there.
  *
  * Cost: one lookup in the time index plus a scan of at most the records
- * appended while the running maximum of ts stayed within one millisecond
- * bucket (docs/wal-format.md, "ts"); read in chunks like an iterator.
+ * appended while the running maximum of ts stayed within one 1 ms bucket
+ * of the index's key (docs/wal-format.md, "Time index"); read in chunks
+ * like an iterator.
  * Errors: EVB_EINVAL, EVB_ECORRUPT (a bad index entry), EVB_ENOMEM,
  * EVB_ESTORAGE. OUT: *off, on success only.
  */

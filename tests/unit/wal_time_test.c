@@ -237,6 +237,45 @@ Test(wal_time, after_retention_seek_never_goes_below_the_first_kept)
 }
 
 /*
+ * docs/wal-format.md's example, byte for byte: buckets are of the key
+ * (ts XOR 2^63), so their edges are at ts = 224,192 mod 10^6, not at
+ * whole milliseconds (a review found the doc describing the latter).
+ */
+Test(wal_time, index_entries_match_the_documented_example)
+{
+	static const uint8_t want[2][16] = {
+		{ 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 },
+		{ 0x80, 0, 0, 0, 0, 0x03, 0x6b, 0xc0, 0, 0, 0, 0, 0, 0, 0, 2 },
+	};
+	int64_t     ts[5] = { 0, 224192, 999999, 1000000, 1224191 };
+	evb_wal    *w     = wal_open_test();
+	wtl_raw     raw;
+	MDB_cursor *cur;
+	MDB_val     k, v;
+	size_t      n = 0;
+
+	append_ts(w, ts, 5);
+	cr_assert_eq(seek(w, 1050000), 5);
+	cr_assert_eq(seek(w, 224192), 2);
+	cr_assert_eq(seek(w, 1224192), 6);
+	evb_wal_close(w);
+	wtl_raw_begin(&raw, wal_dir, "ts", false);
+	cr_assert_eq(mdb_cursor_open(raw.txn, raw.dbi, &cur), 0);
+	while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
+		cr_assert_lt(n, 2, "a third entry");
+		cr_assert_eq(k.mv_size, 8);
+		cr_assert_eq(v.mv_size, 8);
+		cr_assert_eq(memcmp(k.mv_data, want[n], 8), 0, "entry %zu", n);
+		cr_assert_eq(
+		    memcmp(v.mv_data, want[n] + 8, 8), 0, "entry %zu", n);
+		n++;
+	}
+	cr_assert_eq(n, 2);
+	mdb_cursor_close(cur);
+	wtl_raw_end(&raw);
+}
+
+/*
  * When retention removed A, the answer is first_off or the first kept
  * record with ts >= T, by what the index kept. A review found wal.h
  * promising first_off only, which the code never gave for T in the bucket
