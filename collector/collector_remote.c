@@ -258,6 +258,11 @@ remote_take(evb_collector *c, nng_msg *m)
 		// frames in between cannot be had from here.
 		(void) coll_gap(c, s - 1, COLL_GAP_UNREPAIRED);
 	}
+	// The repair found the broker restarted: the frame in hand is of
+	// the epoch that is gone, and taking it would switch back to it.
+	if (c->epoch != epoch) {
+		return;
+	}
 	(void) coll_accept(c, nng_msg_body(m), nng_msg_len(m), false, &s);
 }
 
