@@ -26,7 +26,7 @@
 
 #define COLL_BATCH_DEFAULT 8192    /* Records per append. */
 #define COLL_IDLE_MS_DEFAULT 500   /* See evb_collector_opts.idle_ms. */
-#define COLL_RETRY_NS 100000000L   /* Pause before retrying an append. */
+#define COLL_RETRY_NS 100000000L   /* Pause before retrying a failure. */
 #define COLL_BATCH_LIMIT 1000000   /* A sanity bound on batch_max. */
 #define COLL_BEHIND_DIV 8          /* Margin: 1/8 of the frames held, */
 #define COLL_BEHIND_BATCHES 4      /* but at most 4 batches. */
@@ -444,12 +444,13 @@ flush_give_up(evb_collector *c)
 	c->gave_up = true;
 }
 
-static void
-flush_pause(void)
+void
+coll_pause(void)
 {
 	struct timespec ts = { 0, COLL_RETRY_NS };
 
-	// Backs off a failing append (full disk) instead of spinning.
+	// Backs off a failing append (full disk), ring read or bus receive
+	// instead of spinning.
 	(void) nanosleep(&ts, NULL);
 }
 
@@ -505,7 +506,7 @@ coll_flush(evb_collector *c)
 		    "free disk space or raise the map limit",
 		    c->npend,
 		    diag.msg[0] != '\0' ? diag.msg : evb_strerror(rc));
-		flush_pause();
+		coll_pause();
 	}
 reset:
 	c->npend = 0;
@@ -611,7 +612,7 @@ local_run(evb_collector *c)
 			evb_log(EVB_LOG_ERR, "EVB-COLL-READ",
 			    "reading the broker's ring failed: %s; retrying",
 			    evb_strerror(rc));
-			flush_pause();
+			coll_pause();
 		}
 		(void) coll_flush(c);
 		coll_ops_tick(c);

@@ -122,6 +122,10 @@ void coll_epoch_switch(evb_collector *c, uint64_t e);
  * Returns EVB_OK. */
 int coll_flush(evb_collector *c);
 
+/* coll_pause sleeps COLL_RETRY_NS (0.1 s) before a failed step is
+ * retried. Thread only. */
+void coll_pause(void);
+
 /* coll_bump adds v to the counter at *field under the mutex. */
 void coll_bump(evb_collector *c, uint64_t *field, uint64_t v);
 

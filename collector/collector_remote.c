@@ -258,14 +258,42 @@ remote_take(evb_collector *c, nng_msg *m)
 		// frames in between cannot be had from here.
 		(void) coll_gap(c, s - 1, COLL_GAP_UNREPAIRED);
 	}
+	// The repair found the broker restarted: the frame in hand is of
+	// the epoch that is gone, and taking it would switch back to it.
+	if (c->epoch != epoch) {
+		return;
+	}
 	(void) coll_accept(c, nng_msg_body(m), nng_msg_len(m), false, &s);
+}
+
+/*
+ * remote_bus_failed handles a receive from the bus that failed with rv,
+ * neither a timeout nor a closed socket (nng_recvmsg's NNG_ENOMEM, say).
+ * Such a failure is taken to be passing: giving up would leave the
+ * process up but storing nothing, with no repairs, heartbeats or stats
+ * lines to show it. So it is logged, rate-limited, and the loop goes on
+ * after a pause; what the bus drops meanwhile, repairs fetch.
+ */
+static void
+remote_bus_failed(evb_ratelimit *rl, int rv)
+{
+	uint64_t suppressed = 0;
+
+	if (evb_ratelimit_allow(rl, evb_clock_mono_ms(), &suppressed)) {
+		evb_log(EVB_LOG_ERR, "EVB-COLL-BUS",
+		    "receiving from the bus failed: %s; retrying (%llu "
+		    "similar lines suppressed)",
+		    nng_strerror(rv), (unsigned long long) suppressed);
+	}
+	coll_pause();
 }
 
 void
 coll_remote_run(evb_collector *c)
 {
-	nng_msg *m;
-	int      rv;
+	evb_ratelimit rl = { .window_ms = 10000, .burst = 10 };
+	nng_msg      *m;
+	int           rv;
 
 	// The first look goes to the control endpoint: it gives the
 	// broker's epoch and everything published while we were away.
@@ -275,11 +303,15 @@ coll_remote_run(evb_collector *c)
 		rv = nng_recvmsg(c->sub, &m, 0);
 		if (rv == NNG_ETIMEDOUT) {
 			(void) remote_repair(c, UINT64_MAX);
-		} else if (rv != 0) {
+		} else if (rv == NNG_ECLOSED) {
+			// Closed under us (evb_collector_close closes it only
+			// after joining this thread): nothing more can come.
 			evb_log(EVB_LOG_ERR, "EVB-COLL-BUS",
-			    "receiving from the bus failed: %s",
-			    nng_strerror(rv));
+			    "the bus socket was closed: nothing more is "
+			    "stored");
 			break;
+		} else if (rv != 0) {
+			remote_bus_failed(&rl, rv);
 		}
 		// Take what the bus has queued, up to a batch, then append.
 		while (rv == 0 && c->npend < c->batch_max) {

@@ -170,6 +170,7 @@ open_env(evb_wal *w, const char *dir, evb_diag *d)
 		}
 		return (wal_err(rc, d, dir));
 	}
+	w->is_env_open = true;
 	// Slots of readers that died without closing would pin old pages
 	// and count against max_readers until cleared.
 	if ((rc = mdb_reader_check(w->env, &dead)) != MDB_SUCCESS) {
@@ -179,8 +180,45 @@ open_env(evb_wal *w, const char *dir, evb_diag *d)
 }
 
 /*
+ * open_format_missing handles a log without meta/format: a new log gets
+ * it written; a log with records is not ours or was damaged, whichever
+ * way it is opened; an empty one is no log yet to a read-only handle,
+ * which cannot write the version.
+ */
+static int
+open_format_missing(evb_wal *w, MDB_txn *txn, MDB_val *k, evb_diag *d)
+{
+	MDB_stat st;
+	MDB_val  v;
+	uint8_t  buf[4];
+	int      rc;
+
+	if ((rc = mdb_stat(txn, w->dbi_log, &st)) != MDB_SUCCESS) {
+		return (wal_err(rc, d, "mdb_stat"));
+	}
+	if (st.ms_entries != 0) {
+		evb_diag_set(d,
+		    "meta: the format version is missing "
+		    "from a log with %zu records",
+		    st.ms_entries);
+		return (EVB_ECORRUPT);
+	}
+	if (w->opts.read_only) {
+		evb_diag_set(d,
+		    "no WAL here: the format version is missing "
+		    "(open it read-write once to create it)");
+		return (EVB_ENOTFOUND);
+	}
+	evb_put_be32(buf, WAL_FORMAT_VERSION);
+	v.mv_size = sizeof(buf);
+	v.mv_data = buf;
+	return (wal_err(mdb_put(txn, w->dbi_meta, k, &v, 0), d,
+	    "writing the format version"));
+}
+
+/*
  * open_format checks the format version in "meta", writing it into a new
- * log. A log with records but no version is not ours or was damaged.
+ * log (open_format_missing).
  */
 static int
 open_format(evb_wal *w, MDB_txn *txn, evb_diag *d)
@@ -188,28 +226,12 @@ open_format(evb_wal *w, MDB_txn *txn, evb_diag *d)
 	MDB_val  k = { sizeof(WAL_META_FORMAT_KEY) - 1,
 		 (void *) WAL_META_FORMAT_KEY };
 	MDB_val  v;
-	MDB_stat st;
-	uint8_t  buf[4];
 	uint32_t ver;
 	int      rc;
 
 	rc = mdb_get(txn, w->dbi_meta, &k, &v);
-	if (rc == MDB_NOTFOUND && !w->opts.read_only) {
-		if ((rc = mdb_stat(txn, w->dbi_log, &st)) != MDB_SUCCESS) {
-			return (wal_err(rc, d, "mdb_stat"));
-		}
-		if (st.ms_entries != 0) {
-			evb_diag_set(d,
-			    "meta: the format version is missing "
-			    "from a log with %zu records",
-			    st.ms_entries);
-			return (EVB_ECORRUPT);
-		}
-		evb_put_be32(buf, WAL_FORMAT_VERSION);
-		v.mv_size = sizeof(buf);
-		v.mv_data = buf;
-		return (wal_err(mdb_put(txn, w->dbi_meta, &k, &v, 0), d,
-		    "writing the format version"));
+	if (rc == MDB_NOTFOUND) {
+		return (open_format_missing(w, txn, &k, d));
 	}
 	if (rc != MDB_SUCCESS) {
 		return (wal_err(rc, d, "reading the format version"));
@@ -361,7 +383,9 @@ evb_wal_close(evb_wal *w)
 	}
 	evb_assert(atomic_load(&w->open_iters) == 0);
 	wal_bg_stop(w);
-	if (w->env != NULL && !w->opts.read_only &&
+	// An env whose mdb_env_open failed has no file to write or flush:
+	// syncing it would fail (EBADF) and log a loss that never was.
+	if (w->is_env_open && !w->opts.read_only &&
 	    (rc = wal_notes_flush(w)) != EVB_OK) {
 		evb_log(EVB_LOG_ERR, "EVB-WAL-CURSOR",
 		    "storing the noted cursors at close failed: %s; they keep "
@@ -371,7 +395,8 @@ evb_wal_close(evb_wal *w)
 	if (w->env != NULL) {
 		// In SYNC mode every commit is already on disk; in the others
 		// this is the flush that makes a clean close durable.
-		if (!w->opts.read_only && w->opts.durability != EVB_WAL_SYNC &&
+		if (w->is_env_open && !w->opts.read_only &&
+		    w->opts.durability != EVB_WAL_SYNC &&
 		    (rc = mdb_env_sync(w->env, 1)) != MDB_SUCCESS) {
 			evb_log(EVB_LOG_ERR, "EVB-WAL-SYNC",
 			    "final flush of the WAL at close failed: %s; the "
@@ -446,6 +471,42 @@ stat_pages(const MDB_stat *st)
 	    st->ms_psize);
 }
 
+/* LMDB's meta pages (pages 0 and 1), in no DB's tree. */
+#define WAL_META_PAGES 2
+/* LMDB's free-page DB: lmdb.h has no name for it, and mdb_stat(1) opens
+ * it as dbi 0 too. */
+#define WAL_FREE_DBI 0
+
+/*
+ * stat_env_bytes sums the pages that txn's snapshot uses: the meta pages
+ * and the trees of the free-page DB, the main DB (which names the others)
+ * and the four named DBs. Every other page below the file's high-water
+ * mark is listed in the free-page DB, to be reused (the identity LMDB's
+ * own mdb_audit checks), so this is exact, and it is six mdb_stat calls,
+ * each a copy of the DB's root record. A new named DB must be added here.
+ */
+static int
+stat_env_bytes(evb_wal *w, MDB_txn *txn, uint64_t *bytes)
+{
+	MDB_dbi  dbis[] = { WAL_FREE_DBI, 0, w->dbi_log, w->dbi_cursors,
+		 w->dbi_meta, w->dbi_ts };
+	MDB_stat st;
+	uint64_t sum = 0;
+	int      rc;
+
+	if ((rc = mdb_dbi_open(txn, NULL, 0, &dbis[1])) != MDB_SUCCESS) {
+		return (rc);
+	}
+	for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]); i++) {
+		if ((rc = mdb_stat(txn, dbis[i], &st)) != MDB_SUCCESS) {
+			return (rc);
+		}
+		sum += stat_pages(&st);
+	}
+	*bytes = sum + (uint64_t) WAL_META_PAGES * st.ms_psize;
+	return (MDB_SUCCESS);
+}
+
 /* stat_read fills what one read txn can see; an LMDB code. */
 static int
 stat_read(evb_wal *w, MDB_txn *txn, evb_wal_stat *s)
@@ -456,6 +517,7 @@ stat_read(evb_wal *w, MDB_txn *txn, evb_wal_stat *s)
 	if ((rc = wal_log_bound(w, txn, MDB_FIRST, &s->first_off)) != 0 ||
 	    (rc = wal_log_bound(w, txn, MDB_LAST, &s->last_off)) != 0 ||
 	    (rc = mdb_stat(txn, w->dbi_log, &st)) != 0 ||
+	    (rc = stat_env_bytes(w, txn, &s->bytes_used)) != 0 ||
 	    (rc = wal_dedup_count(w, txn, &s->id_count)) != 0) {
 		return (rc);
 	}
@@ -469,7 +531,6 @@ evb_wal_stats(evb_wal *w, evb_wal_stat *out)
 {
 	evb_wal_stat     s;
 	MDB_txn         *txn = NULL;
-	MDB_stat         est;
 	MDB_envinfo      info;
 	mdb_filehandle_t fd;
 	struct stat      fst;
@@ -483,7 +544,6 @@ evb_wal_stats(evb_wal *w, evb_wal_stat *out)
 		return (wal_err(rc, NULL, "stats"));
 	}
 	if ((rc = stat_read(w, txn, &s)) == 0 &&
-	    (rc = mdb_env_stat(w->env, &est)) == 0 &&
 	    (rc = mdb_env_info(w->env, &info)) == 0) {
 		rc = mdb_env_get_fd(w->env, &fd);
 	}
@@ -494,7 +554,6 @@ evb_wal_stats(evb_wal *w, evb_wal_stat *out)
 	if (fstat(fd, &fst) != 0) {
 		return (evb_err_errno(errno));
 	}
-	s.bytes_used      = ((uint64_t) info.me_last_pgno + 1) * est.ms_psize;
 	s.file_bytes      = (uint64_t) fst.st_size;
 	s.map_size        = info.me_mapsize;
 	s.map_grows       = atomic_load(&w->map_grows);

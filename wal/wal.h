@@ -153,8 +153,10 @@ typedef struct evb_wal evb_wal;
  * PERIODIC mode it starts the flush thread, and with retain_period_ms the
  * retention thread.
  * Errors: EVB_EINVAL (bad option, NULL dir; the diag names it),
- * EVB_ENOTFOUND (read_only and no log there), EVB_EVERSION (the log's
- * format version is unknown to this build), EVB_ECORRUPT, EVB_ENOMEM,
+ * EVB_ENOTFOUND (read_only and no log there, or an empty one without its
+ * format version), EVB_EVERSION (the log's format version is unknown to
+ * this build), EVB_ECORRUPT (records but no format version, read-write
+ * or read-only alike; a malformed one), EVB_ENOMEM,
  * EVB_ESYSERR + errno (creating dir, starting a thread), EVB_ESTORAGE
  * (other LMDB failures, with mdb_strerror's text in the diag).
  * OUT: *out, on success only; release with evb_wal_close.
@@ -307,18 +309,23 @@ void evb_wal_iter_close(evb_wal_iter *it);
  * time ts_ns. The ts of a record is the producer's and need not grow with
  * the offset, so "the first record at or after ts_ns" is defined in
  * offset order: let A be the smallest offset ever appended whose record
- * has ts >= ts_ns. *off is A if that record is still in the log; the first
- * kept offset if retention removed it; last_off + 1 (where the next
- * append goes) if no record has ts >= ts_ns. So no record in the log with
- * ts >= ts_ns is before *off, and when *off > first_off every record
- * before it has ts < ts_ns. Records after *off may have any ts. A record
+ * has ts >= ts_ns, and K the smallest offset still in the log whose
+ * record has ts >= ts_ns; for either, last_off + 1 (where the next append
+ * goes) if there is none. *off is A if that record is still in the log
+ * (then A = K). If retention removed it, *off is first_off or K,
+ * depending on which time index entries retention left (docs/wal-format.md,
+ * "Time index"); do not count on either. So first_off <= *off <= K in
+ * every case: no record in the log with ts >= ts_ns is before *off, and
+ * every record in the log before *off has ts < ts_ns (an empty log gives
+ * last_off + 1). Records after *off may have any ts. A record
  * in the scanned range that fails its check (evb_wal_iter_next's
  * EVB_ECORRUPT) ends the search at its offset, so that nothing is
  * skipped. Open an iterator at *off to read from there.
  *
  * Cost: one lookup in the time index plus a scan of at most the records
- * appended while the running maximum of ts stayed within one millisecond
- * bucket (docs/wal-format.md, "ts"); read in chunks like an iterator.
+ * appended while the running maximum of ts stayed within one 1 ms bucket
+ * of the index's key (docs/wal-format.md, "Time index"); read in chunks
+ * like an iterator.
  * Errors: EVB_EINVAL, EVB_ECORRUPT (a bad index entry), EVB_ENOMEM,
  * EVB_ESTORAGE. OUT: *off, on success only.
  */
@@ -417,7 +424,11 @@ typedef struct evb_wal_stat {
 	uint64_t first_off;       /* Oldest record's offset; 0 when empty. */
 	uint64_t last_off;        /* Newest record's offset; 0 when empty. */
 	uint64_t record_count;    /* Records in the log. */
-	uint64_t bytes_used;      /* Pages in use (whole env) x page size. */
+	uint64_t bytes_used;      /* Pages in use (whole env) x page size:
+	                             LMDB's two meta pages and every DB's
+	                             tree, its free-page DB's included.
+	                             The rest of file_bytes is free pages
+	                             that later writes reuse. */
 	uint64_t log_bytes;       /* Pages of the log's records x page size
 	                             (what retain_bytes limits). */
 	uint64_t file_bytes;      /* Size of data.mdb on disk, bytes. */

@@ -71,8 +71,10 @@
 
 /*
  * The time index ("ts" DB) keeps one entry each time the running maximum
- * of ts enters a later bucket of WAL_TS_BUCKET_NS. Part of the format: a
- * log written with one bucket size cannot be searched with another.
+ * of ts enters a later bucket of WAL_TS_BUCKET_NS. A bucket is of the
+ * key (ts XOR 2^63), not of ts, so its edges are at ts = 224,192 mod
+ * 10^6 (docs/wal-format.md, "Time index"). Part of the format: changing
+ * it breaks existing logs, which could not be searched with another.
  */
 #define WAL_TS_BUCKET_NS 1000000 /* 1 ms. */
 
@@ -115,6 +117,7 @@ typedef struct wal_notes {
 
 struct evb_wal {
 	MDB_env              *env;         /* Set once at open. */
+	bool                  is_env_open; /* mdb_env_open succeeded. */
 	MDB_dbi               dbi_log;     /* "log": offset -> record. */
 	MDB_dbi               dbi_cursors; /* "cursors": name -> offset. */
 	MDB_dbi               dbi_meta;    /* "meta": format, dedup state. */

@@ -11,9 +11,9 @@
  * it is append-only, and every put is MDB_APPEND.
  *
  * To stay small it records M only when M enters a later bucket of
- * WAL_TS_BUCKET_NS (1 ms): entry (M, off) says that the record at off
- * raised the running maximum to M, into a bucket no earlier record
- * reached. Between two entries M stays in the first one's bucket. At a
+ * WAL_TS_BUCKET_NS (1 ms) of the key: entry (M, off) says that the
+ * record at off raised the running maximum to M, into a bucket no earlier
+ * record reached. Between two entries M stays in the first one's bucket. At a
  * million events a second that is about one 26-byte entry per thousand
  * records. Keys are the ts flipped to an unsigned order (time_key);
  * values are the offset, both 8 bytes big-endian.
@@ -25,7 +25,9 @@
  * one bucket's worth of arrivals.
  *
  * Retention keeps the entry that covers the new first offset and deletes
- * the ones before it, so the search never needs a removed record.
+ * the ones before it, so the search never needs a removed record. It can
+ * remove A (wal.h) though: the answer is then the first kept offset or the
+ * first kept record with ts >= T, whichever the entries left give.
  */
 #include "wal/wal_int.h"
 
@@ -36,6 +38,11 @@ time_key(int64_t ts)
 	return ((uint64_t) ts ^ (UINT64_C(1) << 63));
 }
 
+/*
+ * time_bucket is the key's bucket: floor(key / 10^6), so the edges are at
+ * ts = 224,192 mod 10^6 (2^63 mod 10^6 = 775,808), not at whole ms of ts.
+ * docs/wal-format.md documents exactly this; it is part of the format.
+ */
 static uint64_t
 time_bucket(uint64_t key)
 {

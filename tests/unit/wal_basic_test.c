@@ -1000,6 +1000,70 @@ Test(wal, unknown_format_version_is_refused)
 	cr_assert(strstr(d.msg, "version 99") != NULL, "%s", d.msg);
 }
 
+/* format_delete deletes meta/format from the closed log by hand. */
+static void
+format_delete(void)
+{
+	MDB_val k = { 6, "format" };
+	wtl_raw raw;
+
+	wtl_raw_begin(&raw, wal_dir, "meta", true);
+	cr_assert_eq(mdb_del(raw.txn, raw.dbi, &k, NULL), 0);
+	wtl_raw_end(&raw);
+}
+
+/*
+ * A review found that a read-only open (verify, replay, stats) of a log
+ * with records but no meta/format got EVB_ESTORAGE ("MDB_NOTFOUND"),
+ * while the read-write open and docs/wal-format.md say EVB_ECORRUPT.
+ */
+Test(wal, records_without_a_format_version_are_ecorrupt_in_both_modes)
+{
+	evb_wal     *w = wal_open_fast();
+	evb_diag     d = { { 0 } };
+	evb_wal_opts o;
+
+	cr_assert_eq(append_n(w, 1, 2, 8, NULL), EVB_OK);
+	evb_wal_close(w);
+	format_delete();
+	evb_wal_opts_default(&o);
+	for (int ro = 1; ro >= 0; ro--) {
+		o.read_only = ro == 1;
+		w           = NULL;
+		d.msg[0]    = '\0';
+		cr_assert_eq(evb_wal_open(&w, wal_dir, &o, &d), EVB_ECORRUPT,
+		    "read_only %d: %s", ro, d.msg);
+		cr_assert_null(w);
+		cr_assert_str_eq(d.msg,
+		    "meta: the format version is missing from a log with 2 "
+		    "records");
+	}
+}
+
+/* An empty log without its version is no log yet to a read-only open,
+ * and a read-write open writes the version. */
+Test(wal, empty_log_without_a_format_version_is_enotfound_read_only)
+{
+	evb_wal     *w = wal_open_fast();
+	evb_diag     d = { { 0 } };
+	evb_wal_opts o;
+
+	evb_wal_close(w);
+	format_delete();
+	evb_wal_opts_default(&o);
+	o.read_only = true;
+	w           = NULL;
+	cr_assert_eq(
+	    evb_wal_open(&w, wal_dir, &o, &d), EVB_ENOTFOUND, "%s", d.msg);
+	cr_assert_null(w);
+	cr_assert(
+	    strstr(d.msg, "format version is missing") != NULL, "%s", d.msg);
+	w = wal_open_fast();
+	evb_wal_close(w);
+	w = wtl_open(wal_dir, &o);
+	evb_wal_close(w);
+}
+
 /*
  * Issue #3: format 3 moved the event ids into the records and dropped the
  * on-disk id index ("ids.0", "ids.1"). A log of format 2 is refused, by
@@ -1162,6 +1226,48 @@ Test(wal, bad_arguments_are_einval)
 	cr_assert(strstr(d.msg, "recs[0].len") != NULL, "%s", d.msg);
 	evb_wal_close(w);
 	evb_wal_close(NULL);
+}
+
+/* log_count counts the log lines it is given, printing each. */
+static void
+log_count(void *arg, evb_log_level level, const char *id, const char *msg)
+{
+	(*(int *) arg)++;
+	fprintf(
+	    stderr, "logged: %s %s %s\n", evb_log_level_name(level), id, msg);
+}
+
+/*
+ * A review found that a failed open in PERIODIC or NONE mode logged
+ * "final flush of the WAL at close failed ... the last batches may be
+ * lost": close synced an env that mdb_env_open never opened (EBADF). A
+ * failed open returns its error and logs nothing, in every mode.
+ */
+Test(wal, failed_open_logs_no_flush_failure_in_any_mode)
+{
+	evb_wal_durability modes[] = { EVB_WAL_SYNC, EVB_WAL_PERIODIC,
+		EVB_WAL_NONE };
+	evb_wal_opts       o;
+	evb_wal           *w     = NULL;
+	evb_diag           d     = { { 0 } };
+	int                lines = 0;
+
+	// A regular file where the log's directory goes.
+	cr_assert_eq(evb_ts_file_write(wal_dir, "x", 1), EVB_OK);
+	evb_log_set_level(EVB_LOG_DEBUG);
+	evb_log_set_sink(log_count, &lines);
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		evb_wal_opts_default(&o);
+		o.durability = modes[i];
+		d.msg[0]     = '\0';
+		cr_assert_eq(evb_wal_open(&w, wal_dir, &o, &d), EVB_ESTORAGE,
+		    "durability %d: %s", (int) modes[i], d.msg);
+		cr_assert_null(w);
+		cr_assert(
+		    strstr(d.msg, "Not a directory") != NULL, "%s", d.msg);
+	}
+	evb_log_set_sink(NULL, NULL);
+	cr_assert_eq(lines, 0, "a failed open logged %d lines", lines);
 }
 
 Test(wal, read_only_open_of_missing_log_is_enotfound)

@@ -3,7 +3,8 @@
  * wal/wal.h): by age and by size, never past a consumer cursor or the
  * newest record, in bounded transactions, with the index entries of the
  * removed records, reusing freed pages so that the data file stops
- * growing, iteration from a removed offset, and the errors. The clock is
+ * growing, bytes_used counting only the pages in use, iteration from a
+ * removed offset, and the errors. The clock is
  * injected, so no test sleeps; the thread test polls against a deadline.
  */
 #include <stdatomic.h>
@@ -218,6 +219,77 @@ Test(wal_retain, by_size_keeps_the_log_under_retain_bytes)
 	verify_clean(w, s.first_off, 1000);
 	cr_assert_eq(retain(w, 64), 0);
 	evb_wal_close(w);
+}
+
+/*
+ * free_listed_bytes reads the closed log's free-page DB (LMDB's dbi 0)
+ * by hand: each value is a page list whose first word is its length.
+ * OUT: *high, the high-water mark (last page + 1), in bytes.
+ */
+static uint64_t
+free_listed_bytes(uint64_t *high)
+{
+	wtl_raw     raw;
+	MDB_envinfo info;
+	MDB_stat    est;
+	MDB_cursor *cur;
+	MDB_val     k, v;
+	uint64_t    pages = 0;
+
+	wtl_raw_begin(&raw, wal_dir, "log", false);
+	cr_assert_eq(mdb_env_info(raw.env, &info), 0);
+	cr_assert_eq(mdb_env_stat(raw.env, &est), 0);
+	cr_assert_eq(mdb_cursor_open(raw.txn, 0, &cur), 0);
+	while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
+		size_t n;
+
+		cr_assert_geq(v.mv_size, sizeof(n));
+		memcpy(&n, v.mv_data, sizeof(n));
+		pages += n;
+	}
+	mdb_cursor_close(cur);
+	wtl_raw_end(&raw);
+	*high = ((uint64_t) info.me_last_pgno + 1) * est.ms_psize;
+	return (pages * est.ms_psize);
+}
+
+/*
+ * A review found bytes_used to be the file's high-water mark (LMDB's last
+ * page + 1), which retention never lowers: it went up after retention
+ * removed 98% of the log. It is the pages in use: retention lowers it
+ * below file_bytes, and with the pages on LMDB's free list it makes up
+ * the high-water mark exactly.
+ */
+Test(wal_retain, bytes_used_drops_with_retention_and_excludes_free_pages)
+{
+	evb_wal_opts o = opts_test(0, 64 * 1024);
+	evb_wal     *w = wtl_open(wal_dir, &o);
+	evb_wal_stat before, after;
+	uint64_t     high, free_bytes;
+
+	for (int b = 0; b < 20; b++) {
+		append_n(w, 100, 1000, false);
+	}
+	before = stats(w);
+	cr_assert_gt(retain(w, 10000), 1900);
+	after = stats(w);
+	evb_wal_close(w);
+	free_bytes = free_listed_bytes(&high);
+	fprintf(stderr,
+	    "before: used %llu file %llu; after: used %llu log %llu "
+	    "file %llu; free-listed %llu of %llu\n",
+	    (unsigned long long) before.bytes_used,
+	    (unsigned long long) before.file_bytes,
+	    (unsigned long long) after.bytes_used,
+	    (unsigned long long) after.log_bytes,
+	    (unsigned long long) after.file_bytes,
+	    (unsigned long long) free_bytes, (unsigned long long) high);
+	cr_assert_leq(before.bytes_used, before.file_bytes);
+	cr_assert_gt(before.bytes_used, 2000 * 1000);
+	cr_assert_geq(after.bytes_used, after.log_bytes);
+	cr_assert_lt(after.bytes_used, after.file_bytes / 4);
+	cr_assert_lt(after.bytes_used, before.bytes_used);
+	cr_assert_eq(after.bytes_used + free_bytes, high);
 }
 
 Test(wal_retain, never_past_the_lowest_cursor)
