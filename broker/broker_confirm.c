@@ -38,8 +38,8 @@
  * freed from its own callback). One slow requester delays only its own
  * replies.
  *
- * Stop: evb_broker_stop stops taking requests (the confirm thread's
- * receive wakes every CONFIRM_RX_WAKE_MS to look), but the sender and
+ * Stop: evb_broker_stop stops taking requests (it stops the confirm
+ * thread's receive aio, which fails every later receive), but the sender and
  * the socket live on until evb_broker_close, so that requests which
  * become durable in between (the collector storing what the ring holds)
  * still get their replies. Close then waits for the sends in flight,
@@ -377,7 +377,12 @@ confirm_intake_stop(evb_broker *b)
 {
 	atomic_store(&b->confirm_rx_stop, true);
 	if (b->confirm_rx != NULL) {
-		nng_aio_cancel(b->confirm_rx);
+		// Stop, not cancel: a cancel that lands between the thread's
+		// check of the flag and its receive being scheduled is lost,
+		// and the receive's wake-up timeout was then all that ended
+		// the stop (in ASan runs under load, sometimes not for a
+		// minute). A stopped aio fails every later operation at once.
+		nng_aio_stop(b->confirm_rx);
 	}
 }
 

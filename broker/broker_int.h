@@ -281,7 +281,8 @@ void confirm_note_err(evb_broker *b, confirm_req *r, const char *msg);
 void confirm_note_refused(evb_broker *b, confirm_req *r, const char *msg);
 
 /* confirm_intake_stop makes the confirm thread exit without taking
- * another request (within CONFIRM_RX_WAKE_MS); the socket stays open. */
+ * another request (its receive's aio is stopped); the socket stays
+ * open. */
 void confirm_intake_stop(evb_broker *b);
 
 /* confirm_sender_stop makes the reply sender exit once every reply
