@@ -72,7 +72,7 @@ cleanup() {
 		kill -TERM "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
 	fi
-	[ -n "$dir" ] && rm -rf "$dir"
+	[ -n "$dir" ] && rm -rf "$dir" "$dir.log"
 	pid= dir=
 }
 trap cleanup EXIT
@@ -129,7 +129,6 @@ print("  " + lat("durable_latency_us", "durable") + lat("confirm_latency_us", "r
 	        printf "   %-16s %6.2f us/event\n", $1, d / hz * 1e6 / n; t += d } }
 	    END { if (n > 0) printf "   %-16s %6.2f us/event\n", "TOTAL", t / hz * 1e6 / n }'
 	cleanup
-	rm -f "$dir.log"
 	sync
 	sleep "$pause"
 done
