@@ -54,7 +54,8 @@
 
 #include "broker/broker_int.h"
 
-/* How often the confirm thread's receive wakes to see a stop. */
+/* How often the confirm thread's receive wakes to look at the stop flag
+ * (a safety net: the stop itself ends the receive). */
 #define CONFIRM_RX_WAKE_MS 100
 /* Time the connections get to write the last replies at close. */
 #define CONFIRM_LINGER_MS 100
@@ -542,9 +543,11 @@ confirm_drop_all(evb_broker *b)
 }
 
 /*
- * confirm_recv receives the next request on a context of its own, waking
- * every CONFIRM_RX_WAKE_MS to see a stop (confirm_intake_stop). Returns
- * 0 with *ctx and *msg, NNG_ECLOSED to stop, or another nng error.
+ * confirm_recv receives the next request on a context of its own. A stop
+ * (confirm_intake_stop) stops the receive's aio, which fails this receive
+ * and every later one; the wake-up every CONFIRM_RX_WAKE_MS only checks
+ * the flag again, a safety net should nng 1.5 miss that. Returns 0 with
+ * *ctx and *msg, NNG_ECLOSED to stop, or another nng error.
  */
 static int
 confirm_recv(evb_broker *b, nng_ctx *ctx, bool *has_ctx, nng_msg **msg)
