@@ -147,6 +147,8 @@ typedef struct comp_batch {
 	comp_meta        meta; /* Position and counters as of now. */
 	comp_minute_slot min[COMP_MINUTE_SLOTS]; /* Pending minute rows. */
 	size_t           nmin;                   /* Slots in use. */
+	bool map_full; /* The step failed for want of map space (so a
+	                  larger map lets it commit), not of disk. */
 } comp_batch;
 
 /*

@@ -899,3 +899,34 @@ Test(compactor_restart, callbacks_stop_queries_and_bad_types_are_refused)
 	cr_assert_null(evb_compactor_table_name(-1));
 	evb_compactor_tables_close(t);
 }
+
+Test(compactor_restart, a_step_larger_than_the_map_grows_it_and_commits)
+{
+	evb_compactor_opts o;
+	evb_compactor_stat st;
+	evb_buf            a, b;
+	evb_diag           d = { "" };
+	size_t             done;
+
+	// One step of 4000 events needs a few MB of pages; a fresh 1 MiB
+	// map is far from its end, yet the step cannot fit: the compactor
+	// must grow the map (header: "Doubled when full"), not fail with
+	// EVB_EFULL as if the disk were full.
+	ctl_append_events(wal, &lg, 4000, -1);
+	evb_compactor_opts_default(&o);
+	o.sync     = false;
+	o.map_size = (size_t) 1 << 20;
+	cr_assert_eq(
+	    evb_compactor_open(&comp, wal, tmp, &o, &d), EVB_OK, "%s", d.msg);
+	cr_assert_eq(
+	    evb_compactor_step(comp, 4000, &done, &d), EVB_OK, "%s", d.msg);
+	cr_assert_eq(done, 4000);
+	st = comp_stat(comp);
+	cr_assert_eq(st.position, 4000);
+	cr_assert_gt(st.map_grows, 0);
+	dump(&a);
+	dump_rebuilt(&b);
+	expect_same(&a, &b);
+	evb_buf_fini(&a);
+	evb_buf_fini(&b);
+}
