@@ -809,6 +809,12 @@ evb_compactor_open(evb_compactor **out, evb_wal *wal, const char *data_dir,
 
 fail:
 	free(path);
+	if (c != NULL) {
+		// Close must not store the cursor of a handle that failed to
+		// open: the position read may be another log's (open_state),
+		// past this log's end, and retention would take it as done.
+		c->opts.wal_cursor = NULL;
+	}
 	evb_compactor_close(c);
 	return (rv);
 }

@@ -790,6 +790,7 @@ Test(compactor_restart, tables_of_another_log_are_refused)
 	evb_compactor     *c = NULL;
 	evb_diag           d = { "" };
 	char              *p;
+	uint64_t           off = 0;
 
 	ctl_append_events(wal, &lg, 20, -1);
 	comp = comp_open(false);
@@ -805,6 +806,12 @@ Test(compactor_restart, tables_of_another_log_are_refused)
 	evb_compactor_opts_default(&o);
 	cr_assert_eq(evb_compactor_open(&c, wal, tmp, &o, &d), EVB_ECORRUPT);
 	cr_assert_neq(strstr(d.msg, "another log"), NULL, "%s", d.msg);
+	// The refused open must leave the new log's cursors alone: a
+	// "compactor" cursor at the old tables' position (20, past this
+	// log's end) would let retention remove records never projected.
+	cr_assert_eq(evb_wal_cursor_get(wal, EVB_COMPACTOR_CURSOR, &off),
+	    EVB_ENOTFOUND, "the refused open stored the cursor at %llu",
+	    (unsigned long long) off);
 	o.rebuild = true;
 	cr_assert_eq(evb_compactor_open(&comp, wal, tmp, &o, &d), EVB_OK);
 	ctl_project(comp, 100);
