@@ -650,6 +650,13 @@ open_state(evb_compactor *c, evb_diag *d)
 	if (rv != 0) {
 		return (rv);
 	}
+	// The last commit may not be on disk yet (its process died before
+	// the next commit or a flush, or ran without sync). open_cursor
+	// stores the WAL cursor at this position at once, so flush first:
+	// one fdatasync per open.
+	if ((rc = mdb_env_sync(c->e.env, 1)) != 0) {
+		return (comp_err(rc, d, "flushing the tables"));
+	}
 	c->disk_pos = c->meta.position;
 	c->flush_ms = evb_clock_mono_ms();
 	if ((rv = evb_wal_last(c->wal, &last)) != 0) {

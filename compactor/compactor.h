@@ -160,9 +160,10 @@ void evb_compactor_opts_default(evb_compactor_opts *o);
  * the stored position + 1. wal is borrowed: it must stay open until
  * evb_compactor_close returns (close the compactor before the WAL). The
  * handle may be shared with a writer on another thread (the collector):
- * the compactor only reads records and stores its cursor. With a
- * wal_cursor, open stores it at the position at once, so retention holds
- * back from then on. o may be NULL for the defaults.
+ * the compactor only reads records and stores its cursor. Open flushes
+ * the tables (the last commit of a process that died may not be on disk
+ * yet), then, with a wal_cursor, stores it at the position at once, so
+ * retention holds back from then on. o may be NULL for the defaults.
  * Errors: EVB_EINVAL (NULL wal or data_dir, a bad option, or a read-only
  * WAL handle with a wal_cursor; the diag names it), EVB_EVERSION (the
  * tables have another format version: rebuild them), EVB_ECORRUPT (the
