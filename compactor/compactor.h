@@ -359,7 +359,10 @@ void evb_compactor_query_init(evb_compactor_query *q);
  * whenever a filter has one, never scanning a table when an index fits:
  * corr, else user, else symbol index, restricted to the type and time
  * range; with no filter, the type's table (or the all-events index for
- * type -1) over the time range. Other filters are checked on each row.
+ * type -1) over the time range. Other filters are checked on each row,
+ * matching as their index would: symbol and user only in the types whose
+ * schema has the field (docs/tables.md), so the rows do not depend on
+ * the index chosen.
  * Errors: EVB_EINVAL (type out of range, NULL fn; the diag names it),
  * EVB_ECORRUPT (a row or index entry is malformed), EVB_ENOMEM,
  * EVB_ESTORAGE, or the code fn returned to stop.
