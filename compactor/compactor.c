@@ -325,13 +325,13 @@ step_once(
 	int         rc;
 	int         rv;
 
+	memset(b, 0, sizeof(*b));
 	if (c->it == NULL &&
 	    (rv = evb_wal_iter_open(c->wal, c->meta.position + 1, &c->it)) !=
 	        0) {
 		evb_diag_set(d, "opening a WAL iterator: %s", evb_strerror(rv));
 		return (rv);
 	}
-	memset(b, 0, sizeof(*b));
 	b->e    = &c->e;
 	b->meta = c->meta;
 	if ((rc = mdb_txn_begin(c->e.env, NULL, 0, &b->txn)) != 0) {
@@ -349,7 +349,10 @@ step_once(
 		goto txn_abort;
 	}
 	if ((rc = mdb_txn_commit(b->txn)) != 0) {
-		rv = comp_err(rc, d, "committing a tables txn");
+		// The commit writes the pages (ENOSPC: the disk is full) and
+		// may still allocate some for the free list (MDB_MAP_FULL).
+		b->map_full = rc == MDB_MAP_FULL;
+		rv          = comp_err(rc, d, "committing a tables txn");
 		goto iter_reset; // The txn is freed, committed or not.
 	}
 	prev = c->meta.position;
@@ -361,6 +364,12 @@ step_once(
 	return (EVB_OK);
 
 txn_abort:
+	// Before the commit nothing is written to the file, so EVB_EFULL
+	// there is LMDB's MDB_MAP_FULL: a put found no page left in the map.
+	// (Only a txn with more dirty pages than LMDB keeps in memory
+	// writes some early, and could meet a full disk here; growing the
+	// map then fails again, COMP_MAP_FULL_RETRIES times at most.)
+	b->map_full = rv == EVB_EFULL;
 	mdb_txn_abort(b->txn);
 iter_reset:
 	// The iterator has read past the position; read those again.
@@ -388,23 +397,6 @@ step_grow(evb_compactor *c, evb_diag *d)
 	return (EVB_OK);
 }
 
-static bool
-step_map_full(comp_env *e)
-{
-	MDB_envinfo info;
-	MDB_stat    st;
-
-	// MDB_MAP_FULL and a full disk both come back as EVB_EFULL; the
-	// map is full when its last page is near its end.
-	if (mdb_env_info(e->env, &info) != 0 ||
-	    mdb_env_stat(e->env, &st) != 0) {
-		return (false);
-	}
-	return ((info.me_last_pgno + 1) * (size_t) st.ms_psize +
-	        info.me_mapsize / 16 >=
-	    info.me_mapsize);
-}
-
 /* step_run runs one step, growing the map if it fills (may_hold: see
  * step_records). */
 static int
@@ -414,8 +406,8 @@ step_run(evb_compactor *c, size_t max, bool may_hold, size_t *done, evb_diag *d)
 
 	for (int i = 0;; i++) {
 		rv = step_once(c, max, may_hold, done, d);
-		if (rv != EVB_EFULL || i == COMP_MAP_FULL_RETRIES ||
-		    !step_map_full(&c->e)) {
+		if (rv != EVB_EFULL || !c->batch->map_full ||
+		    i == COMP_MAP_FULL_RETRIES) {
 			break;
 		}
 		if ((rv = step_grow(c, d)) != 0) {
@@ -658,6 +650,13 @@ open_state(evb_compactor *c, evb_diag *d)
 	if (rv != 0) {
 		return (rv);
 	}
+	// The last commit may not be on disk yet (its process died before
+	// the next commit or a flush, or ran without sync). open_cursor
+	// stores the WAL cursor at this position at once, so flush first:
+	// one fdatasync per open.
+	if ((rc = mdb_env_sync(c->e.env, 1)) != 0) {
+		return (comp_err(rc, d, "flushing the tables"));
+	}
 	c->disk_pos = c->meta.position;
 	c->flush_ms = evb_clock_mono_ms();
 	if ((rv = evb_wal_last(c->wal, &last)) != 0) {
@@ -817,6 +816,12 @@ evb_compactor_open(evb_compactor **out, evb_wal *wal, const char *data_dir,
 
 fail:
 	free(path);
+	if (c != NULL) {
+		// Close must not store the cursor of a handle that failed to
+		// open: the position read may be another log's (open_state),
+		// past this log's end, and retention would take it as done.
+		c->opts.wal_cursor = NULL;
+	}
 	evb_compactor_close(c);
 	return (rv);
 }

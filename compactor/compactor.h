@@ -160,9 +160,10 @@ void evb_compactor_opts_default(evb_compactor_opts *o);
  * the stored position + 1. wal is borrowed: it must stay open until
  * evb_compactor_close returns (close the compactor before the WAL). The
  * handle may be shared with a writer on another thread (the collector):
- * the compactor only reads records and stores its cursor. With a
- * wal_cursor, open stores it at the position at once, so retention holds
- * back from then on. o may be NULL for the defaults.
+ * the compactor only reads records and stores its cursor. Open flushes
+ * the tables (the last commit of a process that died may not be on disk
+ * yet), then, with a wal_cursor, stores it at the position at once, so
+ * retention holds back from then on. o may be NULL for the defaults.
  * Errors: EVB_EINVAL (NULL wal or data_dir, a bad option, or a read-only
  * WAL handle with a wal_cursor; the diag names it), EVB_EVERSION (the
  * tables have another format version: rebuild them), EVB_ECORRUPT (the
@@ -358,7 +359,10 @@ void evb_compactor_query_init(evb_compactor_query *q);
  * whenever a filter has one, never scanning a table when an index fits:
  * corr, else user, else symbol index, restricted to the type and time
  * range; with no filter, the type's table (or the all-events index for
- * type -1) over the time range. Other filters are checked on each row.
+ * type -1) over the time range. Other filters are checked on each row,
+ * matching as their index would: symbol and user only in the types whose
+ * schema has the field (docs/tables.md), so the rows do not depend on
+ * the index chosen.
  * Errors: EVB_EINVAL (type out of range, NULL fn; the diag names it),
  * EVB_ECORRUPT (a row or index entry is malformed), EVB_ENOMEM,
  * EVB_ESTORAGE, or the code fn returned to stop.

@@ -147,6 +147,8 @@ typedef struct comp_batch {
 	comp_meta        meta; /* Position and counters as of now. */
 	comp_minute_slot min[COMP_MINUTE_SLOTS]; /* Pending minute rows. */
 	size_t           nmin;                   /* Slots in use. */
+	bool map_full; /* The step failed for want of map space (so a
+	                  larger map lets it commit), not of disk. */
 } comp_batch;
 
 /*
@@ -167,6 +169,13 @@ typedef struct comp_latest_spec {
 	int         type;  /* Proto type index. */
 	const char *field; /* data field whose value is the key. */
 } comp_latest_spec;
+
+/*
+ * comp_type_indexes says whether events of type (0 <= type < COMP_NTYPES)
+ * have entries in index db (a COMP_DB_IX_*): every type in ix.corr, and
+ * in the others only the types whose schema has the field.
+ */
+bool comp_type_indexes(int type, comp_db db);
 
 /* comp_latest_spec_of returns the spec of a latest table kind, or NULL. */
 const comp_latest_spec *comp_latest_spec_of(evb_compactor_latest kind);

@@ -87,6 +87,23 @@ static const comp_latest_spec spec_latest[] = {
 
 #define NLATEST (sizeof(spec_latest) / sizeof(spec_latest[0]))
 
+bool
+comp_type_indexes(int type, comp_db db)
+{
+	evb_assert(type >= 0 && type < COMP_NTYPES);
+	if (db == COMP_DB_IX_CORR) {
+		return (true);
+	}
+	for (const spec_ix *ix = spec_types[type].ix;
+	     ix < spec_types[type].ix + SPEC_MAX_IX && ix->field != NULL;
+	     ix++) {
+		if (ix->db == db) {
+			return (true);
+		}
+	}
+	return (false);
+}
+
 const comp_latest_spec *
 comp_latest_spec_of(evb_compactor_latest kind)
 {

@@ -333,7 +333,8 @@ typedef struct query_run {
 	src                        srcs[COMP_NTYPES];
 	size_t                     nsrc;
 	const char                *check_field[3]; /* Filters to check on */
-	const char                *check_want[3];  /* decoded rows. */
+	const char                *check_want[3];  /* decoded rows, */
+	comp_db                    check_db[3];    /* and their indexes. */
 	size_t                     ncheck;
 	evb_compactor_query_stat   stat; /* What it read. */
 } query_run;
@@ -374,11 +375,12 @@ query_add_src(query_run *r, src_kind kind, comp_db db, int type,
 }
 
 static void
-query_check(query_run *r, const char *field, const char *want)
+query_check(query_run *r, comp_db db, const char *field, const char *want)
 {
 	if (want != NULL) {
 		r->check_field[r->ncheck] = field;
 		r->check_want[r->ncheck]  = want;
+		r->check_db[r->ncheck]    = db;
 		r->ncheck++;
 	}
 }
@@ -399,9 +401,12 @@ query_plan(query_run *r, evb_diag *d)
 	} else if ((key = q->symbol) != NULL) {
 		db = COMP_DB_IX_SYMBOL;
 	}
-	query_check(r, "corr", db == COMP_DB_IX_CORR ? NULL : q->corr);
-	query_check(r, "user_id", db == COMP_DB_IX_USER ? NULL : q->user);
-	query_check(r, "symbol", db == COMP_DB_IX_SYMBOL ? NULL : q->symbol);
+	query_check(
+	    r, COMP_DB_IX_CORR, "corr", db == COMP_DB_IX_CORR ? NULL : q->corr);
+	query_check(r, COMP_DB_IX_USER, "user_id",
+	    db == COMP_DB_IX_USER ? NULL : q->user);
+	query_check(r, COMP_DB_IX_SYMBOL, "symbol",
+	    db == COMP_DB_IX_SYMBOL ? NULL : q->symbol);
 	if (key == NULL) {
 		r->stat.source = comp_db_name(
 		    q->type >= 0 ? COMP_DB_TYPE0 + q->type : COMP_DB_EVENTS);
@@ -453,7 +458,16 @@ query_row_ok(query_run *r, const evb_compactor_row *row, bool *ok, evb_diag *d)
 	evb_event *ev;
 	int        rv;
 
+	// A filter checked on the row matches only where its index would
+	// have: a field outside the type's schema (a market_data's user_id)
+	// is never indexed, so the answer does not depend on the plan.
 	*ok = true;
+	for (size_t i = 0; i < r->ncheck; i++) {
+		if (!comp_type_indexes(row->type, r->check_db[i])) {
+			*ok = false;
+			return (EVB_OK);
+		}
+	}
 	if (r->ncheck == 0) {
 		return (EVB_OK);
 	}

@@ -9,6 +9,7 @@
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <lmdb.h>
 #include <signal.h>
@@ -790,6 +791,7 @@ Test(compactor_restart, tables_of_another_log_are_refused)
 	evb_compactor     *c = NULL;
 	evb_diag           d = { "" };
 	char              *p;
+	uint64_t           off = 0;
 
 	ctl_append_events(wal, &lg, 20, -1);
 	comp = comp_open(false);
@@ -805,6 +807,12 @@ Test(compactor_restart, tables_of_another_log_are_refused)
 	evb_compactor_opts_default(&o);
 	cr_assert_eq(evb_compactor_open(&c, wal, tmp, &o, &d), EVB_ECORRUPT);
 	cr_assert_neq(strstr(d.msg, "another log"), NULL, "%s", d.msg);
+	// The refused open must leave the new log's cursors alone: a
+	// "compactor" cursor at the old tables' position (20, past this
+	// log's end) would let retention remove records never projected.
+	cr_assert_eq(evb_wal_cursor_get(wal, EVB_COMPACTOR_CURSOR, &off),
+	    EVB_ENOTFOUND, "the refused open stored the cursor at %llu",
+	    (unsigned long long) off);
 	o.rebuild = true;
 	cr_assert_eq(evb_compactor_open(&comp, wal, tmp, &o, &d), EVB_OK);
 	ctl_project(comp, 100);
@@ -898,4 +906,85 @@ Test(compactor_restart, callbacks_stop_queries_and_bad_types_are_refused)
 	cr_assert_null(evb_compactor_table_name(8));
 	cr_assert_null(evb_compactor_table_name(-1));
 	evb_compactor_tables_close(t);
+}
+
+Test(compactor_restart, a_step_larger_than_the_map_grows_it_and_commits)
+{
+	evb_compactor_opts o;
+	evb_compactor_stat st;
+	evb_buf            a, b;
+	evb_diag           d = { "" };
+	size_t             done;
+
+	// One step of 4000 events needs a few MB of pages; a fresh 1 MiB
+	// map is far from its end, yet the step cannot fit: the compactor
+	// must grow the map (header: "Doubled when full"), not fail with
+	// EVB_EFULL as if the disk were full.
+	ctl_append_events(wal, &lg, 4000, -1);
+	evb_compactor_opts_default(&o);
+	o.sync     = false;
+	o.map_size = (size_t) 1 << 20;
+	cr_assert_eq(
+	    evb_compactor_open(&comp, wal, tmp, &o, &d), EVB_OK, "%s", d.msg);
+	cr_assert_eq(
+	    evb_compactor_step(comp, 4000, &done, &d), EVB_OK, "%s", d.msg);
+	cr_assert_eq(done, 4000);
+	st = comp_stat(comp);
+	cr_assert_eq(st.position, 4000);
+	cr_assert_gt(st.map_grows, 0);
+	dump(&a);
+	dump_rebuilt(&b);
+	expect_same(&a, &b);
+	evb_buf_fini(&a);
+	evb_buf_fini(&b);
+}
+
+/*
+ * The fdatasync calls on one file (sync_ino; 0: none), counted by the
+ * wrapper below, which LMDB's calls reach instead of libc's (the test
+ * binary defines the symbol, so the dynamic linker binds liblmdb's
+ * reference to it) and which then calls libc's.
+ */
+static ino_t sync_ino;
+static int   sync_count;
+
+int
+fdatasync(int fd)
+{
+	static int (*real)(int);
+	struct stat st;
+
+	if (real == NULL) {
+		*(void **) (&real) = dlsym(RTLD_NEXT, "fdatasync");
+	}
+	if (sync_ino != 0 && fstat(fd, &st) == 0 && st.st_ino == sync_ino) {
+		sync_count++;
+	}
+	return (real(fd));
+}
+
+Test(compactor_restart, open_flushes_the_tables_before_storing_the_cursor)
+{
+	char       *file = evb_ts_path(tmp, EVB_COMPACTOR_DIR "/data.mdb");
+	struct stat st;
+	uint64_t    off = 0;
+
+	// A compactor without sync commits 200 records and dies: its
+	// commits are in the page cache, not on disk. A new open must not
+	// store the WAL cursor at 200 before 200 is on disk, or a machine
+	// crash could leave tables at an older position with a cursor
+	// that let retention remove the records between.
+	ctl_append_events(wal, &lg, 300, -1);
+	crash_child(2, 100);
+	cr_assert_eq(stat(file, &st), 0);
+	sync_ino   = st.st_ino;
+	sync_count = 0;
+	comp       = comp_open(false);
+	cr_assert_eq(
+	    evb_wal_cursor_get(wal, EVB_COMPACTOR_CURSOR, &off), EVB_OK);
+	cr_assert_eq(off, 200);
+	cr_assert_gt(sync_count, 0,
+	    "the cursor was stored at 200 with the tables not flushed");
+	sync_ino = 0;
+	free(file);
 }
