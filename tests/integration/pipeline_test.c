@@ -1277,6 +1277,32 @@ Test(pipeline, confirmed_publish_prints_a_refusal_and_exits_1)
 	pt_stop(s.pid);
 }
 
+/*
+ * `evbus stats --ctl` pointed at the confirmed ingest endpoint, another
+ * rep0 that answers its request with a map of its own: it used to print
+ * nothing (or that map, with --json) and exit 0, as if the broker had
+ * no counters. It says the reply is not the broker's and exits 2.
+ */
+Test(pipeline, stats_ctl_at_an_endpoint_that_is_not_the_control_one_exits_2)
+{
+	pt_server s;
+	char     *data = pt_path("data");
+	char     *out;
+
+	pt_serve(&s, "run", ARGS("--data", data), false, "run.err");
+	cr_assert_eq(pt_run(ARGS("stats", "--ctl", s.confirm), &out), 2);
+	cr_assert_str_eq(out, "");
+	free(out);
+	cr_assert_eq(
+	    pt_run(ARGS("stats", "--ctl", s.confirm, "--json"), &out), 2);
+	cr_assert_str_eq(out, "");
+	free(out);
+	cr_assert_eq(pt_run(ARGS("stats", "--ctl", s.ctl), &out), 0);
+	cr_assert(strstr(out, "\nlast_seq ") != NULL, "%s", out);
+	free(out);
+	pt_stop(s.pid);
+}
+
 /* Crash loop: confirmed publish while kill -9 hits `evbus run`. */
 #define PT_CRASH_ROUNDS 5
 #define PT_CRASH_EVENTS 2000
