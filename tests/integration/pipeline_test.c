@@ -961,6 +961,29 @@ Test(pipeline, collector_killed_and_restarted_repairs_from_the_ring)
 	pt_stop(s.pid);
 }
 
+/*
+ * The collector is the log's only writer. A second one on the same
+ * --data (here `evbus collector` beside `evbus run`) used to start and
+ * append beside the first, each in its own epoch; it is refused with exit
+ * 2, and once the first stops the log's writer lock is free again.
+ */
+Test(pipeline, a_second_collector_on_the_same_log_is_refused)
+{
+	pt_server s;
+	char     *data = pt_path("data");
+	pid_t    *c;
+
+	pt_serve(&s, "run", ARGS("--data", data), false, "run.err");
+	cr_assert_eq(pt_run(ARGS("collector", "--data", data, "--connect",
+	                        s.pub, "--ctl", s.ctl, "--ingest", s.ingest,
+	                        "--heartbeat", "0"),
+	                 NULL),
+	    2);
+	pt_stop(s.pid);
+	c = pt_collector(&s, data, "c.err");
+	pt_stop(c);
+}
+
 Test(pipeline, outage_longer_than_the_ring_gives_a_gap_record)
 {
 	pt_server s;
