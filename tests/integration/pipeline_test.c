@@ -1301,6 +1301,28 @@ Test(pipeline, confirmed_publish_prints_a_refusal_and_exits_1)
 }
 
 /*
+ * `evbus publish --confirm` pointed at the control endpoint, whose rep0
+ * refuses the ingest message as a bad request: it used to print every
+ * line as "rejected: request" and exit 1, as if the broker had refused
+ * the events. It says the reply is not a confirmation and exits 2.
+ */
+Test(pipeline, confirmed_publish_at_the_control_endpoint_exits_2)
+{
+	pt_server s;
+	char     *data = pt_path("data");
+	char     *out;
+
+	pt_serve(&s, "run", ARGS("--data", data), false, "run.err");
+	cr_assert_eq(pt_run(ARGS("publish", "--confirm", "--ingest", s.ctl,
+	                        pt_events("a", 0, 3)),
+	                 &out),
+	    2);
+	cr_assert_str_eq(out, "");
+	free(out);
+	pt_stop(s.pid);
+}
+
+/*
  * `evbus stats --ctl` pointed at the confirmed ingest endpoint, another
  * rep0 that answers its request with a map of its own: it used to print
  * nothing (or that map, with --json) and exit 0, as if the broker had
