@@ -303,6 +303,14 @@ void cli_signal_wait(int sig_fd);
  */
 int cli_parse_durability(const cli_cmd *cmd, const char *text, int *mode);
 
+/*
+ * cli_check_dir refuses an empty --NAME (an unset shell variable, as in
+ * --data "$DIR"), which would otherwise fail later with a message that
+ * names no option. text may be NULL (not given). Returns CLI_CONTINUE, or
+ * CLI_EXIT_USAGE after printing "--NAME: expected a directory, got ''".
+ */
+int cli_check_dir(const cli_cmd *cmd, const char *name, const char *text);
+
 /* CLI_DATA_DEFAULT is the data directory when --data is not given. */
 #define CLI_DATA_DEFAULT "./evbus-data"
 

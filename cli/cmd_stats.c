@@ -651,6 +651,9 @@ stats_run(int argc, char **argv)
 		return cli_usage_error(
 		    &cli_cmd_stats, "give --ctl URL, --data DIR or both");
 	}
+	if ((r = cli_check_dir(&cli_cmd_stats, "data", data)) != CLI_CONTINUE) {
+		return r;
+	}
 	if (url != NULL) {
 		rc = stats_bus(url, is_json, &bus_j);
 	}
