@@ -267,17 +267,18 @@ int cli_broker_opts_fill(
  */
 
 /* Their help lines, for both commands' --help. */
-#define CLI_RETAIN_HELP                                                     \
-	"  --retain-age AGE   Remove records appended more than AGE ago\n"  \
-	"                     (N followed by s, m, h or d, e.g. 7d) from\n" \
-	"                     the log, oldest first (default: keep\n"       \
-	"                     them).\n"                                     \
-	"  --retain-bytes BYTES\n"                                          \
-	"                     Remove the oldest records while the log\n"    \
-	"                     takes more than BYTES (default: no\n"         \
-	"                     limit). Retention runs once a second and\n"   \
-	"                     never removes the newest record, nor one\n"   \
-	"                     the compactor has not projected yet.\n"
+#define CLI_RETAIN_HELP                                                    \
+	"  --retain-age AGE   Remove records appended more than AGE ago\n" \
+	"                     (N followed by s, m, h or d, from 1s to\n"   \
+	"                     3650d, e.g. 7d) from the log, oldest\n"      \
+	"                     first (default: keep them).\n"               \
+	"  --retain-bytes BYTES\n"                                         \
+	"                     Remove the oldest records while the log\n"   \
+	"                     takes more than BYTES, at least 1M\n"        \
+	"                     (default: no limit). Retention runs once\n"  \
+	"                     a second and never removes the newest\n"     \
+	"                     record, nor one the compactor has not\n"     \
+	"                     projected yet.\n"
 
 struct evb_collector_opts;
 
@@ -301,6 +302,14 @@ void cli_signal_wait(int sig_fd);
  * or CLI_EXIT_USAGE after printing what was wrong. OUT: *mode.
  */
 int cli_parse_durability(const cli_cmd *cmd, const char *text, int *mode);
+
+/*
+ * cli_check_dir refuses an empty --NAME (an unset shell variable, as in
+ * --data "$DIR"), which would otherwise fail later with a message that
+ * names no option. text may be NULL (not given). Returns CLI_CONTINUE, or
+ * CLI_EXIT_USAGE after printing "--NAME: expected a directory, got ''".
+ */
+int cli_check_dir(const cli_cmd *cmd, const char *name, const char *text);
 
 /* CLI_DATA_DEFAULT is the data directory when --data is not given. */
 #define CLI_DATA_DEFAULT "./evbus-data"

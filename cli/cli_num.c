@@ -118,6 +118,16 @@ cli_parse_durability(const cli_cmd *cmd, const char *text, int *mode)
 	return CLI_CONTINUE;
 }
 
+int
+cli_check_dir(const cli_cmd *cmd, const char *name, const char *text)
+{
+	if (text != NULL && text[0] == '\0') {
+		return cli_usage_error(
+		    cmd, "--%s: expected a directory, got ''", name);
+	}
+	return CLI_CONTINUE;
+}
+
 /* time_days is the days from 1970-01-01 to y-m-d (proleptic Gregorian),
  * Howard Hinnant's days_from_civil. */
 static int64_t

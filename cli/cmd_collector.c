@@ -168,6 +168,10 @@ collector_run(int argc, char **argv)
 		return cli_usage_error(
 		    &cli_cmd_collector, "--data is required");
 	}
+	if ((rc = cli_check_dir(&cli_cmd_collector, "data", data)) !=
+	    CLI_CONTINUE) {
+		return rc;
+	}
 	if (durability != NULL &&
 	    (rc = cli_parse_durability(
 	         &cli_cmd_collector, durability, &mode)) != CLI_CONTINUE) {

@@ -249,8 +249,24 @@ publish_reply(publish_batch *pb, const msgpack_object *m)
 		}
 	}
 	if (res == NULL || res->type != MSGPACK_OBJECT_ARRAY) {
-		// A refusal of the whole message: every event is rejected.
+		// A refusal of the whole message, {"error": M}, rejects every
+		// event. Any other map comes from another endpoint (the
+		// control endpoint refuses with {"error", "message"}), which
+		// says nothing about the events: not that they were refused.
 		msgpack_object one = *m;
+
+		if (m->type != MSGPACK_OBJECT_MAP || m->via.map.size != 1 ||
+		    m->via.map.ptr[0].key.type != MSGPACK_OBJECT_STR ||
+		    m->via.map.ptr[0].key.via.str.size != 5 ||
+		    memcmp(m->via.map.ptr[0].key.via.str.ptr, "error", 5) !=
+		        0 ||
+		    m->via.map.ptr[0].val.type != MSGPACK_OBJECT_STR) {
+			cli_error(&cli_cmd_publish,
+			    "the reply is not a confirmation ({\"results\": "
+			    "[...]} or {\"error\": M}): is --ingest the "
+			    "--confirm endpoint of evbus run?");
+			return CLI_EXIT_USAGE;
+		}
 
 		for (size_t i = 0; i < pb->count; i++) {
 			publish_result(pb, i, &one);

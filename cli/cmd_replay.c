@@ -420,6 +420,10 @@ replay_parse(int argc, char **argv, replay_ctx *c, const char **data,
 		return cli_usage_error(
 		    &cli_cmd_replay, "--type: unknown type '%s'", type);
 	}
+	if ((rc = cli_check_dir(&cli_cmd_replay, "data", *data)) !=
+	    CLI_CONTINUE) {
+		return rc;
+	}
 	*data = *data != NULL ? *data : CLI_DATA_DEFAULT;
 	return CLI_CONTINUE;
 }

@@ -408,7 +408,8 @@ run_run(int argc, char **argv)
 	if (rc != CLI_CONTINUE) {
 		return rc;
 	}
-	if ((rc = cli_broker_opts_fill(&cli_cmd_run, &a, &bo)) !=
+	if ((rc = cli_check_dir(&cli_cmd_run, "data", data)) != CLI_CONTINUE ||
+	    (rc = cli_broker_opts_fill(&cli_cmd_run, &a, &bo)) !=
 	        CLI_CONTINUE ||
 	    (durability != NULL &&
 	        (rc = cli_parse_durability(&cli_cmd_run, durability, &mode)) !=

@@ -304,11 +304,30 @@ stats_json_dump(const json_t *j)
 }
 
 /*
- * stats_print decodes the reply and prints it as a table, or with
- * is_json converts it to *out (NULL when out of memory).
+ * stats_is_stats says whether m is a stats reply (docs/protocol.md,
+ * "Control endpoint"): its counters and its two per-type maps. Another
+ * rep0 endpoint answers too, with a map of its own (the confirmed ingest
+ * endpoint's {"results": [...]}), which must not pass for an empty set
+ * of counters.
+ */
+static bool
+stats_is_stats(const msgpack_object *m)
+{
+	const msgpack_object *seq = stats_get(m, "last_seq");
+	const msgpack_object *pub = stats_get(m, "published_by_type");
+	const msgpack_object *rej = stats_get(m, "rejected_by_type");
+
+	return seq != NULL && seq->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+	    pub != NULL && pub->type == MSGPACK_OBJECT_MAP && rej != NULL &&
+	    rej->type == MSGPACK_OBJECT_MAP;
+}
+
+/*
+ * stats_print decodes the reply from url and prints it as a table, or
+ * with is_json converts it to *out (NULL when out of memory).
  */
 static int
-stats_print(nng_msg *reply, bool is_json, json_t **out)
+stats_print(const char *url, nng_msg *reply, bool is_json, json_t **out)
 {
 	const char      *p   = nng_msg_body(reply);
 	size_t           len = nng_msg_len(reply);
@@ -329,6 +348,11 @@ stats_print(nng_msg *reply, bool is_json, json_t **out)
 
 		cli_error(&cli_cmd_stats, "the broker refused: %.*s: %.*s",
 		    elen, e, mlen, m);
+	} else if (!stats_is_stats(&u.data)) {
+		cli_error(&cli_cmd_stats,
+		    "the reply from %s is not a broker's counters: is it the "
+		    "control endpoint (--ctl of evbus run or evbus broker)?",
+		    url);
 	} else if (is_json) {
 		*out = stats_json(&u.data);
 		rc   = *out != NULL ? CLI_EXIT_OK : CLI_EXIT_USAGE;
@@ -354,7 +378,7 @@ stats_bus(const char *url, bool is_json, json_t **out)
 	if ((rc = stats_ask(url, &reply)) != CLI_EXIT_OK) {
 		return rc;
 	}
-	rc = stats_print(reply, is_json, out);
+	rc = stats_print(url, reply, is_json, out);
 	nng_msg_free(reply);
 	return rc;
 }
@@ -626,6 +650,9 @@ stats_run(int argc, char **argv)
 	if (url == NULL && data == NULL) {
 		return cli_usage_error(
 		    &cli_cmd_stats, "give --ctl URL, --data DIR or both");
+	}
+	if ((r = cli_check_dir(&cli_cmd_stats, "data", data)) != CLI_CONTINUE) {
+		return r;
 	}
 	if (url != NULL) {
 		rc = stats_bus(url, is_json, &bus_j);

@@ -17,10 +17,15 @@
  * read them from any thread.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <msgpack.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "collector/collector_int.h"
 
@@ -707,6 +712,57 @@ coll_opts_check(const evb_collector_opts *o, evb_diag *diag)
 	return EVB_OK;
 }
 
+/*
+ * coll_lock takes the log's writer lock, a flock on DIR/writer.lock held
+ * until close, creating DIR (mode 0700) as evb_wal_open would. Why: the
+ * collector is the log's only writer (docs/architecture.md), and LMDB
+ * would let a second one in another process (a second `evbus run`, or
+ * `evbus collector`, on the same --data) append beside it, each in its
+ * own epoch, after the same last record. Taken before the log is opened,
+ * so a refused collector reads and writes nothing. The kernel drops the
+ * lock when the process dies, so kill -9 leaves none behind.
+ */
+static int
+coll_lock(evb_collector *c, const char *dir, evb_diag *diag)
+{
+	size_t n = strlen(dir) + sizeof("/writer.lock");
+	char  *lp;
+	int    e;
+
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		e = errno;
+		evb_diag_set(diag, "creating %s: %s", dir, strerror(e));
+		return evb_err_errno(e);
+	}
+	if ((lp = malloc(n)) == NULL) {
+		return EVB_ENOMEM;
+	}
+	(void) snprintf(lp, n, "%s/writer.lock", dir);
+	c->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	e          = errno;
+	free(lp);
+	if (c->lock_fd < 0) {
+		evb_diag_set(diag, "opening the log's writer lock in %s: %s",
+		    dir, strerror(e));
+		return evb_err_errno(e);
+	}
+	if (flock(c->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		e = errno;
+		if (e == EWOULDBLOCK) {
+			evb_diag_set(diag,
+			    "another collector writes the log in %s (evbus "
+			    "run or evbus collector): stop it first, or give "
+			    "this one another data directory",
+			    dir);
+			return EVB_EBUSY;
+		}
+		evb_diag_set(
+		    diag, "locking the log in %s: %s", dir, strerror(e));
+		return evb_err_errno(e);
+	}
+	return EVB_OK;
+}
+
 int
 evb_collector_open(
     evb_collector **out, const evb_collector_opts *o, evb_diag *diag)
@@ -721,6 +777,7 @@ evb_collector_open(
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		return EVB_ENOMEM;
 	}
+	c->lock_fd = -1;
 	pthread_mutex_init(&c->mtx, NULL);
 	atomic_init(&c->stopping, false);
 	evb_buf_init(&c->arena);
@@ -740,6 +797,7 @@ evb_collector_open(
 		wo.retain_period_ms = COLL_RETAIN_PERIOD_MS;
 	}
 	if ((rc = coll_alloc(c, o->batch_max)) != EVB_OK ||
+	    (rc = coll_lock(c, o->data_dir, diag)) != EVB_OK ||
 	    (rc = evb_wal_open(&c->wal, o->data_dir, &wo, diag)) != EVB_OK ||
 	    (rc = coll_resume(c, diag)) != EVB_OK ||
 	    // The duplicate window now, before any traffic, not inside the
@@ -801,6 +859,11 @@ evb_collector_close(evb_collector *c)
 	// The log first: it is what matters if a socket's close hangs.
 	evb_wal_close(c->wal);
 	c->wal = NULL;
+	if (c->lock_fd >= 0) {
+		// Closing the descriptor releases the flock.
+		(void) close(c->lock_fd);
+		c->lock_fd = -1;
+	}
 	coll_remote_close(c);
 	coll_ops_close(c);
 	evb_buf_fini(&c->arena);

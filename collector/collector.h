@@ -159,11 +159,14 @@ typedef struct evb_collector_stat {
 } evb_collector_stat;
 
 /*
- * evb_collector_open validates o, opens the WAL in o->data_dir (creating
- * it), reads where to resume, and for a remote source opens the sockets
- * (dialling does not wait for the broker). Errors: EVB_EINVAL (bad
- * option, with diag), the errors of evb_wal_open (with its diag),
- * EVB_ETRANSPORT (nng's message in diag), EVB_ENOMEM.
+ * evb_collector_open validates o, takes the log's writer lock (an
+ * exclusive flock on o->data_dir/writer.lock, held until close, so that
+ * one collector at a time writes a log), opens the WAL in o->data_dir
+ * (creating it), reads where to resume, and for a remote source opens the
+ * sockets (dialling does not wait for the broker). Errors: EVB_EINVAL
+ * (bad option, with diag), EVB_EBUSY (another collector, in this process
+ * or another, holds the lock; diag says so), the errors of evb_wal_open
+ * (with its diag), EVB_ETRANSPORT (nng's message in diag), EVB_ENOMEM.
  * OUT: *out, on success only; close it with evb_collector_close.
  */
 int evb_collector_open(

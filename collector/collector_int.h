@@ -53,6 +53,7 @@ typedef struct coll_ops {
 
 struct evb_collector {
 	evb_wal                 *wal;          /* Written by the thread only. */
+	int                      lock_fd;      /* DIR/writer.lock, or -1. */
 	evb_collector_read_fn    read_fn;      /* In-process source, or NULL. */
 	void                    *read_arg;     /* Its argument. */
 	nng_socket               sub;          /* Remote: the bus (sub0). */

@@ -19,7 +19,7 @@
 #define CLI_TEST_TIMEOUT_S 60    /* criterion's limit for one test. */
 #define CLI_RUN_TIMEOUT_MS 20000 /* One evbus run; scaled by the env. */
 #define CLI_MAX_RUNS 64          /* evbus runs one test may make. */
-#define CLI_MAX_ARGS 8           /* Arguments after the binary. */
+#define CLI_MAX_ARGS 12          /* Arguments after the binary. */
 
 /* One finished run of evbus. */
 typedef struct cli_result {
@@ -365,6 +365,33 @@ Test(cli, retention_options_refuse_bad_values)
 	    strstr(tiny->err, "--retain-bytes: expected 1048576"), "%s",
 	    tiny->err);
 	cr_assert_neq(access(dir, F_OK), 0, "a usage error created --data");
+}
+
+/*
+ * An empty --data (an unset variable in --data "$DIR") is named as such
+ * and exits 2 before anything opens; it used to reach the log's open and
+ * come back as "cannot open the log in : dir: expected a directory path",
+ * naming no option. run listens on ports the kernel picks, in case the
+ * check comes too late.
+ */
+Test(cli, an_empty_data_option_is_named_and_exits_2)
+{
+	const char       *any = "tcp://127.0.0.1:0";
+	const cli_result *r[4];
+
+	r[0] = cli_run(NULL, ARGS("replay", "--data", ""));
+	r[1] = cli_run(NULL, ARGS("stats", "--data", "", "--json"));
+	r[2] = cli_run(NULL,
+	    ARGS("run", "--data", "", "--pub", any, "--ingest", any,
+	        "--confirm", any, "--ctl", any));
+	r[3] = cli_run(NULL, ARGS("collector", "--data", ""));
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(r[i]->code, 2, "%d: %s", i, r[i]->err);
+		cr_assert_str_eq(r[i]->out, "");
+		cr_assert_not_null(
+		    strstr(r[i]->err, "--data: expected a directory, got ''"),
+		    "%d: %s", i, r[i]->err);
+	}
 }
 
 /* ---- encode and decode --------------------------------------------------- */

@@ -961,6 +961,29 @@ Test(pipeline, collector_killed_and_restarted_repairs_from_the_ring)
 	pt_stop(s.pid);
 }
 
+/*
+ * The collector is the log's only writer. A second one on the same
+ * --data (here `evbus collector` beside `evbus run`) used to start and
+ * append beside the first, each in its own epoch; it is refused with exit
+ * 2, and once the first stops the log's writer lock is free again.
+ */
+Test(pipeline, a_second_collector_on_the_same_log_is_refused)
+{
+	pt_server s;
+	char     *data = pt_path("data");
+	pid_t    *c;
+
+	pt_serve(&s, "run", ARGS("--data", data), false, "run.err");
+	cr_assert_eq(pt_run(ARGS("collector", "--data", data, "--connect",
+	                        s.pub, "--ctl", s.ctl, "--ingest", s.ingest,
+	                        "--heartbeat", "0"),
+	                 NULL),
+	    2);
+	pt_stop(s.pid);
+	c = pt_collector(&s, data, "c.err");
+	pt_stop(c);
+}
+
 Test(pipeline, outage_longer_than_the_ring_gives_a_gap_record)
 {
 	pt_server s;
@@ -1273,6 +1296,54 @@ Test(pipeline, confirmed_publish_prints_a_refusal_and_exits_1)
 	cr_assert(
 	    strstr(out, "line 1: rejected: message of") != NULL, "%s", out);
 	cr_assert(strstr(out, "line 10: rejected:") != NULL, "%s", out);
+	free(out);
+	pt_stop(s.pid);
+}
+
+/*
+ * `evbus publish --confirm` pointed at the control endpoint, whose rep0
+ * refuses the ingest message as a bad request: it used to print every
+ * line as "rejected: request" and exit 1, as if the broker had refused
+ * the events. It says the reply is not a confirmation and exits 2.
+ */
+Test(pipeline, confirmed_publish_at_the_control_endpoint_exits_2)
+{
+	pt_server s;
+	char     *data = pt_path("data");
+	char     *out;
+
+	pt_serve(&s, "run", ARGS("--data", data), false, "run.err");
+	cr_assert_eq(pt_run(ARGS("publish", "--confirm", "--ingest", s.ctl,
+	                        pt_events("a", 0, 3)),
+	                 &out),
+	    2);
+	cr_assert_str_eq(out, "");
+	free(out);
+	pt_stop(s.pid);
+}
+
+/*
+ * `evbus stats --ctl` pointed at the confirmed ingest endpoint, another
+ * rep0 that answers its request with a map of its own: it used to print
+ * nothing (or that map, with --json) and exit 0, as if the broker had
+ * no counters. It says the reply is not the broker's and exits 2.
+ */
+Test(pipeline, stats_ctl_at_an_endpoint_that_is_not_the_control_one_exits_2)
+{
+	pt_server s;
+	char     *data = pt_path("data");
+	char     *out;
+
+	pt_serve(&s, "run", ARGS("--data", data), false, "run.err");
+	cr_assert_eq(pt_run(ARGS("stats", "--ctl", s.confirm), &out), 2);
+	cr_assert_str_eq(out, "");
+	free(out);
+	cr_assert_eq(
+	    pt_run(ARGS("stats", "--ctl", s.confirm, "--json"), &out), 2);
+	cr_assert_str_eq(out, "");
+	free(out);
+	cr_assert_eq(pt_run(ARGS("stats", "--ctl", s.ctl), &out), 0);
+	cr_assert(strstr(out, "\nlast_seq ") != NULL, "%s", out);
 	free(out);
 	pt_stop(s.pid);
 }

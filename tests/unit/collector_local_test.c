@@ -544,6 +544,33 @@ Test(collector, open_refuses_bad_options)
 	evb_collector_close(NULL);
 }
 
+Test(collector, a_second_collector_on_the_same_log_gets_ebusy)
+{
+	ct_source          s = { 1, 1, CT_EPOCH, 0, 0 };
+	evb_collector_opts o;
+	evb_collector     *c1 = NULL;
+	evb_collector     *c2 = NULL;
+	evb_diag           diag;
+
+	evb_collector_opts_default(&o);
+	o.data_dir   = tmp;
+	o.durability = EVB_WAL_NONE;
+	o.read_fn    = ct_read;
+	o.read_arg   = &s;
+	o.read_epoch = s.epoch;
+	cr_assert_eq(
+	    evb_collector_open(&c1, &o, &diag), EVB_OK, "%s", diag.msg);
+	cr_assert_eq(evb_collector_open(&c2, &o, &diag), EVB_EBUSY);
+	cr_assert(strstr(diag.msg, "another collector writes the log") != NULL,
+	    "%s", diag.msg);
+	cr_assert_null(c2);
+	evb_collector_close(c1);
+	// Closing the first releases the lock.
+	cr_assert_eq(
+	    evb_collector_open(&c2, &o, &diag), EVB_OK, "%s", diag.msg);
+	evb_collector_close(c2);
+}
+
 /* ct_pack packs {"gap": {"epoch": e, "first": f, "last": l}} (n keys). */
 static void
 ct_pack(msgpack_sbuffer *sb, const char *outer, uint64_t f, uint64_t l)
