@@ -198,6 +198,61 @@ Test(ring, evicts_oldest_frames_to_stay_within_its_bytes)
 	evb_buf_fini(&out);
 }
 
+/*
+ * A ring of exactly k frames' bytes holds k frames: a frame that fits
+ * exactly in the space left at the end is placed there, evicting
+ * nothing; only the next frame evicts the oldest, and once the ring has
+ * wrapped each frame evicts exactly one. Frames of seqs
+ * 1..127 all have the same length (fixint seq, fixed-width user_id), L,
+ * measured on a first broker.
+ */
+Test(ring, a_frame_that_fits_exactly_evicts_nothing)
+{
+	evb_broker_stat st;
+	evb_buf         out;
+	size_t          n     = 0, len, k;
+	uint64_t        first = 0;
+
+	ring_start(RING_BYTES);
+	ring_send(1);
+	ring_wait_seq(1);
+	evb_broker_stats(test_broker, &st);
+	len = (size_t) st.ring_bytes;
+	ring_teardown();
+
+	k = (RING_BYTES + len - 1) / len;
+	cr_assert_lt(k, 127);
+	ring_start(k * len);
+	ring_send(k);
+	ring_wait_seq(k);
+	evb_buf_init(&out);
+	cr_assert_eq(evb_broker_read(test_broker, 1, SIZE_MAX, SIZE_MAX, 0,
+	                 &out, &n, &first),
+	    EVB_OK, "seq 1 was evicted from a ring with room for it");
+	cr_assert_eq(n, k);
+	cr_assert_eq(out.len, k * (len + 4), "frames of unequal length");
+	ring_check_frames(&out, n, 1);
+	evb_broker_stats(test_broker, &st);
+	cr_assert_eq(st.ring_first_seq, 1);
+	cr_assert_eq(st.ring_evicted, 0);
+	cr_assert_eq(st.ring_bytes, k * len);
+
+	ring_send(1);
+	ring_wait_seq(k + 1);
+	evb_broker_stats(test_broker, &st);
+	cr_assert_eq(st.ring_first_seq, 2);
+	cr_assert_eq(st.ring_evicted, 1);
+	// Wrapped, the next frame fits exactly in the gap its one eviction
+	// leaves between tail and head.
+	ring_send(1);
+	ring_wait_seq(k + 2);
+	evb_broker_stats(test_broker, &st);
+	cr_assert_eq(st.ring_first_seq, 3);
+	cr_assert_eq(st.ring_evicted, 2);
+	cr_assert_eq(st.ring_bytes, k * len);
+	evb_buf_fini(&out);
+}
+
 Test(ring, finds_any_held_seq_and_honours_the_read_limits)
 {
 	evb_buf  out;

@@ -158,9 +158,11 @@ ct_on_dup(void *arg, uint64_t epoch, uint64_t seq, uint64_t orig_epoch,
 	d->orig_seq   = orig_seq;
 }
 
-/* ct_run opens a collector on s, lets it drain s, and returns its stats. */
+/* ct_run_fn opens a collector on read_fn (arg, serving epoch), lets it
+ * drain the source, and returns its stats. */
 static evb_collector_stat
-ct_run(ct_source *s, ct_durable *d, size_t batch_max)
+ct_run_fn(evb_collector_read_fn read_fn, void *arg, uint64_t epoch,
+    ct_durable *d, size_t batch_max)
 {
 	evb_collector_opts o;
 	evb_collector     *c;
@@ -170,9 +172,9 @@ ct_run(ct_source *s, ct_durable *d, size_t batch_max)
 	evb_collector_opts_default(&o);
 	o.data_dir     = tmp;
 	o.durability   = EVB_WAL_NONE;
-	o.read_fn      = ct_read;
-	o.read_arg     = s;
-	o.read_epoch   = s->epoch;
+	o.read_fn      = read_fn;
+	o.read_arg     = arg;
+	o.read_epoch   = epoch;
 	o.batch_max    = batch_max;
 	o.on_durable   = ct_on_durable;
 	o.on_gap       = ct_on_gap;
@@ -186,6 +188,13 @@ ct_run(ct_source *s, ct_durable *d, size_t batch_max)
 	evb_collector_stats(c, &st);
 	evb_collector_close(c);
 	return st;
+}
+
+/* ct_run runs a collector on the fake source s. */
+static evb_collector_stat
+ct_run(ct_source *s, ct_durable *d, size_t batch_max)
+{
+	return ct_run_fn(ct_read, s, s->epoch, d, batch_max);
 }
 
 /* ct_log reads the whole log: n entries' (type, epoch, seq). */
@@ -393,6 +402,98 @@ Test(collector, a_frame_that_does_not_decode_becomes_a_one_seq_gap)
 	cr_assert_eq(f, 10);
 	cr_assert_eq(l, 10);
 	cr_assert_eq(d.gaps, 2);
+}
+
+/*
+ * A source that breaks its contract (collector.h: frames from the seq
+ * asked for on): it leaves out seqs hole_a..hole_b, answering a read of
+ * them with the frames after, and with replay it starts every read after
+ * the first with the frame before the one asked for, already stored.
+ */
+typedef struct ct_bent {
+	ct_source s;
+	uint64_t  hole_a, hole_b; /* Seqs never served (0: none). */
+	bool      replay;         /* Resend the frame before from. */
+} ct_bent;
+
+static int
+ct_bent_read(void *arg, uint64_t from, size_t max_frames, size_t max_bytes,
+    uint64_t timeout_ms, evb_buf *out, size_t *n, uint64_t *first)
+{
+	ct_bent  *b    = arg;
+	ct_source part = b->s;
+	size_t    old  = 0;
+	int       rc;
+
+	if (b->replay && from > 1 && from <= b->s.last) {
+		ct_frame(&b->s, from - 1, out);
+		old = 1;
+	}
+	if (b->hole_a != 0 && from >= b->hole_a && from <= b->hole_b) {
+		from = b->hole_b + 1;
+	} else if (b->hole_a != 0 && from < b->hole_a) {
+		part.last = b->hole_a - 1;
+	}
+	rc = ct_read(
+	    &part, from, max_frames, max_bytes, timeout_ms, out, n, first);
+	if (rc == EVB_OK) {
+		*n += old;
+	}
+	return rc;
+}
+
+/* A hole in what the source serves is stored as a gap record, even when
+ * the source, not the ring's eviction, made it: the log never skips a
+ * seq that no gap record covers. */
+Test(collector, a_seq_the_source_skips_becomes_a_gap_record)
+{
+	ct_bent            b = { { 1, 10, CT_EPOCH, 0, 0 }, 4, 6, false };
+	ct_durable         d = { 0 };
+	evb_collector_stat st;
+	evb_wal_entry      log[16];
+	char               gap[64];
+	size_t             gap_len = 0;
+	uint64_t           e, f, l;
+
+	st = ct_run_fn(ct_bent_read, &b, CT_EPOCH, &d, 8192);
+	cr_assert_eq(st.appended, 7);
+	cr_assert_eq(st.gaps, 1);
+	cr_assert_eq(st.gap_events, 3);
+	cr_assert_eq(ct_log(log, 16, gap, &gap_len), 8);
+	for (size_t i = 0; i < 8; i++) {
+		cr_assert_eq(log[i].seq, i < 3 ? i + 1 : i + 3, "entry %zu", i);
+		cr_assert_eq(log[i].type == EVB_COLLECTOR_GAP_TYPE, i == 3);
+	}
+	cr_assert_eq(
+	    evb_collector_gap_decode(gap, gap_len, &e, &f, &l), EVB_OK);
+	cr_assert_eq(e, CT_EPOCH);
+	cr_assert_eq(f, 4);
+	cr_assert_eq(l, 6);
+	cr_assert_eq(d.gaps, 1);
+	cr_assert_eq(d.gap_first, 4);
+	cr_assert_eq(d.gap_last, 6);
+	cr_assert_eq(d.seq, 10);
+}
+
+/* A frame whose seq is already stored is skipped and counted stale: each
+ * seq is stored once, under its own seq and id. */
+Test(collector, a_frame_already_stored_is_skipped_as_stale)
+{
+	ct_bent            b = { { 1, 20, CT_EPOCH, 0, 0 }, 0, 0, true };
+	ct_durable         d = { 0 };
+	evb_collector_stat st;
+	evb_wal_entry      log[32];
+
+	st = ct_run_fn(ct_bent_read, &b, CT_EPOCH, &d, 5);
+	cr_assert_eq(st.appended, 20);
+	cr_assert_eq(st.gaps, 0);
+	cr_assert_geq(st.stale, 3, "a replayed frame per read after the first");
+	// ct_log checks that each record's id is that of its own seq.
+	cr_assert_eq(ct_log(log, 32, NULL, NULL), 20);
+	for (size_t i = 0; i < 20; i++) {
+		cr_assert_eq(log[i].seq, i + 1);
+	}
+	cr_assert_eq(d.seq, 20);
 }
 
 Test(collector, reopen_resumes_after_the_last_record_of_the_same_epoch)

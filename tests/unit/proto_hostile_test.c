@@ -808,6 +808,60 @@ Test(hostile, invalid_utf8_in_a_key, .timeout = 30)
 	}
 }
 
+/*
+ * A lead byte at the end of a string is invalid whatever byte follows
+ * the string in the message: here the next key's fixstr header (0xa1),
+ * which reads as a continuation byte if the check looks past the string.
+ */
+Test(hostile, a_truncated_sequence_ends_no_string, .timeout = 30)
+{
+	static const char *const cut[] = { "ab\xc3", "\xe2\x82",
+		"\xf0\x9f\x98" };
+
+	for (size_t i = 0; i < sizeof(cut) / sizeof(cut[0]); i++) {
+		bb b;
+
+		bb_init(&b);
+		bb_md(&b, 2, 0);
+		bb_str(&b, "x");
+		bb_str(&b, cut[i]);
+		bb_str(&b, "y");
+		(void) msgpack_pack_true(&b.pk);
+		expect_bb(&b, EVB_EMALFORMED, cut[i]);
+		/* The same as a key, followed by its value's fixstr. */
+		bb_init(&b);
+		bb_md(&b, 1, 0);
+		bb_str(&b, cut[i]);
+		bb_str(&b, "z");
+		expect_bb(&b, EVB_EMALFORMED, cut[i]);
+	}
+}
+
+/* Binary values are refused wherever they are: only str values are
+ * supported (a bin key is read as a name, invalid_utf8_in_a_key). */
+Test(hostile, a_binary_value_is_malformed, .timeout = 30)
+{
+	bb b;
+
+	bb_init(&b);
+	(void) msgpack_pack_bin_with_body(&b.pk, "abc", 3);
+	expect_value(b.sb.data, b.sb.size, EVB_EMALFORMED, "bin in data");
+	bb_fini(&b);
+	bb_init(&b);
+	bb_md(&b, 1, 0);
+	bb_str(&b, "x");
+	(void) msgpack_pack_map(&b.pk, 1);
+	bb_str(&b, "inner");
+	(void) msgpack_pack_bin_with_body(&b.pk, "abc", 3);
+	expect_bb(&b, EVB_EMALFORMED, "bin in a nested map");
+	bb_init(&b);
+	bb_md(&b, 1, 0);
+	bb_str(&b, "x");
+	(void) msgpack_pack_array(&b.pk, 1);
+	(void) msgpack_pack_bin_with_body(&b.pk, "", 0);
+	expect_bb(&b, EVB_EMALFORMED, "empty bin in an array");
+}
+
 Test(hostile, valid_multibyte_utf8_is_kept, .timeout = 30)
 {
 	static const char *const good[] = { "caf\xc3\xa9", "\xe2\x82\xac 5",

@@ -640,6 +640,42 @@ Test(schema, string_fields_hold_1_to_max_str_bytes, .timeout = 30)
 	RUN(cases);
 }
 
+/* quoted_run returns a JSON string of n copies of c, to be freed. */
+static char *
+quoted_run(char c, size_t n)
+{
+	char *q = malloc(n + 3);
+
+	cr_assert_not_null(q);
+	q[0] = '"';
+	memset(q + 1, c, n);
+	q[n + 1] = '"';
+	q[n + 2] = '\0';
+	return (q);
+}
+
+Test(schema, string_fields_hold_their_longest_value, .timeout = 30)
+{
+	/* Free text holds EVB_PROTO_MAX_STR bytes (more is refused by the
+	 * decoder before the schema); names and ids EVB_PROTO_MAX_ID. */
+	char *text    = quoted_run('t', EVB_PROTO_MAX_STR);
+	char *id      = quoted_run('u', EVB_PROTO_MAX_ID);
+	char *over    = quoted_run('u', EVB_PROTO_MAX_ID + 1);
+	vcase cases[] = {
+		{ T_HEALTH, "message", text, OK, NULL },
+		{ T_ACTION, "action", text, OK, NULL },
+		{ T_ACTION, "user_id", id, OK, NULL },
+		{ T_ACTION, "user_id", over, BAD, NULL },
+		{ T_TRADE, "user_id", id, OK, NULL },
+		{ T_TRADE, "user_id", over, BAD, NULL },
+	};
+
+	RUN(cases);
+	free(text);
+	free(id);
+	free(over);
+}
+
 /* ---- Numbers ---------------------------------------------------------- */
 
 Test(schema, integers_accepted_for_numbers, .timeout = 30)
@@ -751,6 +787,53 @@ Test(schema, any_integer_width_reads_as_its_value, .timeout = 30)
 		cr_assert_eq(evb_proto_event_get_num(ev, "equity", &v), EVB_OK);
 		cr_assert_eq(v, -1.0);
 		evb_proto_event_free(ev);
+	}
+}
+
+/*
+ * An integer field holds an int64: a uint64 above INT64_MAX is refused,
+ * naming the field, though no range is set on it. JSON cannot carry such
+ * a number (jansson reads int64), so the MessagePack is written here.
+ */
+Test(schema, an_integer_above_int64_max_is_refused, .timeout = 30)
+{
+	static const uint64_t tickets[] = { (uint64_t) INT64_MAX + 1,
+		UINT64_MAX };
+
+	for (size_t i = 0; i < 2; i++) {
+		json_t         *ev = ptl_valid_event(T_TRADE);
+		msgpack_sbuffer sb;
+		msgpack_packer  pk;
+		evb_event      *got = NULL;
+		evb_diag        d   = { { 0 } };
+		const char     *key;
+		json_t         *v;
+
+		cr_assert_not_null(ev);
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		msgpack_pack_map(&pk, 2);
+		msgpack_pack_str_with_body(&pk, "type", 4);
+		msgpack_pack_str_with_body(&pk, "trade_executed", 14);
+		msgpack_pack_str_with_body(&pk, "data", 4);
+		msgpack_pack_map(&pk, json_object_size(ptl_data(ev)));
+		json_object_foreach(ptl_data(ev), key, v)
+		{
+			msgpack_pack_str_with_body(&pk, key, strlen(key));
+			if (strcmp(key, "ticket") == 0) {
+				msgpack_pack_fix_uint64(&pk, tickets[i]);
+			} else {
+				ptl_pack_json(&pk, v, &ptl_shapes[0]);
+			}
+		}
+		cr_assert_eq(evb_proto_event_decode(&got, sb.data, sb.size, &d),
+		    EVB_ESCHEMA, "ticket %llu: %s",
+		    (unsigned long long) tickets[i], d.msg);
+		cr_assert_null(got);
+		cr_assert(strstr(d.msg, "trade_executed.data.ticket") == d.msg,
+		    "%s", d.msg);
+		msgpack_sbuffer_destroy(&sb);
+		json_decref(ev);
 	}
 }
 

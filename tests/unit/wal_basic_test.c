@@ -1196,6 +1196,40 @@ Test(wal, read_only_open_works_while_a_writer_is_open)
 	evb_wal_close(w);
 }
 
+/*
+ * A payload of exactly EVB_WAL_MAX_PAYLOAD bytes is within the limit
+ * (wal.h: len <= EVB_WAL_MAX_PAYLOAD): it is stored and read back whole.
+ * One byte more is refused in bad_arguments_are_einval.
+ */
+Test(wal, a_payload_of_exactly_the_maximum_is_stored)
+{
+	evb_wal       *w = wal_open_fast();
+	evb_wal_iter  *it;
+	evb_wal_entry  e;
+	evb_wal_result res;
+	evb_wal_rec    rec;
+	evb_diag       d = { "" };
+	uint8_t       *pay;
+
+	cr_assert_not_null(pay = malloc(EVB_WAL_MAX_PAYLOAD));
+	memset(pay, 0x5a, EVB_WAL_MAX_PAYLOAD);
+	pay[EVB_WAL_MAX_PAYLOAD - 1] = 0xa5;
+	memset(&rec, 0, sizeof(rec));
+	rec.payload = pay;
+	rec.len     = EVB_WAL_MAX_PAYLOAD;
+	cr_assert_eq(evb_wal_append(w, &rec, 1, &res, &d), EVB_OK, "%s", d.msg);
+	cr_assert_eq(res.off, 1);
+	cr_assert_eq(evb_wal_iter_open(w, 1, &it), EVB_OK);
+	cr_assert_eq(evb_wal_iter_next(it, &e), EVB_OK);
+	cr_assert_eq(e.off, 1);
+	cr_assert_eq(e.len, EVB_WAL_MAX_PAYLOAD);
+	cr_assert_eq(memcmp(e.payload, pay, EVB_WAL_MAX_PAYLOAD), 0);
+	cr_assert_eq(evb_wal_iter_next(it, &e), EVB_EOF);
+	evb_wal_iter_close(it);
+	evb_wal_close(w);
+	free(pay);
+}
+
 /* ---- Errors ------------------------------------------------------------ */
 
 Test(wal, bad_arguments_are_einval)

@@ -386,3 +386,25 @@ Test(wal_time, damaged_index_entry_is_ecorrupt)
 	cr_assert_eq(evb_wal_seek_time(NULL, 0, &off), EVB_EINVAL);
 	evb_wal_close(w);
 }
+
+/*
+ * A record whose ts equals T is the answer, also when it is found by
+ * reading the records of e1's bucket rather than by an index entry: the
+ * seek is for ts >= T, not ts > T. All three records are in one bucket,
+ * so only the first has an index entry.
+ */
+Test(wal_time, a_record_at_exactly_t_inside_a_bucket_is_the_answer)
+{
+	evb_wal *w     = wal_open_test();
+	int64_t  b     = BASE_NS - (BASE_NS + 775808) % MS;
+	int64_t  ts[4] = { b, b + 100, b + 200, b + 300 };
+
+	append_ts(w, ts, 4);
+	cr_assert_eq(seek(w, b), 1);
+	cr_assert_eq(seek(w, b + 100), 2);
+	cr_assert_eq(seek(w, b + 200), 3);
+	cr_assert_eq(seek(w, b + 201), 4);
+	cr_assert_eq(seek(w, b + 300), 4);
+	cr_assert_eq(seek(w, b + 301), 5);
+	evb_wal_close(w);
+}
