@@ -181,7 +181,9 @@ compact_run(int argc, char **argv)
 	int          rc;
 
 	rc = cli_opts_parse_max(&cli_cmd_compact, argc, argv, opts, 0, &first);
-	if (rc != CLI_CONTINUE) {
+	if (rc != CLI_CONTINUE ||
+	    (rc = cli_check_dir(&cli_cmd_compact, "data", data)) !=
+	        CLI_CONTINUE) {
 		return rc;
 	}
 	data = data != NULL ? data : CLI_DATA_DEFAULT;

@@ -191,7 +191,9 @@ compactor_run(int argc, char **argv)
 
 	rc =
 	    cli_opts_parse_max(&cli_cmd_compactor, argc, argv, opts, 0, &first);
-	if (rc != CLI_CONTINUE) {
+	if (rc != CLI_CONTINUE ||
+	    (rc = cli_check_dir(&cli_cmd_compactor, "data", data)) !=
+	        CLI_CONTINUE) {
 		return rc;
 	}
 	if (stats_log != NULL &&

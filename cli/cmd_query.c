@@ -814,6 +814,10 @@ query_run(int argc, char **argv)
 		return cli_usage_error(&cli_cmd_query,
 		    "expected a type, all, latest, stats or status");
 	}
+	if ((rc = cli_check_dir(&cli_cmd_query, "data", a.data)) !=
+	    CLI_CONTINUE) {
+		return rc;
+	}
 	a.data = a.data != NULL ? a.data : CLI_DATA_DEFAULT;
 	if (strcmp(ops[0], "latest") == 0) {
 		rc = query_latest(&a, ops, n, fmt);

@@ -352,6 +352,10 @@ trace_run(int argc, char **argv)
 		return cli_usage_error(&cli_cmd_trace,
 		    "expected an ID: a signal_id, command_id or ticket");
 	}
+	if ((rc = cli_check_dir(&cli_cmd_trace, "data", data)) !=
+	    CLI_CONTINUE) {
+		return rc;
+	}
 	data = data != NULL ? data : CLI_DATA_DEFAULT;
 	if ((rc = trace_types(&s)) != CLI_CONTINUE ||
 	    (rc = cli_tables_open(&cli_cmd_trace, data, &t)) != CLI_CONTINUE) {

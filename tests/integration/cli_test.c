@@ -377,7 +377,7 @@ Test(cli, retention_options_refuse_bad_values)
 Test(cli, an_empty_data_option_is_named_and_exits_2)
 {
 	const char       *any = "tcp://127.0.0.1:0";
-	const cli_result *r[4];
+	const cli_result *r[8];
 
 	r[0] = cli_run(NULL, ARGS("replay", "--data", ""));
 	r[1] = cli_run(NULL, ARGS("stats", "--data", "", "--json"));
@@ -385,7 +385,11 @@ Test(cli, an_empty_data_option_is_named_and_exits_2)
 	    ARGS("run", "--data", "", "--pub", any, "--ingest", any,
 	        "--confirm", any, "--ctl", any));
 	r[3] = cli_run(NULL, ARGS("collector", "--data", ""));
-	for (int i = 0; i < 4; i++) {
+	r[4] = cli_run(NULL, ARGS("query", "all", "--data", ""));
+	r[5] = cli_run(NULL, ARGS("trace", "sig-1", "--data", ""));
+	r[6] = cli_run(NULL, ARGS("compact", "--data", ""));
+	r[7] = cli_run(NULL, ARGS("compactor", "--data", ""));
+	for (int i = 0; i < 8; i++) {
 		cr_assert_eq(r[i]->code, 2, "%d: %s", i, r[i]->err);
 		cr_assert_str_eq(r[i]->out, "");
 		cr_assert_not_null(
