@@ -17,15 +17,10 @@
  * read them from any thread.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <msgpack.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "collector/collector_int.h"
 
@@ -713,54 +708,26 @@ coll_opts_check(const evb_collector_opts *o, evb_diag *diag)
 }
 
 /*
- * coll_lock takes the log's writer lock, a flock on DIR/writer.lock held
- * until close, creating DIR (mode 0700) as evb_wal_open would. Why: the
- * collector is the log's only writer (docs/architecture.md), and LMDB
- * would let a second one in another process (a second `evbus run`, or
- * `evbus collector`, on the same --data) append beside it, each in its
- * own epoch, after the same last record. Taken before the log is opened,
- * so a refused collector reads and writes nothing. The kernel drops the
- * lock when the process dies, so kill -9 leaves none behind.
+ * coll_lock takes the log's writer lock (evb_dir_lock), held until close.
+ * Why: the collector is the log's only writer (docs/architecture.md),
+ * and LMDB would let a second one in another process (a second `evbus
+ * run`, or `evbus collector`, on the same --data) append beside it, each
+ * in its own epoch, after the same last record. Taken before the log is
+ * opened, so a refused collector reads and writes nothing.
  */
 static int
 coll_lock(evb_collector *c, const char *dir, evb_diag *diag)
 {
-	size_t n = strlen(dir) + sizeof("/writer.lock");
-	char  *lp;
-	int    e;
+	int rc = evb_dir_lock(dir, "log", &c->lock_fd, diag);
 
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		e = errno;
-		evb_diag_set(diag, "creating %s: %s", dir, strerror(e));
-		return evb_err_errno(e);
+	if (rc == EVB_EBUSY) {
+		evb_diag_set(diag,
+		    "another collector writes the log in %s (evbus run or "
+		    "evbus collector): stop it first, or give this one "
+		    "another data directory",
+		    dir);
 	}
-	if ((lp = malloc(n)) == NULL) {
-		return EVB_ENOMEM;
-	}
-	(void) snprintf(lp, n, "%s/writer.lock", dir);
-	c->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	e          = errno;
-	free(lp);
-	if (c->lock_fd < 0) {
-		evb_diag_set(diag, "opening the log's writer lock in %s: %s",
-		    dir, strerror(e));
-		return evb_err_errno(e);
-	}
-	if (flock(c->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-		e = errno;
-		if (e == EWOULDBLOCK) {
-			evb_diag_set(diag,
-			    "another collector writes the log in %s (evbus "
-			    "run or evbus collector): stop it first, or give "
-			    "this one another data directory",
-			    dir);
-			return EVB_EBUSY;
-		}
-		evb_diag_set(
-		    diag, "locking the log in %s: %s", dir, strerror(e));
-		return evb_err_errno(e);
-	}
-	return EVB_OK;
+	return rc;
 }
 
 int
@@ -859,11 +826,8 @@ evb_collector_close(evb_collector *c)
 	// The log first: it is what matters if a socket's close hangs.
 	evb_wal_close(c->wal);
 	c->wal = NULL;
-	if (c->lock_fd >= 0) {
-		// Closing the descriptor releases the flock.
-		(void) close(c->lock_fd);
-		c->lock_fd = -1;
-	}
+	evb_dir_unlock(c->lock_fd);
+	c->lock_fd = -1;
 	coll_remote_close(c);
 	coll_ops_close(c);
 	evb_buf_fini(&c->arena);

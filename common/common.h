@@ -209,6 +209,27 @@ void evb_thread_name(const char *name);
  */
 int evb_thread_nice(int inc);
 
+/* ---- Writer locks ------------------------------------------------------
+ * One writer at a time in a directory: the collector in the log's, the
+ * compactor in the tables'.
+ */
+#define EVB_DIR_LOCK_FILE "writer.lock"
+
+/*
+ * evb_dir_lock takes an exclusive flock on DIR/writer.lock without
+ * waiting, creating DIR (mode 0700) and the file (0600) when missing. It
+ * lasts until evb_dir_unlock(*fd), or until the process dies. what names
+ * the directory's contents in messages ("log", "tables"). Returns EVB_OK
+ * with *fd set; EVB_EBUSY when another open of the file holds the lock
+ * (in this process or another), with diag saying so, for the caller to
+ * replace with advice of its own; otherwise an error code with diag, and
+ * *fd is -1.
+ */
+int evb_dir_lock(const char *dir, const char *what, int *fd, evb_diag *diag);
+
+/* evb_dir_unlock releases what evb_dir_lock took; -1 is ok. */
+void evb_dir_unlock(int fd);
+
 /* ---- Large tables ------------------------------------------------------
  * Memory for the big preallocated tables of the hot path (the broker's
  * ring, the WAL's duplicate window): zeroed and faulted in when it is

@@ -27,14 +27,10 @@
  * handle's counters and stop; it is never held during a step's txn.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "collector/collector.h"
 #include "compactor/compactor_int.h"
@@ -716,53 +712,26 @@ open_path(const char *data_dir)
 }
 
 /*
- * open_lock takes the tables' writer lock, a flock on
- * DIR/EVB_COMPACTOR_DIR/writer.lock, held until close. Why: the
- * compactor keeps its position in memory between commits, so a second
- * writer on the same tables (a standalone `evbus compactor` beside an
- * `evbus run` that runs its own, or `evbus compact` beside either) would
- * project the same records again and double rows and counts. The kernel
- * drops the lock when the process dies, so kill -9 leaves none behind.
+ * open_lock takes the tables' writer lock (evb_dir_lock on
+ * DIR/EVB_COMPACTOR_DIR), held until close. Why: the compactor keeps its
+ * position in memory between commits, so a second writer on the same
+ * tables (a standalone `evbus compactor` beside an `evbus run` that runs
+ * its own, or `evbus compact` beside either) would project the same
+ * records again and double rows and counts.
  */
 static int
 open_lock(evb_compactor *c, const char *path, evb_diag *d)
 {
-	size_t n = strlen(path) + sizeof("/writer.lock");
-	char  *lp;
-	int    e;
+	int rc = evb_dir_lock(path, "tables", &c->lock_fd, d);
 
-	if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-		e = errno;
-		evb_diag_set(d, "creating %s: %s", path, strerror(e));
-		return (evb_err_errno(e));
+	if (rc == EVB_EBUSY) {
+		evb_diag_set(d,
+		    "another compactor writes the tables in %s (evbus run, "
+		    "evbus compactor or evbus compact): stop it first, or "
+		    "run evbus run with --no-compactor",
+		    path);
 	}
-	if ((lp = malloc(n)) == NULL) {
-		return (EVB_ENOMEM);
-	}
-	(void) snprintf(lp, n, "%s/writer.lock", path);
-	c->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	e          = errno;
-	free(lp);
-	if (c->lock_fd < 0) {
-		evb_diag_set(d, "opening the tables' writer lock in %s: %s",
-		    path, strerror(e));
-		return (evb_err_errno(e));
-	}
-	if (flock(c->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-		e = errno;
-		if (e == EWOULDBLOCK) {
-			evb_diag_set(d,
-			    "another compactor writes the tables in %s (evbus "
-			    "run, evbus compactor or evbus compact): stop it "
-			    "first, or run evbus run with --no-compactor",
-			    path);
-			return (EVB_EBUSY);
-		}
-		evb_diag_set(
-		    d, "locking the tables in %s: %s", path, strerror(e));
-		return (evb_err_errno(e));
-	}
-	return (EVB_OK);
+	return (rc);
 }
 
 int
@@ -844,9 +813,7 @@ evb_compactor_close(evb_compactor *c)
 		(void) pthread_cond_destroy(&c->cv);
 		(void) pthread_mutex_destroy(&c->mtx);
 	}
-	if (c->lock_fd >= 0) {
-		(void) close(c->lock_fd); // Drops the flock.
-	}
+	evb_dir_unlock(c->lock_fd);
 	free(c->batch);
 	free(c);
 }
