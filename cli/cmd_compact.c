@@ -61,7 +61,9 @@ const cli_cmd cli_cmd_compact = {
 };
 
 /* compact_catch_up projects the records after the position, up to the
- * log's last record now. */
+ * log's last record now: each step is capped at the offsets left before
+ * it, so records appended meanwhile (by a running collector) are left
+ * for the next pass. */
 static int
 compact_catch_up(evb_compactor *c, evb_diag *d)
 {
@@ -77,8 +79,11 @@ compact_catch_up(evb_compactor *c, evb_diag *d)
 	}
 	end = st.wal_last_off;
 	while (done > 0 && st.position < end) {
-		if ((rc = evb_compactor_step(c, o.batch_records, &done, d)) !=
-		        EVB_OK ||
+		size_t max = end - st.position < o.batch_records
+		    ? (size_t) (end - st.position)
+		    : o.batch_records;
+
+		if ((rc = evb_compactor_step(c, max, &done, d)) != EVB_OK ||
 		    (rc = evb_compactor_stats(c, &st)) != EVB_OK) {
 			return rc;
 		}
