@@ -1178,8 +1178,15 @@ Test(wal, read_only_open_works_while_a_writer_is_open)
 	pid = fork();
 	cr_assert_neq(pid, -1);
 	if (pid == 0) {
+		// Only the parent holds to_child's write end, so a parent that
+		// fails an assertion and exits ends the child's read too: no
+		// orphan keeps the runner's output pipe open.
+		close(to_child[1]);
+		close(to_parent[0]);
 		_exit(child_main(to_child[0], to_parent[1]));
 	}
+	close(to_child[0]);
+	close(to_parent[1]);
 	evb_wal_opts_default(&o);
 	o.map_size_initial = 64 * 1024;
 	w                  = wtl_open(wal_dir, &o);
