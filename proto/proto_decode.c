@@ -215,15 +215,34 @@ scan_utf8(const uint8_t *s, size_t len)
 	uint64_t w;
 
 	// Fast path for the common case, an ASCII string: fold all bytes,
-	// then test once for a high bit (non-ASCII) or a zero byte.
-	for (; i + 8 <= len; i += 8) {
-		memcpy(&w, s + i, 8);
-		high |= w;
-		zero |= (w - 0x0101010101010101ull) & ~w;
-	}
-	for (; i < len; i++) {
-		high |= s[i];
-		zero |= (uint64_t) (s[i] == 0) << 7;
+	// then test once for a high bit (non-ASCII) or a zero byte. The
+	// bytes after the last whole word are folded as one more word that
+	// overlaps it (or, under 8 bytes, as two overlapping halves): a
+	// byte loop over them cost more than the words before them, as
+	// most names and values are short.
+	if (len >= 8) {
+		for (; i + 8 <= len; i += 8) {
+			memcpy(&w, s + i, 8);
+			high |= w;
+			zero |= (w - 0x0101010101010101ull) & ~w;
+		}
+		if (i < len) {
+			memcpy(&w, s + len - 8, 8);
+			high |= w;
+			zero |= (w - 0x0101010101010101ull) & ~w;
+		}
+	} else if (len >= 4) {
+		uint32_t a, b;
+
+		memcpy(&a, s, 4);
+		memcpy(&b, s + len - 4, 4);
+		high |= a | b;
+		zero |= ((a - 0x01010101u) & ~a) | ((b - 0x01010101u) & ~b);
+	} else {
+		for (; i < len; i++) {
+			high |= s[i];
+			zero |= (uint64_t) (s[i] == 0) << 7;
+		}
 	}
 	if (((high | zero) & 0x8080808080808080ull) == 0) {
 		return (len);

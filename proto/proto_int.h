@@ -157,11 +157,37 @@ proto_key_text(const msgpack_object *k, char buf[PROTO_QUOTE_CAP])
 static inline bool
 proto_bytes_eq(const char *a, size_t alen, const char *b, size_t blen)
 {
+	uint64_t x, y;
+	uint32_t x4, y4, u4, v4;
+	size_t   i;
+
 	if (alen != blen) {
 		return (false);
 	}
-	// Keys and names are short: a loop beats a call to memcmp.
-	for (size_t i = 0; i < alen; i++) {
+	// Keys and names are short: whole words, the last one overlapping
+	// the one before, beat both a call to memcmp and a loop over bytes
+	// (which was a third of schema validation in perf of the broker's
+	// ingest thread). Every load stays inside both strings.
+	if (alen >= 8) {
+		for (i = 0; i + 8 < alen; i += 8) {
+			memcpy(&x, a + i, 8);
+			memcpy(&y, b + i, 8);
+			if (x != y) {
+				return (false);
+			}
+		}
+		memcpy(&x, a + alen - 8, 8);
+		memcpy(&y, b + alen - 8, 8);
+		return (x == y);
+	}
+	if (alen >= 4) {
+		memcpy(&x4, a, 4);
+		memcpy(&y4, b, 4);
+		memcpy(&u4, a + alen - 4, 4);
+		memcpy(&v4, b + alen - 4, 4);
+		return (x4 == y4 && u4 == v4);
+	}
+	for (i = 0; i < alen; i++) {
 		if (a[i] != b[i]) {
 			return (false);
 		}

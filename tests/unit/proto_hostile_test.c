@@ -761,6 +761,46 @@ Test(hostile, invalid_utf8_in_a_value, .timeout = 30)
 	}
 }
 
+/*
+ * The ASCII check reads strings in words, the tail as a word that
+ * overlaps the one before: a NUL or a non-ASCII byte must be found at
+ * every position of every length around the word sizes, and a clean
+ * string of each length must pass.
+ */
+Test(hostile, nul_and_high_bytes_found_at_every_position, .timeout = 30)
+{
+	char s[40];
+	char what[64];
+
+	for (size_t len = 1; len <= 33; len++) {
+		bb b;
+
+		memset(s, 'a', len);
+		bb_init(&b);
+		(void) msgpack_pack_str_with_body(&b.pk, s, len);
+		(void) snprintf(what, sizeof(what), "clean, %zu bytes", len);
+		expect_value(b.sb.data, b.sb.size, EVB_OK, what);
+		bb_fini(&b);
+		for (size_t at = 0; at < len; at++) {
+			static const char bad[] = { '\0', '\x80', '\xff' };
+
+			for (size_t k = 0; k < sizeof(bad); k++) {
+				memset(s, 'a', len);
+				s[at] = bad[k];
+				bb_init(&b);
+				(void) msgpack_pack_str_with_body(
+				    &b.pk, s, len);
+				(void) snprintf(what, sizeof(what),
+				    "byte 0x%02x at %zu of %zu",
+				    (unsigned) (uint8_t) bad[k], at, len);
+				expect_value(
+				    b.sb.data, b.sb.size, EVB_EMALFORMED, what);
+				bb_fini(&b);
+			}
+		}
+	}
+}
+
 Test(hostile, invalid_utf8_in_a_known_field, .timeout = 30)
 {
 	/* system_health.message is free text, so only UTF-8 can refuse it. */

@@ -285,6 +285,42 @@ Test(schema, each_required_field_missing_is_named, .timeout = 30)
 	}
 }
 
+/*
+ * A key that differs from a required field's name in one byte, at any
+ * position, is not that field: names are compared in words, the last
+ * overlapping the one before, and every byte must count.
+ */
+Test(schema, a_key_one_byte_off_is_not_the_field, .timeout = 30)
+{
+	for (size_t i = 0; i < NFIELDS; i++) {
+		const field *f = &fields[i];
+		size_t       n = strlen(f->name);
+
+		if (!f->required) {
+			continue;
+		}
+		for (size_t at = 0; at < n; at++) {
+			json_t    *ev  = ptl_valid_event(f->type);
+			json_t    *v   = json_object_get(ptl_data(ev), f->name);
+			evb_event *got = NULL;
+			evb_diag   d   = { { 0 } };
+			char       key[64];
+
+			cr_assert_not_null(v);
+			cr_assert_lt(n, sizeof(key));
+			memcpy(key, f->name, n + 1);
+			key[at] = key[at] == 'x' ? 'y' : 'x';
+			cr_assert_eq(json_object_set(ptl_data(ev), key, v), 0);
+			cr_assert_eq(json_object_del(ptl_data(ev), f->name), 0);
+			cr_assert_eq(ptl_decode_json(ev, &got, &d), EVB_ESCHEMA,
+			    "%s.data.%s as %s: want a schema error (%s)",
+			    ptl_type_names[f->type], f->name, key, d.msg);
+			cr_assert_null(got);
+			json_decref(ev);
+		}
+	}
+}
+
 Test(schema, optional_fields_may_be_absent, .timeout = 30)
 {
 	/* The full events minus one optional field at a time. */
