@@ -202,9 +202,58 @@ scan_read_head(const uint8_t *p, size_t avail, scan_head *h)
 }
 
 /*
- * scan_utf8 returns the offset of the first invalid byte of s, or len if
+ * utf8_check returns the offset of the first invalid byte of s, or len if
  * s is valid UTF-8 without NUL (RFC 3629: no overlong forms, no
- * surrogates, nothing above U+10FFFF).
+ * surrogates, nothing above U+10FFFF): scan_utf8's path for strings that
+ * are not plain ASCII.
+ */
+static size_t
+utf8_check(const uint8_t *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		uint8_t  c = s[i];
+		size_t   need;
+		uint32_t cp;
+		uint32_t min;
+
+		if (c >= 0x01 && c <= 0x7f) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			need = 1, cp = c & 0x1f, min = 0x80;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			need = 2, cp = c & 0x0f, min = 0x800;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			need = 3, cp = c & 0x07, min = 0x10000;
+		} else {
+			return (
+			    i); // NUL, continuation byte, or 0xc0/0xc1/0xf5+.
+		}
+		if (len - i - 1 < need) {
+			return (i);
+		}
+		for (size_t k = 1; k <= need; k++) {
+			if ((s[i + k] & 0xc0) != 0x80) {
+				return (i);
+			}
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff)) {
+			return (i);
+		}
+		i += need + 1;
+	}
+	return (len);
+}
+
+/*
+ * scan_utf8 returns the offset of the first invalid byte of s, or len if
+ * s is valid UTF-8 without NUL, as utf8_check does, testing first for
+ * plain ASCII (nearly every string of an event) a word at a time.
  */
 static size_t
 scan_utf8(const uint8_t *s, size_t len)
@@ -247,43 +296,7 @@ scan_utf8(const uint8_t *s, size_t len)
 	if (((high | zero) & 0x8080808080808080ull) == 0) {
 		return (len);
 	}
-	i = 0;
-	while (i < len) {
-		uint8_t  c = s[i];
-		size_t   need;
-		uint32_t cp;
-		uint32_t min;
-
-		if (c >= 0x01 && c <= 0x7f) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			need = 1, cp = c & 0x1f, min = 0x80;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			need = 2, cp = c & 0x0f, min = 0x800;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			need = 3, cp = c & 0x07, min = 0x10000;
-		} else {
-			return (
-			    i); // NUL, continuation byte, or 0xc0/0xc1/0xf5+.
-		}
-		if (len - i - 1 < need) {
-			return (i);
-		}
-		for (size_t k = 1; k <= need; k++) {
-			if ((s[i + k] & 0xc0) != 0x80) {
-				return (i);
-			}
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff)) {
-			return (i);
-		}
-		i += need + 1;
-	}
-	return (len);
+	return (utf8_check(s, len));
 }
 
 /*
@@ -571,6 +584,40 @@ dec_is_event_map(const dec *c)
 	            proto_obj_key(c->key[1]).len, "data", 4)));
 }
 
+/*
+ * dec_fixstr decodes the item at c->off when it is a fixstr (1 to 31
+ * bytes, or empty) of valid UTF-8, the form of nearly every key and
+ * string value of an event, and says whether it did. It is dec_value's
+ * result for such an item without the general header read, the limit
+ * checks a fixstr cannot fail, or the call: a fixstr is always in its
+ * canonical form and within EVB_PROTO_MAX_STR. Anything else, a bad
+ * string included, is left to dec_value, which also words the error.
+ */
+static SCAN_INLINE bool
+dec_fixstr(dec *c, msgpack_object *o)
+{
+	size_t      at = c->off;
+	size_t      n;
+	const char *body;
+
+	if (at == c->len || (c->p[at] & 0xe0) != 0xa0) {
+		return (false);
+	}
+	n = c->p[at] & 0x1f;
+	if (n >= c->len - at) {
+		return (false);
+	}
+	body = (const char *) c->p + at + 1;
+	if (scan_utf8((const uint8_t *) body, n) != n) {
+		return (false);
+	}
+	o->type         = MSGPACK_OBJECT_STR;
+	o->via.str.ptr  = body;
+	o->via.str.size = (uint32_t) n;
+	c->off          = at + 1 + n;
+	return (true);
+}
+
 static int
 dec_map(dec *c, size_t at, const scan_head *h, msgpack_object *o)
 {
@@ -601,7 +648,8 @@ dec_map(dec *c, size_t at, const scan_head *h, msgpack_object *o)
 	for (uint32_t i = 0; i < n; i++) {
 		c->key[c->depth] = NULL;
 		c->idx[c->depth] = i;
-		if ((rv = dec_value(c, &kv[i].key, true)) != EVB_OK) {
+		if (!dec_fixstr(c, &kv[i].key) &&
+		    (rv = dec_value(c, &kv[i].key, true)) != EVB_OK) {
 			return (rv);
 		}
 		for (uint32_t j = 0; check_dups && j < i; j++) {
@@ -617,7 +665,8 @@ dec_map(dec *c, size_t at, const scan_head *h, msgpack_object *o)
 			}
 		}
 		c->key[c->depth] = &kv[i].key;
-		if ((rv = dec_value(c, &kv[i].val, false)) != EVB_OK) {
+		if (!dec_fixstr(c, &kv[i].val) &&
+		    (rv = dec_value(c, &kv[i].val, false)) != EVB_OK) {
 			return (rv);
 		}
 	}
