@@ -309,20 +309,46 @@ static int
 extent_skip(const uint8_t *p, size_t len, size_t *off, uint64_t pending)
 {
 	scan_head h;
+	size_t    o  = *off; // Kept in a register: p's bytes may alias *off.
+	int       rv = EVB_OK;
 
 	while (pending > 0) {
-		if (pending > len - *off ||
-		    scan_read_head(p + *off, len - *off, &h) != EVB_OK ||
-		    h.size > len - *off) {
-			return (EVB_EMALFORMED);
+		uint8_t b;
+
+		if (pending > len - o) {
+			rv = EVB_EMALFORMED;
+			break;
 		}
-		*off += h.size;
+		// Fixints and fixstrs, most of an event's items, are sized by
+		// their first byte alone (as scan_read_head would size them).
+		b = p[o];
+		if (b <= 0x7f || b >= 0xe0) {
+			o++;
+			pending--;
+			continue;
+		}
+		if ((b & 0xe0) == 0xa0) {
+			if ((size_t) (b & 0x1f) >= len - o) {
+				rv = EVB_EMALFORMED;
+				break;
+			}
+			o += 1 + (size_t) (b & 0x1f);
+			pending--;
+			continue;
+		}
+		if (scan_read_head(p + o, len - o, &h) != EVB_OK ||
+		    h.size > len - o) {
+			rv = EVB_EMALFORMED;
+			break;
+		}
+		o += h.size;
 		pending--;
 		if (h.kind == SK_ARRAY || h.kind == SK_MAP) {
 			pending += h.kind == SK_MAP ? 2 * h.n : h.n;
 		}
 	}
-	return (EVB_OK);
+	*off = o;
+	return (rv);
 }
 
 /* The decoder's state: input, output zone, and the path for messages. */
