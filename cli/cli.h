@@ -155,7 +155,9 @@ cli_is_fatal(int rc)
 /*
  * cli_parse_u64 reads text, the value of option --name, as a decimal
  * integer in min..max. Returns CLI_CONTINUE with *out set, or
- * CLI_EXIT_USAGE after printing what was wrong. OUT: *out.
+ * CLI_EXIT_USAGE after printing what was wrong: the form expected, or
+ * "--NAME: expected MIN..MAX" for a number out of range, one too large
+ * for 64 bits included. OUT: *out.
  */
 int cli_parse_u64(const cli_cmd *cmd, const char *name, const char *text,
     uint64_t min, uint64_t max, uint64_t *out);
@@ -184,7 +186,9 @@ int cli_parse_time(const cli_cmd *cmd, const char *name, const char *text,
  * cli_parse_duration reads text, the value of option --name, as a length
  * of time: N seconds, minutes, hours or days ("90s", "15m", "24h", "7d").
  * Returns CLI_CONTINUE with *ms set (milliseconds), or CLI_EXIT_USAGE
- * after printing what was wrong. OUT: *ms.
+ * after printing what was wrong. A duration of that form too long for 64
+ * bits of ns sets *ms to UINT64_MAX: the caller checks its range and
+ * names it. OUT: *ms.
  */
 int cli_parse_duration(
     const cli_cmd *cmd, const char *name, const char *text, uint64_t *ms);

@@ -368,6 +368,46 @@ Test(cli, retention_options_refuse_bad_values)
 }
 
 /*
+ * A number too large for 64 bits is out of range, and says which range;
+ * it used to be refused as no number at all ("expected a non-negative
+ * integer"), naming no range, and a duration or relative time as one of
+ * the wrong form. Each exits 2 before anything opens.
+ */
+Test(cli, numbers_too_large_for_64_bits_name_the_option_and_range)
+{
+	const char       *huge = "99999999999999999999999";
+	const char       *dir  = test_path("huge-data");
+	const cli_result *off =
+	    cli_run(NULL, ARGS("replay", "--from-offset", huge, "--data", dir));
+	const cli_result *size = cli_run(
+	    NULL, ARGS("publish", "--max-msg", "99999999999999999999K", "-"));
+	const cli_result *age   = cli_run(NULL,
+	      ARGS("collector", "--data", dir, "--retain-age",
+	          "99999999999999999999999d"));
+	const cli_result *since = cli_run(NULL,
+	    ARGS("replay", "--since", "-99999999999999999d", "--data", dir));
+
+	cr_assert_eq(off->code, 2, "%s", off->err);
+	cr_assert_not_null(strstr(off->err,
+	                       "--from-offset: expected "
+	                       "1..18446744073709551615, got '"
+	                       "99999999999999999999999'"),
+	    "%s", off->err);
+	cr_assert_eq(size->code, 2, "%s", size->err);
+	cr_assert_not_null(
+	    strstr(size->err, "--max-msg: expected 1..1073741824"), "%s",
+	    size->err);
+	cr_assert_eq(age->code, 2, "%s", age->err);
+	cr_assert_not_null(strstr(age->err, "--retain-age: expected 1s..3650d"),
+	    "%s", age->err);
+	cr_assert_eq(since->code, 2, "%s", since->err);
+	cr_assert_not_null(strstr(since->err, "--since: "), "%s", since->err);
+	cr_assert_not_null(
+	    strstr(since->err, "too long ago"), "%s", since->err);
+	cr_assert_neq(access(dir, F_OK), 0, "a usage error created --data");
+}
+
+/*
  * An empty --data (an unset variable in --data "$DIR") is named as such
  * and exits 2 before anything opens; it used to reach the log's open and
  * come back as "cannot open the log in : dir: expected a directory path",
