@@ -321,6 +321,17 @@ int cli_check_dir(const cli_cmd *cmd, const char *name, const char *text);
 /* ---- URLs (cli_url.c) --------------------------------------------------- */
 
 /*
+ * cli_url_check refuses text, the value of option --name, unless it
+ * starts with a URL scheme and "://" (tcp://HOST:PORT, ipc://PATH,
+ * inproc://NAME, ...): "127.0.0.1:5570" and "localhost:5570" are not
+ * URLs. The rest is nng's to judge when it dials or listens. text may be
+ * NULL (not given). Returns CLI_CONTINUE, or CLI_EXIT_USAGE after
+ * printing "--NAME: 'TEXT' is not a URL (expected tcp://HOST:PORT,
+ * ipc://PATH or inproc://NAME)". Every option that takes a URL calls it.
+ */
+int cli_url_check(const cli_cmd *cmd, const char *name, const char *text);
+
+/*
  * cli_url_dialable writes into out (cap bytes) a URL that reaches, from
  * this host, the endpoint listening on listen_url: a host that names no
  * one address, "*", an empty one, or 0.0.0.0, becomes 127.0.0.1, and

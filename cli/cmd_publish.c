@@ -490,6 +490,10 @@ publish_run(int argc, char **argv)
 	if (rc != CLI_CONTINUE) {
 		return rc;
 	}
+	if ((rc = cli_url_check(&cli_cmd_publish, "ingest", url)) !=
+	    CLI_CONTINUE) {
+		return rc;
+	}
 	if (batch != NULL) {
 		if ((rc = cli_parse_u64(&cli_cmd_publish, "batch", batch, 1,
 		         EVB_PROTO_MAX_BATCH, &n)) != CLI_CONTINUE) {

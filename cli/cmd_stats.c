@@ -651,7 +651,8 @@ stats_run(int argc, char **argv)
 		return cli_usage_error(
 		    &cli_cmd_stats, "give --ctl URL, --data DIR or both");
 	}
-	if ((r = cli_check_dir(&cli_cmd_stats, "data", data)) != CLI_CONTINUE) {
+	if ((r = cli_check_dir(&cli_cmd_stats, "data", data)) != CLI_CONTINUE ||
+	    (r = cli_url_check(&cli_cmd_stats, "ctl", url)) != CLI_CONTINUE) {
 		return r;
 	}
 	if (url != NULL) {

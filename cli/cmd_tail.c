@@ -303,7 +303,8 @@ tail_run(int argc, char **argv)
 	if (rc != CLI_CONTINUE) {
 		return rc;
 	}
-	if ((rc = tail_filter_fill(type, symbol, count, &f)) != CLI_CONTINUE) {
+	if ((rc = cli_url_check(&cli_cmd_tail, "bus", url)) != CLI_CONTINUE ||
+	    (rc = tail_filter_fill(type, symbol, count, &f)) != CLI_CONTINUE) {
 		return rc;
 	}
 	if (timeout != NULL &&

@@ -408,6 +408,64 @@ Test(cli, numbers_too_large_for_64_bits_name_the_option_and_range)
 }
 
 /*
+ * Every option that takes a URL names itself when given an address
+ * without a scheme, and exits 2 before anything opens or connects; they
+ * used to pass it to nng, whose "Invalid argument" named no option
+ * ("cannot connect to 127.0.0.1:5570: Invalid argument").
+ */
+Test(cli, url_options_without_a_scheme_are_named)
+{
+	static const struct {
+		const char *cmd;
+		const char *opt;
+	} urls[] = {
+		{ "tail", "bus" },
+		{ "stats", "ctl" },
+		{ "publish", "ingest" },
+		{ "collector", "connect" },
+		{ "collector", "ctl" },
+		{ "collector", "ingest" },
+		{ "broker", "pub" },
+		{ "broker", "ingest" },
+		{ "broker", "ctl" },
+		{ "run", "pub" },
+		{ "run", "ingest" },
+		{ "run", "confirm" },
+		{ "run", "ctl" },
+		{ "bench", "ingest" },
+		{ "bench", "confirm-url" },
+	};
+	const char *dir = test_path("url-data");
+
+	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		char        opt[32];
+		char        want[160];
+		const char *addr =
+		    i % 2 == 0 ? "127.0.0.1:36999" : "localhost:36999";
+		const cli_result *r;
+
+		snprintf(opt, sizeof(opt), "--%s", urls[i].opt);
+		snprintf(want, sizeof(want),
+		    "%s: '%s' is not a URL (expected tcp://HOST:PORT, "
+		    "ipc://PATH or inproc://NAME)",
+		    opt, addr);
+		if (strcmp(urls[i].cmd, "publish") == 0 ||
+		    strcmp(urls[i].cmd, "tail") == 0 ||
+		    strcmp(urls[i].cmd, "broker") == 0) {
+			// They take no --data.
+			r = cli_run(NULL, ARGS(urls[i].cmd, opt, addr));
+		} else {
+			r = cli_run(
+			    NULL, ARGS(urls[i].cmd, opt, addr, "--data", dir));
+		}
+		cr_assert_eq(r->code, 2, "%s %s: %s", urls[i].cmd, opt, r->err);
+		cr_assert_not_null(strstr(r->err, want), "%s %s: %s",
+		    urls[i].cmd, opt, r->err);
+	}
+	cr_assert_neq(access(dir, F_OK), 0, "a usage error created --data");
+}
+
+/*
  * An empty --data (an unset variable in --data "$DIR") is named as such
  * and exits 2 before anything opens; it used to reach the log's open and
  * come back as "cannot open the log in : dir: expected a directory path",
