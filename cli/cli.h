@@ -18,6 +18,8 @@
 #ifndef EVB_CLI_H
 #define EVB_CLI_H
 
+#include <nng/nng.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -342,6 +344,56 @@ int cli_url_check(const cli_cmd *cmd, const char *name, const char *text);
  * string). OUT: out.
  */
 int cli_url_dialable(const char *listen_url, char *out, size_t cap);
+
+/* ---- The peer of a dialled socket (cli_peer.c) -------------------------- */
+
+/*
+ * The default URLs of the broker's endpoints, for messages that say where
+ * a command should have pointed.
+ */
+#define CLI_BUS_URL_DEFAULT "tcp://127.0.0.1:5570"
+#define CLI_CTL_URL_DEFAULT "tcp://127.0.0.1:5573"
+
+/* What cli_peer_get has seen of the endpoint dialled. */
+typedef enum cli_peer_state {
+	CLI_PEER_NONE,  /* No connection yet (or none refused). */
+	CLI_PEER_UP,    /* A connection was taken by the socket's protocol. */
+	CLI_PEER_WRONG, /* Connections are made, and refused by the socket's
+	                   protocol: the peer speaks another one. */
+} cli_peer_state;
+
+/*
+ * A watch on the pipes of one socket, which tells a peer of the wrong
+ * protocol (nng 1.5 refuses its connections silently, and redials them
+ * forever) from no peer at all. Caller-allocated: cli_peer_watch before
+ * dialling, cli_peer_fini after nng_close (no callback runs after it).
+ * The callbacks run on nng's threads; the rest on the command's thread.
+ */
+typedef struct cli_peer {
+	pthread_mutex_t mtx;     /* Guards pending, rejects and is_up. */
+	uint32_t        pending; /* mtx: the pipe added but not started. */
+	int             rejects; /* mtx: pipes refused in a row. */
+	bool            is_up;   /* mtx: a pipe was started. */
+	bool            has_mtx; /* mtx was initialised. */
+	int             fds[2];  /* A byte arrives on fds[0] after each
+	                            change; -1 when not open. */
+} cli_peer;
+
+/*
+ * cli_peer_watch sets up p and registers its pipe callbacks on sock,
+ * before any dial. Returns CLI_CONTINUE, or CLI_EXIT_USAGE after printing
+ * why, naming cmd. Call cli_peer_fini in both cases, after nng_close.
+ */
+int cli_peer_watch(const cli_cmd *cmd, nng_socket sock, cli_peer *p);
+
+/*
+ * cli_peer_get reads what the callbacks have seen so far, and empties
+ * the descriptor p->fds[0], which turns readable (poll) after a change.
+ */
+cli_peer_state cli_peer_get(cli_peer *p);
+
+/* cli_peer_fini releases what cli_peer_watch set up; call it once. */
+void cli_peer_fini(cli_peer *p);
 
 /* ---- Input (cli_io.c) --------------------------------------------------- */
 
