@@ -1447,6 +1447,29 @@ Test(broker, tail_and_stats_name_an_endpoint_of_another_protocol)
 }
 
 /*
+ * publish to the bus port waits its 10 s, as nng 1.5 gives no sign of the
+ * wrong peer, and then names the URL and the ingest default; it said
+ * "sending 8 events: Timed out".
+ */
+Test(broker, publish_to_another_endpoint_names_the_ingest_default)
+{
+	bt_broker  b;
+	char      *in = bt_data("valid.jsonl");
+	bt_run_out r;
+	char       want[128];
+
+	bt_broker_start(&b, ARGS("--heartbeat", "0"));
+	r = bt_run(in, ARGS("publish", "--ingest", b.pub));
+	cr_assert_eq(r.code, 2, "%s", r.err);
+	(void) snprintf(
+	    want, sizeof(want), "nothing at %s took it within 10 s", b.pub);
+	cr_assert_not_null(strstr(r.err, want), "%s", r.err);
+	cr_assert_not_null(
+	    strstr(r.err, "default tcp://127.0.0.1:5571"), "%s", r.err);
+	free(in);
+}
+
+/*
  * A control endpoint that takes the request and never replies (a rep0
  * socket of the test's own, which nobody reads) makes stats say whom it
  * waited for, how long, and where the control endpoint usually is.
