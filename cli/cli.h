@@ -18,6 +18,8 @@
 #ifndef EVB_CLI_H
 #define EVB_CLI_H
 
+#include <nng/nng.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -155,7 +157,9 @@ cli_is_fatal(int rc)
 /*
  * cli_parse_u64 reads text, the value of option --name, as a decimal
  * integer in min..max. Returns CLI_CONTINUE with *out set, or
- * CLI_EXIT_USAGE after printing what was wrong. OUT: *out.
+ * CLI_EXIT_USAGE after printing what was wrong: the form expected, or
+ * "--NAME: expected MIN..MAX" for a number out of range, one too large
+ * for 64 bits included. OUT: *out.
  */
 int cli_parse_u64(const cli_cmd *cmd, const char *name, const char *text,
     uint64_t min, uint64_t max, uint64_t *out);
@@ -184,7 +188,9 @@ int cli_parse_time(const cli_cmd *cmd, const char *name, const char *text,
  * cli_parse_duration reads text, the value of option --name, as a length
  * of time: N seconds, minutes, hours or days ("90s", "15m", "24h", "7d").
  * Returns CLI_CONTINUE with *ms set (milliseconds), or CLI_EXIT_USAGE
- * after printing what was wrong. OUT: *ms.
+ * after printing what was wrong. A duration of that form too long for 64
+ * bits of ns sets *ms to UINT64_MAX: the caller checks its range and
+ * names it. OUT: *ms.
  */
 int cli_parse_duration(
     const cli_cmd *cmd, const char *name, const char *text, uint64_t *ms);
@@ -317,6 +323,17 @@ int cli_check_dir(const cli_cmd *cmd, const char *name, const char *text);
 /* ---- URLs (cli_url.c) --------------------------------------------------- */
 
 /*
+ * cli_url_check refuses text, the value of option --name, unless it
+ * starts with a URL scheme and "://" (tcp://HOST:PORT, ipc://PATH,
+ * inproc://NAME, ...): "127.0.0.1:5570" and "localhost:5570" are not
+ * URLs. The rest is nng's to judge when it dials or listens. text may be
+ * NULL (not given). Returns CLI_CONTINUE, or CLI_EXIT_USAGE after
+ * printing "--NAME: 'TEXT' is not a URL (expected tcp://HOST:PORT,
+ * ipc://PATH or inproc://NAME)". Every option that takes a URL calls it.
+ */
+int cli_url_check(const cli_cmd *cmd, const char *name, const char *text);
+
+/*
  * cli_url_dialable writes into out (cap bytes) a URL that reaches, from
  * this host, the endpoint listening on listen_url: a host that names no
  * one address, "*", an empty one, or 0.0.0.0, becomes 127.0.0.1, and
@@ -327,6 +344,56 @@ int cli_check_dir(const cli_cmd *cmd, const char *name, const char *text);
  * string). OUT: out.
  */
 int cli_url_dialable(const char *listen_url, char *out, size_t cap);
+
+/* ---- The peer of a dialled socket (cli_peer.c) -------------------------- */
+
+/*
+ * The default URLs of the broker's endpoints, for messages that say where
+ * a command should have pointed.
+ */
+#define CLI_BUS_URL_DEFAULT "tcp://127.0.0.1:5570"
+#define CLI_CTL_URL_DEFAULT "tcp://127.0.0.1:5573"
+
+/* What cli_peer_get has seen of the endpoint dialled. */
+typedef enum cli_peer_state {
+	CLI_PEER_NONE,  /* No connection yet (or none refused). */
+	CLI_PEER_UP,    /* A connection was taken by the socket's protocol. */
+	CLI_PEER_WRONG, /* Connections are made, and refused by the socket's
+	                   protocol: the peer speaks another one. */
+} cli_peer_state;
+
+/*
+ * A watch on the pipes of one socket, which tells a peer of the wrong
+ * protocol (nng 1.5 refuses its connections silently, and redials them
+ * forever) from no peer at all. Caller-allocated: cli_peer_watch before
+ * dialling, cli_peer_fini after nng_close (no callback runs after it).
+ * The callbacks run on nng's threads; the rest on the command's thread.
+ */
+typedef struct cli_peer {
+	pthread_mutex_t mtx;     /* Guards pending, rejects and is_up. */
+	uint32_t        pending; /* mtx: the pipe added but not started. */
+	int             rejects; /* mtx: pipes refused in a row. */
+	bool            is_up;   /* mtx: a pipe was started. */
+	bool            has_mtx; /* mtx was initialised. */
+	int             fds[2];  /* A byte arrives on fds[0] after each
+	                            change; -1 when not open. */
+} cli_peer;
+
+/*
+ * cli_peer_watch sets up p and registers its pipe callbacks on sock,
+ * before any dial. Returns CLI_CONTINUE, or CLI_EXIT_USAGE after printing
+ * why, naming cmd. Call cli_peer_fini in both cases, after nng_close.
+ */
+int cli_peer_watch(const cli_cmd *cmd, nng_socket sock, cli_peer *p);
+
+/*
+ * cli_peer_get reads what the callbacks have seen so far, and empties
+ * the descriptor p->fds[0], which turns readable (poll) after a change.
+ */
+cli_peer_state cli_peer_get(cli_peer *p);
+
+/* cli_peer_fini releases what cli_peer_watch set up; call it once. */
+void cli_peer_fini(cli_peer *p);
 
 /* ---- Input (cli_io.c) --------------------------------------------------- */
 

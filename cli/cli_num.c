@@ -19,25 +19,36 @@
 #include "cli/cli.h"
 #include "wal/wal.h"
 
+/* What num_read found. */
+typedef enum num_result {
+	NUM_OK,   /* A number, in *out. */
+	NUM_BAD,  /* Not a number of that form. */
+	NUM_HUGE, /* The right form, but past UINT64_MAX. */
+} num_result;
+
 /*
  * num_read parses decimal digits at text and an optional K, M or G
- * (powers of 1024) when has_suffix. Returns false unless the whole text
- * is that, without overflow.
+ * (powers of 1024) when has_suffix. Returns NUM_OK only when the whole
+ * text is that and fits in 64 bits, and tells a number too large for
+ * them (NUM_HUGE) from text that is no number (NUM_BAD), so that the
+ * message can give the range instead of the form.
  */
-static bool
+static num_result
 num_read(const char *text, bool has_suffix, uint64_t *out)
 {
 	char              *end;
 	unsigned long long v;
 	unsigned           shift = 0;
+	bool               is_huge;
 
 	if (!isdigit((unsigned char) text[0])) {
-		return false;
+		return NUM_BAD;
 	}
-	errno = 0;
-	v     = strtoull(text, &end, 10);
-	if (errno != 0) {
-		return false;
+	errno   = 0;
+	v       = strtoull(text, &end, 10);
+	is_huge = errno == ERANGE;
+	if (errno != 0 && !is_huge) {
+		return NUM_BAD;
 	}
 	if (has_suffix && *end != '\0' && end[1] == '\0') {
 		switch (*end) {
@@ -54,15 +65,18 @@ num_read(const char *text, bool has_suffix, uint64_t *out)
 			shift = 30;
 			break;
 		default:
-			return false;
+			return NUM_BAD;
 		}
 		end++;
 	}
-	if (*end != '\0' || (shift > 0 && v > (UINT64_MAX >> shift))) {
-		return false;
+	if (*end != '\0') {
+		return NUM_BAD;
+	}
+	if (is_huge || (shift > 0 && v > (UINT64_MAX >> shift))) {
+		return NUM_HUGE;
 	}
 	*out = (uint64_t) v << shift;
-	return true;
+	return NUM_OK;
 }
 
 /* num_parse is cli_parse_u64 and cli_parse_bytes. */
@@ -70,15 +84,17 @@ static int
 num_parse(const cli_cmd *cmd, const char *name, const char *text,
     bool has_suffix, uint64_t min, uint64_t max, uint64_t *out)
 {
-	uint64_t v;
+	uint64_t   v  = 0;
+	num_result nr = num_read(text, has_suffix, &v);
 
-	if (!num_read(text, has_suffix, &v)) {
+	if (nr == NUM_BAD) {
 		return cli_usage_error(cmd, "--%s: expected %s, got '%s'", name,
 		    has_suffix ? "a size in bytes (e.g. 4096, 64K, 4M)"
 		               : "a non-negative integer",
 		    text);
 	}
-	if (v < min || v > max) {
+	// A number past 64 bits is past max too: say the range.
+	if (nr == NUM_HUGE || v < min || v > max) {
 		return cli_usage_error(cmd,
 		    "--%s: expected %llu..%llu, got '%s'", name,
 		    (unsigned long long) min, (unsigned long long) max, text);
@@ -348,38 +364,51 @@ time_iso(const char *t, int64_t *ns, const char **why)
 	return true;
 }
 
-/* dur_read reads "N[smhd]" (N seconds, minutes, hours or days) as ns. */
-static bool
+/*
+ * dur_read reads "N[smhd]" (N seconds, minutes, hours or days) as ns.
+ * NUM_HUGE: the right form, but longer than 64 bits of ns hold (about
+ * 106751 days).
+ */
+static num_result
 dur_read(const char *t, int64_t *ns)
 {
 	static const char    units[] = "smhd";
 	static const int64_t secs[]  = { 1, 60, 3600, 86400 };
-	char                 num[24];
-	uint64_t             v;
-	size_t               len = strlen(t);
+	size_t               len     = strlen(t);
 	const char          *u;
+	char                *end;
+	unsigned long long   v;
 
-	if (len < 2 || len > sizeof(num) ||
-	    (u = strchr(units, t[len - 1])) == NULL) {
-		return false;
+	if (len < 2 || !isdigit((unsigned char) t[0]) ||
+	    (u = strchr(units, t[len - 1])) == NULL ||
+	    strspn(t, "0123456789") != len - 1) {
+		return NUM_BAD;
 	}
-	memcpy(num, t, len - 1);
-	num[len - 1] = '\0';
-	if (!num_read(num, false, &v) ||
+	errno = 0;
+	v     = strtoull(t, &end, 10);
+	if (errno == ERANGE ||
 	    v > (uint64_t) INT64_MAX / 1000000000 / secs[u - units]) {
-		return false;
+		return NUM_HUGE;
 	}
 	*ns = (int64_t) v * secs[u - units] * 1000000000;
-	return true;
+	return NUM_OK;
 }
 
-/* time_rel reads "-N[smhd]" as that long before now_ns. */
+/*
+ * time_rel reads "-N[smhd]" as that long before now_ns. Returns false if
+ * text is not one, also setting *why when it has the form but is too
+ * long ago to count.
+ */
 static bool
-time_rel(const char *t, int64_t now_ns, int64_t *ns)
+time_rel(const char *t, int64_t now_ns, int64_t *ns, const char **why)
 {
-	int64_t d;
+	int64_t    d  = 0;
+	num_result nr = t[0] == '-' ? dur_read(t + 1, &d) : NUM_BAD;
 
-	if (t[0] != '-' || !dur_read(t + 1, &d)) {
+	if (nr == NUM_HUGE) {
+		*why = "too long ago (ns in 64 bits count about 106751d)";
+	}
+	if (nr != NUM_OK) {
 		return false;
 	}
 	*ns = now_ns - d;
@@ -390,15 +419,18 @@ int
 cli_parse_duration(
     const cli_cmd *cmd, const char *name, const char *text, uint64_t *ms)
 {
-	int64_t ns;
+	int64_t    ns = 0;
+	num_result nr = dur_read(text, &ns);
 
-	if (!dur_read(text, &ns)) {
+	if (nr == NUM_BAD) {
 		return cli_usage_error(cmd,
 		    "--%s: expected N followed by s, m, h or d (e.g. 90s, "
 		    "15m, 24h, 7d), got '%s'",
 		    name, text);
 	}
-	*ms = (uint64_t) (ns / 1000000);
+	// Too long for 64 bits of ns is too long for every caller's range,
+	// which then names it.
+	*ms = nr == NUM_HUGE ? UINT64_MAX : (uint64_t) (ns / 1000000);
 	return CLI_CONTINUE;
 }
 
@@ -408,7 +440,7 @@ cli_parse_time(const cli_cmd *cmd, const char *name, const char *text,
 {
 	const char *why = NULL;
 
-	if (!time_iso(text, out, &why) && !time_rel(text, now_ns, out)) {
+	if (!time_iso(text, out, &why) && !time_rel(text, now_ns, out, &why)) {
 		return cli_usage_error(cmd,
 		    "--%s: expected an ISO 8601 time with Z or a UTC offset "
 		    "(2026-11-25T01:50:35Z, 2026-11-25T03:50:35.250+02:00), "

@@ -1,14 +1,47 @@
 /*
- * cli_url.c: URLs given to a listening endpoint, turned into ones that
- * reach it from this host. `evbus run` listens on --ingest and its
- * collector dials the same endpoint for its heartbeat. nng listens on
- * every address when the host is "*", but cannot dial "*", so the host
- * of a listen URL that names no one address is replaced by loopback.
+ * cli_url.c: the URLs that options take. Every URL option is checked
+ * here, once, for its scheme, so that "--bus 127.0.0.1:5570" is named as
+ * the option it is; nng would refuse it later with "Invalid argument",
+ * naming no option. What follows the scheme is left to nng, which knows
+ * its transports.
+ *
+ * Also, URLs given to a listening endpoint, turned into ones that reach
+ * it from this host. `evbus run` listens on --ingest and its collector
+ * dials the same endpoint for its heartbeat. nng listens on every address
+ * when the host is "*", but cannot dial "*", so the host of a listen URL
+ * that names no one address is replaced by loopback.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
+
+/* The characters of a URL scheme after its first letter (RFC 3986). */
+#define URL_SCHEME_CHARS             \
+	"abcdefghijklmnopqrstuvwxyz" \
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZ" \
+	"0123456789+.-"
+
+int
+cli_url_check(const cli_cmd *cmd, const char *name, const char *text)
+{
+	size_t n;
+
+	if (text == NULL) {
+		return CLI_CONTINUE;
+	}
+	n = isalpha((unsigned char) text[0])
+	    ? 1 + strspn(text + 1, URL_SCHEME_CHARS)
+	    : 0;
+	if (n > 0 && strncmp(text + n, "://", 3) == 0) {
+		return CLI_CONTINUE;
+	}
+	return cli_usage_error(cmd,
+	    "--%s: '%s' is not a URL (expected tcp://HOST:PORT, ipc://PATH "
+	    "or inproc://NAME)",
+	    name, text);
+}
 
 /* url_has_host says whether the scheme's URLs carry host:port (nng's
  * tcp, tls+tcp and ws transports, with their 4 and 6 variants). */

@@ -1378,7 +1378,11 @@ bench_run(int argc, char **argv)
 	int rc;
 
 	rc = cli_opts_parse_max(&cli_cmd_bench, argc, argv, opts, 0, &first);
-	if (rc != CLI_CONTINUE || (rc = bench_args(num, &c)) != CLI_CONTINUE) {
+	if (rc != CLI_CONTINUE || (rc = bench_args(num, &c)) != CLI_CONTINUE ||
+	    (rc = cli_url_check(&cli_cmd_bench, "ingest", ingest)) !=
+	        CLI_CONTINUE ||
+	    (rc = cli_url_check(&cli_cmd_bench, "confirm-url", confirm_url)) !=
+	        CLI_CONTINUE) {
 		return rc;
 	}
 	if (c.is_confirm) {

@@ -71,6 +71,11 @@ cli_broker_opts_fill(
 	uint64_t v;
 	int      rc;
 
+	if ((rc = cli_url_check(c, "pub", a->pub)) != CLI_CONTINUE ||
+	    (rc = cli_url_check(c, "ingest", a->ingest)) != CLI_CONTINUE ||
+	    (rc = cli_url_check(c, "ctl", a->ctl)) != CLI_CONTINUE) {
+		return rc;
+	}
 	evb_broker_opts_default(o);
 	o->pub_url    = a->pub != NULL ? a->pub : o->pub_url;
 	o->ingest_url = a->ingest != NULL ? a->ingest : o->ingest_url;

@@ -172,6 +172,14 @@ collector_run(int argc, char **argv)
 	    CLI_CONTINUE) {
 		return rc;
 	}
+	if ((rc = cli_url_check(&cli_cmd_collector, "connect", connect)) !=
+	        CLI_CONTINUE ||
+	    (rc = cli_url_check(&cli_cmd_collector, "ctl", ctl)) !=
+	        CLI_CONTINUE ||
+	    (rc = cli_url_check(&cli_cmd_collector, "ingest", ingest)) !=
+	        CLI_CONTINUE) {
+		return rc;
+	}
 	if (durability != NULL &&
 	    (rc = cli_parse_durability(
 	         &cli_cmd_collector, durability, &mode)) != CLI_CONTINUE) {

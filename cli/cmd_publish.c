@@ -106,20 +106,40 @@ const cli_cmd cli_cmd_publish = {
 
 /* The events gathered for the next message. */
 typedef struct publish_batch {
-	nng_socket sock;      /* push0, dialled. */
-	size_t     max;       /* N, events per message. */
-	size_t     max_bytes; /* --max-msg: bytes per message, header
-	                         included. */
-	evb_buf body;         /* Their maps, back to back. */
-	size_t  count;        /* Events in body. */
-	size_t  sent;         /* Events sent so far. */
-	size_t  messages;     /* Messages sent so far. */
-	bool    is_confirm;   /* req0: wait for each reply. */
-	size_t *lines;        /* Line number of each event in body. */
-	size_t  rejected;     /* Events the broker rejected (confirm). */
+	nng_socket  sock;      /* push0, dialled. */
+	const char *url;       /* The URL dialled (for messages). */
+	size_t      max;       /* N, events per message. */
+	size_t      max_bytes; /* --max-msg: bytes per message, header
+	                          included. */
+	evb_buf body;          /* Their maps, back to back. */
+	size_t  count;         /* Events in body. */
+	size_t  sent;          /* Events sent so far. */
+	size_t  messages;      /* Messages sent so far. */
+	bool    is_confirm;    /* req0: wait for each reply. */
+	size_t *lines;         /* Line number of each event in body. */
+	size_t  rejected;      /* Events the broker rejected (confirm). */
 } publish_batch;
 
 static int publish_confirm(publish_batch *pb);
+
+/*
+ * publish_not_taken reports that nothing at url took a message within
+ * PUBLISH_TIMEOUT_MS. A broker busy for that long is rare; an endpoint of
+ * another protocol (the bus or control port), which nng 1.5 connects to
+ * and then refuses in silence, is not.
+ */
+static void
+publish_not_taken(const char *url, bool is_confirm, const char *what)
+{
+	cli_error(&cli_cmd_publish,
+	    "%s: nothing at %s took it within %d s: is it the %s endpoint of "
+	    "a running %s (default %s)?",
+	    what, url, PUBLISH_TIMEOUT_MS / 1000,
+	    is_confirm ? "confirmed ingest" : "ingest",
+	    is_confirm ? "'evbus run' (--confirm)"
+	               : "'evbus run' or 'evbus broker' (--ingest)",
+	    is_confirm ? "tcp://127.0.0.1:5572" : "tcp://127.0.0.1:5571");
+}
 
 /* publish_header_len is the header's size in a message of n events. */
 static size_t
@@ -176,9 +196,17 @@ publish_flush(publish_batch *pb)
 	}
 	if ((rv = nng_sendmsg(pb->sock, msg, 0)) != 0) {
 		// nng took the message only if the send succeeded.
+		char what[64];
+
 		nng_msg_free(msg);
-		cli_error(&cli_cmd_publish, "sending %zu events: %s", pb->count,
-		    nng_strerror(rv));
+		(void) snprintf(
+		    what, sizeof(what), "sending %zu events", pb->count);
+		if (rv == NNG_ETIMEDOUT) {
+			publish_not_taken(pb->url, pb->is_confirm, what);
+		} else {
+			cli_error(
+			    &cli_cmd_publish, "%s: %s", what, nng_strerror(rv));
+		}
 		return CLI_EXIT_USAGE;
 	}
 	if (pb->is_confirm && (rv = publish_confirm(pb)) != CLI_EXIT_OK) {
@@ -404,7 +432,7 @@ publish_lines(FILE *f, publish_batch *pb, size_t *invalid)
  * last message has been written to the kernel (see the top comment).
  */
 static int
-publish_drain(nng_socket sock)
+publish_drain(nng_socket sock, const char *url)
 {
 	struct pollfd pfd = { .fd = -1, .events = POLLIN };
 	uint64_t      end = evb_clock_mono_ms() + PUBLISH_TIMEOUT_MS;
@@ -418,10 +446,7 @@ publish_drain(nng_socket sock)
 		uint64_t now = evb_clock_mono_ms();
 
 		if (now >= end) {
-			cli_error(&cli_cmd_publish,
-			    "the broker did not take the last message within "
-			    "%d s",
-			    PUBLISH_TIMEOUT_MS / 1000);
+			publish_not_taken(url, false, "the last message");
 			return CLI_EXIT_USAGE;
 		}
 		rv = poll(&pfd, 1, (int) (end - now));
@@ -490,6 +515,10 @@ publish_run(int argc, char **argv)
 	if (rc != CLI_CONTINUE) {
 		return rc;
 	}
+	if ((rc = cli_url_check(&cli_cmd_publish, "ingest", url)) !=
+	    CLI_CONTINUE) {
+		return rc;
+	}
 	if (batch != NULL) {
 		if ((rc = cli_parse_u64(&cli_cmd_publish, "batch", batch, 1,
 		         EVB_PROTO_MAX_BATCH, &n)) != CLI_CONTINUE) {
@@ -508,6 +537,7 @@ publish_run(int argc, char **argv)
 		url = confirm ? "tcp://127.0.0.1:5572" : "tcp://127.0.0.1:5571";
 	}
 	pb.is_confirm = confirm;
+	pb.url        = url;
 	if ((pb.lines = calloc(pb.max, sizeof(*pb.lines))) == NULL) {
 		cli_error(&cli_cmd_publish, "%s", evb_strerror(EVB_ENOMEM));
 		return CLI_EXIT_USAGE;
@@ -521,7 +551,7 @@ publish_run(int argc, char **argv)
 		evb_buf_init(&pb.body);
 		rc = publish_lines(f, &pb, &invalid);
 		if (rc == CLI_EXIT_OK && pb.messages > 0 && !confirm) {
-			rc = publish_drain(pb.sock);
+			rc = publish_drain(pb.sock, url);
 		}
 		(void) nng_close(pb.sock);
 		evb_buf_fini(&pb.body);

@@ -755,6 +755,7 @@ query_status(const query_args *a, cli_format fmt)
 {
 	evb_compactor_tables *t;
 	evb_compactor_stat    s;
+	evb_diag              d    = { "" };
 	uint64_t              last = 0;
 	int                   rc;
 
@@ -763,9 +764,10 @@ query_status(const query_args *a, cli_format fmt)
 	        CLI_CONTINUE) {
 		return rc;
 	}
-	if ((rc = evb_compactor_tables_counters(t, &s)) != EVB_OK) {
-		cli_error(&cli_cmd_query, "cannot read the counters: %s",
-		    evb_strerror(rc));
+	if ((rc = evb_compactor_tables_counters(t, &s, &d)) != EVB_OK) {
+		cli_error(&cli_cmd_query,
+		    "cannot read the counters in the tables of %s: %s", a->data,
+		    cli_diag_text(&d, rc));
 		evb_compactor_tables_close(t);
 		return CLI_EXIT_USAGE;
 	}

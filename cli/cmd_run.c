@@ -411,6 +411,8 @@ run_run(int argc, char **argv)
 	if ((rc = cli_check_dir(&cli_cmd_run, "data", data)) != CLI_CONTINUE ||
 	    (rc = cli_broker_opts_fill(&cli_cmd_run, &a, &bo)) !=
 	        CLI_CONTINUE ||
+	    (rc = cli_url_check(&cli_cmd_run, "confirm", confirm)) !=
+	        CLI_CONTINUE ||
 	    (durability != NULL &&
 	        (rc = cli_parse_durability(&cli_cmd_run, durability, &mode)) !=
 	            CLI_CONTINUE) ||

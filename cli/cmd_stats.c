@@ -21,11 +21,13 @@
  * append time, divided by 60 (3600). Rejected events never reach the
  * log, so their counts come from a running broker only.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <msgpack.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,40 +76,137 @@ const cli_cmd cli_cmd_stats = {
 	    "  -h, --help  Print this help and exit.\n"
 	    "\n"
 	    "Exit status: 0 success, 1 a record of the log failed its check\n"
-	    "(counted as bad_records), 2 usage error, no answer from the\n"
-	    "broker within 5 s, or no log in DIR.\n",
+	    "(counted as bad_records), 2 usage error, no reply from URL\n"
+	    "within 5 s, URL is not a control endpoint, or no log in DIR.\n",
 	.run = stats_run,
 };
 
 static const char stats_request[] = { (char) 0x81, (char) 0xa2, 'o', 'p',
 	(char) 0xa5, 's', 't', 'a', 't', 's' }; /* {"op": "stats"} */
 
+/* stats_not_ctl reports that url answers, but not as a control endpoint. */
+static int
+stats_not_ctl(const char *url)
+{
+	cli_error(&cli_cmd_stats,
+	    "%s is not a control endpoint: what answers there speaks "
+	    "another protocol (the broker's bus, ingest or confirm "
+	    "endpoint?); give --ctl the control URL, --ctl of 'evbus run' "
+	    "or 'evbus broker' (default %s)",
+	    url, CLI_CTL_URL_DEFAULT);
+	return CLI_EXIT_USAGE;
+}
+
+/*
+ * stats_wait polls the socket's descriptor opt (NNG_OPT_SENDFD or
+ * NNG_OPT_RECVFD) and the peer watch until the socket is ready, the peer
+ * turns out to speak another protocol, or end_ms (monotonic) passes.
+ */
+static int
+stats_wait(nng_socket sock, const char *opt, const char *url, cli_peer *peer,
+    uint64_t end_ms)
+{
+	struct pollfd pfd[2] = { { .fd = -1, .events = POLLIN },
+		{ .fd = peer->fds[0], .events = POLLIN } };
+	int           rv;
+
+	if ((rv = nng_socket_get_int(sock, opt, &pfd[0].fd)) != 0) {
+		cli_error(&cli_cmd_stats, "%s", nng_strerror(rv));
+		return CLI_EXIT_USAGE;
+	}
+	for (;;) {
+		uint64_t now = evb_clock_mono_ms();
+
+		if (cli_peer_get(peer) == CLI_PEER_WRONG) {
+			return stats_not_ctl(url);
+		}
+		if (now >= end_ms) {
+			cli_error(&cli_cmd_stats,
+			    "no reply from %s within %d s: is it the control "
+			    "endpoint of a running broker (--ctl of 'evbus "
+			    "run' or 'evbus broker', default %s)?",
+			    url, STATS_TIMEOUT_MS / 1000, CLI_CTL_URL_DEFAULT);
+			return CLI_EXIT_USAGE;
+		}
+		rv = poll(pfd, 2, (int) (end_ms - now));
+		if (rv < 0 && errno != EINTR) {
+			cli_error(&cli_cmd_stats, "poll: %s", strerror(errno));
+			return CLI_EXIT_USAGE;
+		}
+		if (rv > 0 && (pfd[0].revents & POLLIN) != 0) {
+			return CLI_EXIT_OK;
+		}
+	}
+}
+
+/*
+ * stats_exchange dials url, sends the request and takes the reply, all
+ * within STATS_TIMEOUT_MS. req0 waits for a connection its protocol
+ * accepts before it sends, so a wrong peer would only show as a timeout:
+ * every wait also watches the peer.
+ */
+static int
+stats_exchange(
+    nng_socket sock, const char *url, cli_peer *peer, nng_msg **reply)
+{
+	uint64_t end = evb_clock_mono_ms() + STATS_TIMEOUT_MS;
+	int      rv  = nng_dial(sock, url, NULL, 0);
+	int      rc;
+
+	if (rv == NNG_EPROTO) {
+		// The peer sent no SP header: not an nng endpoint at all.
+		return stats_not_ctl(url);
+	}
+	if (rv != 0) {
+		cli_error(&cli_cmd_stats,
+		    "cannot connect to %s: %s (is the broker running?)", url,
+		    nng_strerror(rv));
+		return CLI_EXIT_USAGE;
+	}
+	// A wait that fails has already said why.
+	while ((rv = nng_send(sock, (void *) stats_request,
+	            sizeof(stats_request), NNG_FLAG_NONBLOCK)) == NNG_EAGAIN) {
+		if ((rc = stats_wait(sock, NNG_OPT_SENDFD, url, peer, end)) !=
+		    CLI_EXIT_OK) {
+			return rc;
+		}
+	}
+	while (rv == 0 &&
+	    (rv = nng_recvmsg(sock, reply, NNG_FLAG_NONBLOCK)) == NNG_EAGAIN) {
+		if ((rc = stats_wait(sock, NNG_OPT_RECVFD, url, peer, end)) !=
+		    CLI_EXIT_OK) {
+			return rc;
+		}
+		rv = 0;
+	}
+	if (rv != 0) {
+		cli_error(&cli_cmd_stats, "no answer from %s: %s", url,
+		    nng_strerror(rv));
+		return CLI_EXIT_USAGE;
+	}
+	return CLI_EXIT_OK;
+}
+
 /* stats_ask sends the request to url and returns the reply. */
 static int
 stats_ask(const char *url, nng_msg **reply)
 {
+	cli_peer   peer = { .fds = { -1, -1 } };
 	nng_socket sock;
 	int        rv;
+	int        rc;
 
 	if ((rv = nng_req0_open(&sock)) != 0) {
 		cli_error(&cli_cmd_stats, "%s", nng_strerror(rv));
 		return CLI_EXIT_USAGE;
 	}
-	if ((rv = nng_socket_set_ms(
-	         sock, NNG_OPT_RECVTIMEO, STATS_TIMEOUT_MS)) != 0 ||
-	    (rv = nng_socket_set_ms(
-	         sock, NNG_OPT_SENDTIMEO, STATS_TIMEOUT_MS)) != 0 ||
-	    (rv = nng_dial(sock, url, NULL, 0)) != 0 ||
-	    (rv = nng_send(sock, (void *) stats_request, sizeof(stats_request),
-	         0)) != 0 ||
-	    (rv = nng_recvmsg(sock, reply, 0)) != 0) {
-		cli_error(&cli_cmd_stats, "no answer from %s: %s", url,
-		    nng_strerror(rv));
-		(void) nng_close(sock);
-		return CLI_EXIT_USAGE;
+	if ((rc = cli_peer_watch(&cli_cmd_stats, sock, &peer)) ==
+	    CLI_CONTINUE) {
+		rc = stats_exchange(sock, url, &peer, reply);
 	}
 	(void) nng_close(sock);
-	return CLI_EXIT_OK;
+	cli_peer_fini(&peer);
+	return rc;
 }
 
 /* stats_get finds key in the map m, or NULL. */
@@ -651,7 +750,8 @@ stats_run(int argc, char **argv)
 		return cli_usage_error(
 		    &cli_cmd_stats, "give --ctl URL, --data DIR or both");
 	}
-	if ((r = cli_check_dir(&cli_cmd_stats, "data", data)) != CLI_CONTINUE) {
+	if ((r = cli_check_dir(&cli_cmd_stats, "data", data)) != CLI_CONTINUE ||
+	    (r = cli_url_check(&cli_cmd_stats, "ctl", url)) != CLI_CONTINUE) {
 		return r;
 	}
 	if (url != NULL) {

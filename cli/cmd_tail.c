@@ -10,9 +10,20 @@
  * what filters --symbol alone (subscribed to everything), and a prefix
  * such as "signal_generated.EUR" must never pass "signal_generated.EURUSD".
  *
+ * Connecting: the first dial blocks, so that what it finds is reported
+ * at once. No bus there yet (connection refused, or no ipc socket file)
+ * is said once, and tail dials again in the background (nng redials every
+ * 0.1 s), so a tail started before the bus sees it come up. A peer of
+ * another protocol (the ingest, confirm or control endpoint of the same
+ * broker) is a configuration error, exit 2: nng_dial returns NNG_EPROTO
+ * for a peer that is no nng endpoint at all, and for an nng endpoint of
+ * the wrong protocol cli_peer (cli_peer.c) reads it from the pipe events,
+ * since nng 1.5 only closes those connections, silently, and redials.
+ *
  * Waiting: one poll() on nng's receive descriptor (NNG_OPT_RECVFD,
- * readable while a frame waits) and the signal pipe, against the
- * --timeout deadline, so SIGINT and the timeout end tail at once.
+ * readable while a frame waits), the signal pipe and the peer watch,
+ * against the --timeout deadline, so SIGINT, the timeout and a wrong
+ * peer end tail at once.
  * Standard output carries the events and nothing else; each line is
  * flushed as it is written, for pipes into grep or jq.
  */
@@ -43,6 +54,9 @@ const cli_cmd cli_cmd_tail = {
 	    "tail is connected are seen. Without --type and --symbol, tail\n"
 	    "sees every seq, and reports on standard error the events the\n"
 	    "bus dropped because tail fell behind ('N events lost').\n"
+	    "When no bus listens at URL yet, tail says so once and keeps\n"
+	    "trying; when what answers at URL is not a bus (the broker's\n"
+	    "ingest, confirm or control endpoint), it exits with status 2.\n"
 	    "\n"
 	    "Options:\n"
 	    "  --bus URL     Broker bus URL (default tcp://127.0.0.1:5570).\n"
@@ -56,8 +70,9 @@ const cli_cmd cli_cmd_tail = {
 	    "  -h, --help    Print this help and exit.\n"
 	    "\n"
 	    "Exit status: 0 after N events, at the timeout, or on SIGINT or\n"
-	    "SIGTERM; 2 usage error, the bus cannot be reached, or standard\n"
-	    "output cannot be written.\n",
+	    "SIGTERM; 2 usage error, URL is not a bus endpoint or cannot\n"
+	    "be dialled (other than refused), or standard output cannot be\n"
+	    "written.\n",
 	.run = tail_run,
 };
 
@@ -189,12 +204,30 @@ tail_drain(nng_socket sock, tail_filter *f, evb_buf *json, bool *done)
 	return CLI_EXIT_OK;
 }
 
-/* tail_loop waits for frames, a signal or the deadline. */
+/* tail_not_bus reports that url answers, but not as a bus. */
 static int
-tail_loop(nng_socket sock, int sig_fd, tail_filter *f, uint64_t timeout_ms)
+tail_not_bus(const char *url)
 {
-	struct pollfd pfd[2] = { { .fd = sig_fd, .events = POLLIN },
-		{ .fd = -1, .events = POLLIN } };
+	cli_error(&cli_cmd_tail,
+	    "%s is not a pub0 bus endpoint: what answers there speaks "
+	    "another protocol (the broker's ingest, confirm or control "
+	    "endpoint?); give --bus the bus URL, --pub of 'evbus run' or "
+	    "'evbus broker' (default %s)",
+	    url, CLI_BUS_URL_DEFAULT);
+	return CLI_EXIT_USAGE;
+}
+
+/*
+ * tail_loop waits for frames, a signal, a wrong peer at url (seen by
+ * peer) or the deadline.
+ */
+static int
+tail_loop(nng_socket sock, const char *url, cli_peer *peer, int sig_fd,
+    tail_filter *f, uint64_t timeout_ms)
+{
+	struct pollfd pfd[3] = { { .fd = sig_fd, .events = POLLIN },
+		{ .fd = -1, .events = POLLIN },
+		{ .fd = peer->fds[0], .events = POLLIN } };
 	uint64_t      end    = evb_clock_mono_ms() + timeout_ms;
 	evb_buf       json;
 	bool          done = false;
@@ -217,11 +250,14 @@ tail_loop(nng_socket sock, int sig_fd, tail_filter *f, uint64_t timeout_ms)
 			wait_ms = end - now > INT32_MAX ? INT32_MAX
 			                                : (int) (end - now);
 		}
-		if ((rv = poll(pfd, 2, wait_ms)) < 0 && errno != EINTR) {
+		if ((rv = poll(pfd, 3, wait_ms)) < 0 && errno != EINTR) {
 			cli_error(&cli_cmd_tail, "poll: %s", strerror(errno));
 			rc = CLI_EXIT_USAGE;
 		} else if (rv > 0 && (pfd[0].revents & POLLIN) != 0) {
 			break;
+		} else if (rv > 0 && (pfd[2].revents & POLLIN) != 0 &&
+		    cli_peer_get(peer) == CLI_PEER_WRONG) {
+			rc = tail_not_bus(url);
 		} else if (rv > 0 && (pfd[1].revents & POLLIN) != 0) {
 			rc = tail_drain(sock, f, &json, &done);
 		}
@@ -252,11 +288,49 @@ tail_filter_fill(
 	return CLI_CONTINUE;
 }
 
-/* tail_connect opens sub0, subscribes and dials url. */
+/*
+ * tail_dial dials url: at once, and when no bus listens there yet, again
+ * in the background after saying so.
+ */
 static int
-tail_connect(const char *url, const tail_filter *f, nng_socket *sock)
+tail_dial(nng_socket sock, const char *url)
+{
+	int rv = nng_dial(sock, url, NULL, 0);
+
+	switch (rv) {
+	case 0:
+		return CLI_EXIT_OK;
+	case NNG_EPROTO:
+		// The peer sent no SP header: not an nng endpoint at all.
+		return tail_not_bus(url);
+	case NNG_ECONNREFUSED:
+	case NNG_ENOENT:
+		// Nothing listens (ENOENT: no ipc socket file): the bus may
+		// not be up yet. A non-blocking dial retries until it is.
+		cli_error(&cli_cmd_tail, "no bus at %s yet (%s); retrying", url,
+		    nng_strerror(rv));
+		if ((rv = nng_dial(sock, url, NULL, NNG_FLAG_NONBLOCK)) == 0) {
+			return CLI_EXIT_OK;
+		}
+		break;
+	default:
+		break;
+	}
+	cli_error(
+	    &cli_cmd_tail, "cannot connect to %s: %s", url, nng_strerror(rv));
+	return CLI_EXIT_USAGE;
+}
+
+/*
+ * tail_connect opens sub0, subscribes, starts watching its peer and dials
+ * url. On failure it closes the socket; the caller finishes the watch.
+ */
+static int
+tail_connect(
+    const char *url, const tail_filter *f, nng_socket *sock, cli_peer *peer)
 {
 	int rv;
+	int rc;
 
 	if ((rv = nng_sub0_open(sock)) != 0) {
 		cli_error(&cli_cmd_tail, "%s", nng_strerror(rv));
@@ -266,20 +340,23 @@ tail_connect(const char *url, const tail_filter *f, nng_socket *sock)
 	// by default): take nng's maximum, to ride out a burst as large
 	// as the broker's own per-subscriber queue.
 	if ((rv = nng_socket_set_int(*sock, NNG_OPT_RECVBUF, 8192)) != 0 ||
-	    (rv = tail_subscribe(*sock, f)) != 0 ||
-	    (rv = nng_dial(*sock, url, NULL, 0)) != 0) {
-		cli_error(&cli_cmd_tail, "cannot connect to %s: %s", url,
-		    nng_strerror(rv));
-		(void) nng_close(*sock);
-		return CLI_EXIT_USAGE;
+	    (rv = tail_subscribe(*sock, f)) != 0) {
+		cli_error(&cli_cmd_tail, "%s", nng_strerror(rv));
+		rc = CLI_EXIT_USAGE;
+	} else if ((rc = cli_peer_watch(&cli_cmd_tail, *sock, peer)) ==
+	    CLI_CONTINUE) {
+		rc = tail_dial(*sock, url);
 	}
-	return CLI_EXIT_OK;
+	if (rc != CLI_EXIT_OK) {
+		(void) nng_close(*sock);
+	}
+	return rc;
 }
 
 static int
 tail_run(int argc, char **argv)
 {
-	const char   *url     = "tcp://127.0.0.1:5570";
+	const char   *url     = CLI_BUS_URL_DEFAULT;
 	const char   *type    = NULL;
 	const char   *symbol  = NULL;
 	const char   *count   = NULL;
@@ -294,6 +371,7 @@ tail_run(int argc, char **argv)
 	};
 	tail_filter f          = { 0 };
 	uint64_t    timeout_ms = 0;
+	cli_peer    peer       = { .fds = { -1, -1 } };
 	nng_socket  sock;
 	int         first;
 	int         sig_fd;
@@ -303,7 +381,8 @@ tail_run(int argc, char **argv)
 	if (rc != CLI_CONTINUE) {
 		return rc;
 	}
-	if ((rc = tail_filter_fill(type, symbol, count, &f)) != CLI_CONTINUE) {
+	if ((rc = cli_url_check(&cli_cmd_tail, "bus", url)) != CLI_CONTINUE ||
+	    (rc = tail_filter_fill(type, symbol, count, &f)) != CLI_CONTINUE) {
 		return rc;
 	}
 	if (timeout != NULL &&
@@ -314,11 +393,12 @@ tail_run(int argc, char **argv)
 	if ((rc = cli_sig_open(&cli_cmd_tail, &sig_fd)) != CLI_CONTINUE) {
 		return rc;
 	}
-	if ((rc = tail_connect(url, &f, &sock)) == CLI_EXIT_OK) {
-		rc = tail_loop(sock, sig_fd, &f, timeout_ms);
+	if ((rc = tail_connect(url, &f, &sock, &peer)) == CLI_EXIT_OK) {
+		rc = tail_loop(sock, url, &peer, sig_fd, &f, timeout_ms);
 		cli_close_deadline(rc);
 		(void) nng_close(sock);
 	}
+	cli_peer_fini(&peer);
 	cli_sig_close();
 	return cli_output_finish(&cli_cmd_tail, rc);
 }

@@ -315,10 +315,11 @@ void evb_compactor_tables_close(evb_compactor_tables *t);
 /*
  * evb_compactor_tables_counters reads the position and the stored
  * counters (events, gaps, bad, missed, per_type); other fields are 0.
- * Errors: EVB_ECORRUPT, EVB_ESTORAGE. OUT: *out, on success only.
+ * Errors: EVB_ECORRUPT, EVB_ESTORAGE, with what failed in diag (which
+ * may be NULL). OUT: *out, on success only.
  */
 int evb_compactor_tables_counters(
-    evb_compactor_tables *t, evb_compactor_stat *out);
+    evb_compactor_tables *t, evb_compactor_stat *out, evb_diag *diag);
 
 /*
  * What a query read: the plan it chose and the rows it had to look at,

@@ -119,16 +119,17 @@ evb_compactor_tables_close(evb_compactor_tables *t)
 }
 
 int
-evb_compactor_tables_counters(evb_compactor_tables *t, evb_compactor_stat *out)
+evb_compactor_tables_counters(
+    evb_compactor_tables *t, evb_compactor_stat *out, evb_diag *diag)
 {
 	MDB_txn  *txn;
 	comp_meta m;
 	int       rv;
 
-	if ((rv = comp_read_begin(t, &txn, NULL)) != 0) {
+	if ((rv = comp_read_begin(t, &txn, diag)) != 0) {
 		return (rv);
 	}
-	rv = comp_meta_read(&t->e, txn, &m, NULL);
+	rv = comp_meta_read(&t->e, txn, &m, diag);
 	comp_read_end(t, txn);
 	if (rv != 0) {
 		return (rv);

@@ -19,6 +19,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/pipeline0/push.h>
 #include <nng/protocol/pubsub0/sub.h>
+#include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1389,12 +1390,156 @@ Test(broker, publish_reports_invalid_lines_and_an_absent_broker)
 	cr_assert_not_null(strstr(r.err, "cannot connect"), "%s", r.err);
 	r = bt_run(NULL, ARGS("stats", "--ctl", url));
 	cr_assert_eq(r.code, 2);
-	r = bt_run(NULL, ARGS("tail", "--bus", url, "--count", "1"));
-	cr_assert_eq(r.code, 2);
+	cr_assert_not_null(strstr(r.err, "Connection refused"), "%s", r.err);
+	// tail waits for a bus that is not up yet (see
+	// tail_started_before_the_bus_says_so_once_and_gets_its_events).
+	r = bt_run(NULL, ARGS("tail", "--bus", url, "--timeout", "200"));
+	cr_assert_eq(r.code, 0, "%s", r.err);
+	cr_assert_not_null(
+	    strstr(r.err, "yet (Connection refused)"), "%s", r.err);
 	r = bt_run(NULL, ARGS("tail", "--type", "nope"));
 	cr_assert_eq(r.code, 2);
 	cr_assert_not_null(strstr(r.err, "nope"), "%s", r.err);
 	free(in);
+}
+
+/*
+ * tail pointed at an endpoint that is not the bus, and stats at one that
+ * is not the control endpoint, say so and exit 2. nng 1.5 connects to a
+ * peer of another protocol, refuses the connection in silence and dials
+ * again forever: tail used to wait for frames that never came, and stats
+ * printed "no answer from URL: Timed out" after 5 s.
+ */
+Test(broker, tail_and_stats_name_an_endpoint_of_another_protocol)
+{
+	bt_broker   b;
+	bt_run_out  r;
+	const char *not_bus[] = { b.ingest, b.ctl };
+	const char *not_ctl[] = { b.pub, b.ingest };
+
+	bt_broker_start(&b, ARGS("--heartbeat", "0"));
+	for (int i = 0; i < 2; i++) {
+		// The timeout is far beyond the test's wait: tail must end
+		// by itself.
+		r = bt_run(NULL,
+		    ARGS("tail", "--bus", not_bus[i], "--timeout", "3600000"));
+		cr_assert_eq(r.code, 2, "%s", r.err);
+		cr_assert_str_empty(r.out);
+		cr_assert_not_null(
+		    strstr(r.err, "is not a pub0 bus endpoint"), "%s", r.err);
+		cr_assert_not_null(strstr(r.err, not_bus[i]), "%s", r.err);
+		cr_assert_not_null(
+		    strstr(r.err, "(default tcp://127.0.0.1:5570)"), "%s",
+		    r.err);
+		r = bt_run(NULL, ARGS("stats", "--ctl", not_ctl[i]));
+		cr_assert_eq(r.code, 2, "%s", r.err);
+		cr_assert_str_empty(r.out);
+		cr_assert_not_null(
+		    strstr(r.err, "is not a control endpoint"), "%s", r.err);
+		cr_assert_not_null(strstr(r.err, not_ctl[i]), "%s", r.err);
+		cr_assert_not_null(
+		    strstr(r.err, "(default tcp://127.0.0.1:5573)"), "%s",
+		    r.err);
+	}
+	// The right endpoints still work.
+	r = bt_run(NULL, ARGS("stats", "--ctl", b.ctl));
+	cr_assert_eq(r.code, 0, "%s", r.err);
+}
+
+/*
+ * publish to the bus port waits its 10 s, as nng 1.5 gives no sign of the
+ * wrong peer, and then names the URL and the ingest default; it said
+ * "sending 8 events: Timed out".
+ */
+Test(broker, publish_to_another_endpoint_names_the_ingest_default)
+{
+	bt_broker  b;
+	char      *in = bt_data("valid.jsonl");
+	bt_run_out r;
+	char       want[128];
+
+	bt_broker_start(&b, ARGS("--heartbeat", "0"));
+	r = bt_run(in, ARGS("publish", "--ingest", b.pub));
+	cr_assert_eq(r.code, 2, "%s", r.err);
+	(void) snprintf(
+	    want, sizeof(want), "nothing at %s took it within 10 s", b.pub);
+	cr_assert_not_null(strstr(r.err, want), "%s", r.err);
+	cr_assert_not_null(
+	    strstr(r.err, "default tcp://127.0.0.1:5571"), "%s", r.err);
+	free(in);
+}
+
+/*
+ * A control endpoint that takes the request and never replies (a rep0
+ * socket of the test's own, which nobody reads) makes stats say whom it
+ * waited for, how long, and where the control endpoint usually is.
+ */
+Test(broker, stats_names_a_silent_endpoint_and_the_control_default)
+{
+	nng_socket rep;
+	bt_run_out r;
+	uint16_t   port;
+	char       url[64];
+	char       want[128];
+
+	cr_assert_lt(bt_nsock, 4);
+	cr_assert_eq(nng_rep0_open(&rep), 0);
+	bt_sock[bt_nsock++] = rep;
+	cr_assert_eq(evb_ts_port_pick(&port), EVB_OK);
+	(void) snprintf(
+	    url, sizeof(url), "tcp://127.0.0.1:%u", (unsigned) port);
+	cr_assert_eq(nng_listen(rep, url, NULL, 0), 0, "listen %s", url);
+	r = bt_run(NULL, ARGS("stats", "--ctl", url));
+	cr_assert_eq(r.code, 2, "%s", r.err);
+	(void) snprintf(want, sizeof(want), "no reply from %s within 5 s", url);
+	cr_assert_not_null(strstr(r.err, want), "%s", r.err);
+	cr_assert_not_null(
+	    strstr(r.err, "default tcp://127.0.0.1:5573"), "%s", r.err);
+}
+
+/*
+ * A tail started before the bus says once that no bus is there yet, and
+ * prints the bus's events once it is up; it used to exit 2 at once
+ * ("cannot connect ...: Connection refused"). The broker is given the
+ * URL tail dials as its last --pub, which wins over the one
+ * bt_broker_start picked; its heartbeat, every 0.1 s, is the event.
+ */
+Test(broker, tail_started_before_the_bus_says_so_once_and_gets_its_events)
+{
+	bt_broker b;
+	char     *out = bt_path("tail.out");
+	char     *err = bt_path("tail.out.err");
+	pid_t    *tail;
+	uint16_t  port;
+	char      url[64];
+	char      warn[160];
+	char     *text;
+	size_t    len;
+
+	cr_assert_eq(evb_ts_port_pick(&port), EVB_OK);
+	(void) snprintf(
+	    url, sizeof(url), "tcp://127.0.0.1:%u", (unsigned) port);
+	{
+		bt_broker late = { .pub = "" };
+
+		(void) snprintf(late.pub, sizeof(late.pub), "%s", url);
+		tail = bt_tail(&late, out, ARGS("--count", "1"));
+	}
+	(void) snprintf(warn, sizeof(warn),
+	    "evbus tail: no bus at %s yet (Connection refused); retrying\n",
+	    url);
+	bt_wait_count(err, warn, 1);
+	bt_broker_start(&b, ARGS("--heartbeat", "100", "--pub", url));
+	cr_assert_eq(bt_exit(tail), 0);
+	cr_assert_eq(evb_ts_file_read(out, &text, &len), EVB_OK);
+	cr_assert_not_null(
+	    strstr(text, "\"type\":\"system_health\""), "%s", text);
+	free(text);
+	cr_assert_eq(evb_ts_file_read(err, &text, &len), EVB_OK);
+	cr_assert_str_eq(text, warn);
+	free(text);
+	free(out);
+	free(err);
 }
 
 Test(broker, stats_prints_a_table_of_counters)

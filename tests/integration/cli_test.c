@@ -368,6 +368,104 @@ Test(cli, retention_options_refuse_bad_values)
 }
 
 /*
+ * A number too large for 64 bits is out of range, and says which range;
+ * it used to be refused as no number at all ("expected a non-negative
+ * integer"), naming no range, and a duration or relative time as one of
+ * the wrong form. Each exits 2 before anything opens.
+ */
+Test(cli, numbers_too_large_for_64_bits_name_the_option_and_range)
+{
+	const char       *huge = "99999999999999999999999";
+	const char       *dir  = test_path("huge-data");
+	const cli_result *off =
+	    cli_run(NULL, ARGS("replay", "--from-offset", huge, "--data", dir));
+	const cli_result *size = cli_run(
+	    NULL, ARGS("publish", "--max-msg", "99999999999999999999K", "-"));
+	const cli_result *age   = cli_run(NULL,
+	      ARGS("collector", "--data", dir, "--retain-age",
+	          "99999999999999999999999d"));
+	const cli_result *since = cli_run(NULL,
+	    ARGS("replay", "--since", "-99999999999999999d", "--data", dir));
+
+	cr_assert_eq(off->code, 2, "%s", off->err);
+	cr_assert_not_null(strstr(off->err,
+	                       "--from-offset: expected "
+	                       "1..18446744073709551615, got '"
+	                       "99999999999999999999999'"),
+	    "%s", off->err);
+	cr_assert_eq(size->code, 2, "%s", size->err);
+	cr_assert_not_null(
+	    strstr(size->err, "--max-msg: expected 1..1073741824"), "%s",
+	    size->err);
+	cr_assert_eq(age->code, 2, "%s", age->err);
+	cr_assert_not_null(strstr(age->err, "--retain-age: expected 1s..3650d"),
+	    "%s", age->err);
+	cr_assert_eq(since->code, 2, "%s", since->err);
+	cr_assert_not_null(strstr(since->err, "--since: "), "%s", since->err);
+	cr_assert_not_null(
+	    strstr(since->err, "too long ago"), "%s", since->err);
+	cr_assert_neq(access(dir, F_OK), 0, "a usage error created --data");
+}
+
+/*
+ * Every option that takes a URL names itself when given an address
+ * without a scheme, and exits 2 before anything opens or connects; they
+ * used to pass it to nng, whose "Invalid argument" named no option
+ * ("cannot connect to 127.0.0.1:5570: Invalid argument").
+ */
+Test(cli, url_options_without_a_scheme_are_named)
+{
+	static const struct {
+		const char *cmd;
+		const char *opt;
+	} urls[] = {
+		{ "tail", "bus" },
+		{ "stats", "ctl" },
+		{ "publish", "ingest" },
+		{ "collector", "connect" },
+		{ "collector", "ctl" },
+		{ "collector", "ingest" },
+		{ "broker", "pub" },
+		{ "broker", "ingest" },
+		{ "broker", "ctl" },
+		{ "run", "pub" },
+		{ "run", "ingest" },
+		{ "run", "confirm" },
+		{ "run", "ctl" },
+		{ "bench", "ingest" },
+		{ "bench", "confirm-url" },
+	};
+	const char *dir = test_path("url-data");
+
+	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		char        opt[32];
+		char        want[160];
+		const char *addr =
+		    i % 2 == 0 ? "127.0.0.1:36999" : "localhost:36999";
+		const cli_result *r;
+
+		snprintf(opt, sizeof(opt), "--%s", urls[i].opt);
+		snprintf(want, sizeof(want),
+		    "%s: '%s' is not a URL (expected tcp://HOST:PORT, "
+		    "ipc://PATH or inproc://NAME)",
+		    opt, addr);
+		if (strcmp(urls[i].cmd, "publish") == 0 ||
+		    strcmp(urls[i].cmd, "tail") == 0 ||
+		    strcmp(urls[i].cmd, "broker") == 0) {
+			// They take no --data.
+			r = cli_run(NULL, ARGS(urls[i].cmd, opt, addr));
+		} else {
+			r = cli_run(
+			    NULL, ARGS(urls[i].cmd, opt, addr, "--data", dir));
+		}
+		cr_assert_eq(r->code, 2, "%s %s: %s", urls[i].cmd, opt, r->err);
+		cr_assert_not_null(strstr(r->err, want), "%s %s: %s",
+		    urls[i].cmd, opt, r->err);
+	}
+	cr_assert_neq(access(dir, F_OK), 0, "a usage error created --data");
+}
+
+/*
  * An empty --data (an unset variable in --data "$DIR") is named as such
  * and exits 2 before anything opens; it used to reach the log's open and
  * come back as "cannot open the log in : dir: expected a directory path",

@@ -542,7 +542,7 @@ Test(compactor, gap_and_bad_records_are_counted_not_projected)
 	cr_assert_eq(evb_compactor_tables_open(&t, tmp, NULL), EVB_OK);
 	evb_compactor_query_init(&q);
 	check_query(t, &q);
-	cr_assert_eq(evb_compactor_tables_counters(t, &st), EVB_OK);
+	cr_assert_eq(evb_compactor_tables_counters(t, &st, NULL), EVB_OK);
 	cr_assert_eq(st.events, 110);
 	cr_assert_eq(st.gaps, 2);
 	cr_assert_eq(st.bad, 1);

@@ -559,7 +559,7 @@ ctl_dump(evb_compactor_tables *t, evb_buf *out)
 	cr_assert_eq(evb_compactor_tables_minutes(t, -1, INT64_MIN, INT64_MAX,
 	                 ctl_dump_minute, &b, NULL),
 	    EVB_OK);
-	cr_assert_eq(evb_compactor_tables_counters(t, &st), EVB_OK);
+	cr_assert_eq(evb_compactor_tables_counters(t, &st, NULL), EVB_OK);
 	n = snprintf(line, sizeof(line),
 	    "pos %llu ev %llu gaps %llu bad %llu\n",
 	    (unsigned long long) st.position, (unsigned long long) st.events,
