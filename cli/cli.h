@@ -137,6 +137,17 @@ void cli_error(const cli_cmd *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /*
+ * cli_error_not_taken reports that nothing at url took a message (what,
+ * e.g. "sending 8 events") within secs: a broker busy for that long is
+ * rare, while an endpoint of another protocol (the bus or control port),
+ * which nng 1.5 connects to and then refuses in silence, is not. It says
+ * which endpoint url should be (is_confirm: the confirmed ingest) and
+ * its default.
+ */
+void cli_error_not_taken(const cli_cmd *cmd, const char *what, const char *url,
+    bool is_confirm, int secs);
+
+/*
  * cli_diag_text returns the diag's message, or evb_strerror(rc) when the
  * diag was left empty. The string lives as long as diag.
  */
@@ -352,6 +363,8 @@ int cli_url_dialable(const char *listen_url, char *out, size_t cap);
  * a command should have pointed.
  */
 #define CLI_BUS_URL_DEFAULT "tcp://127.0.0.1:5570"
+#define CLI_INGEST_URL_DEFAULT "tcp://127.0.0.1:5571"
+#define CLI_CONFIRM_URL_DEFAULT "tcp://127.0.0.1:5572"
 #define CLI_CTL_URL_DEFAULT "tcp://127.0.0.1:5573"
 
 /* What cli_peer_get has seen of the endpoint dialled. */

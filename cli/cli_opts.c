@@ -243,6 +243,19 @@ cli_error(const cli_cmd *cmd, const char *fmt, ...)
 	va_end(ap);
 }
 
+void
+cli_error_not_taken(const cli_cmd *cmd, const char *what, const char *url,
+    bool is_confirm, int secs)
+{
+	cli_error(cmd,
+	    "%s: nothing at %s took it within %d s: is it the %s endpoint of "
+	    "a running %s (default %s)?",
+	    what, url, secs, is_confirm ? "confirmed ingest" : "ingest",
+	    is_confirm ? "'evbus run' (--confirm)"
+	               : "'evbus run' or 'evbus broker' (--ingest)",
+	    is_confirm ? CLI_CONFIRM_URL_DEFAULT : CLI_INGEST_URL_DEFAULT);
+}
+
 const char *
 cli_diag_text(const evb_diag *diag, int rc)
 {

@@ -75,8 +75,6 @@
 #define BENCH_ID_LEN 26                /* Tag, 4 + 12 hex digits. */
 #define BENCH_BITS_MIN 65536           /* First size of a seen bitmap. */
 #define BENCH_NUM_OPTS 5               /* Numeric options (bench_args). */
-#define BENCH_INGEST_URL "tcp://127.0.0.1:5571"
-#define BENCH_CONFIRM_URL "tcp://127.0.0.1:5572"
 
 static int bench_run(int argc, char **argv);
 
@@ -1265,10 +1263,16 @@ bench_args(const char *const v[BENCH_NUM_OPTS], bench_cfg *c)
 
 /* bench_status reports what went wrong, if anything; the exit status. */
 static int
-bench_status(const bench_reader *r, const bench_result *res)
+bench_status(const bench_cfg *c, const bench_reader *r, const bench_result *res)
 {
+	if (res->err == NNG_ETIMEDOUT) {
+		cli_error_not_taken(&cli_cmd_bench, "a producer's message",
+		    c->url, c->is_confirm, BENCH_SEND_TIMEOUT_MS / 1000);
+		return CLI_EXIT_USAGE;
+	}
 	if (res->err != 0) {
-		cli_error(&cli_cmd_bench, "%s", nng_strerror(res->err));
+		cli_error(&cli_cmd_bench, "a producer's message to %s: %s",
+		    c->url, nng_strerror(res->err));
 		return CLI_EXIT_USAGE;
 	}
 	if (r->err != 0) {
@@ -1304,7 +1308,7 @@ bench_load(const bench_cfg *c, const bench_tmpl *t, bench_reader *r)
 	}
 	if (rc == CLI_CONTINUE) {
 		rc = bench_print(c, t, r, &res);
-		rc = rc != CLI_EXIT_OK ? rc : bench_status(r, &res);
+		rc = rc != CLI_EXIT_OK ? rc : bench_status(c, r, &res);
 	}
 	for (size_t i = 0; i < n; i++) {
 		prod_close(&ps[i]);
@@ -1386,9 +1390,10 @@ bench_run(int argc, char **argv)
 		return rc;
 	}
 	if (c.is_confirm) {
-		c.url = confirm_url != NULL ? confirm_url : BENCH_CONFIRM_URL;
+		c.url =
+		    confirm_url != NULL ? confirm_url : CLI_CONFIRM_URL_DEFAULT;
 	} else {
-		c.url = ingest != NULL ? ingest : BENCH_INGEST_URL;
+		c.url = ingest != NULL ? ingest : CLI_INGEST_URL_DEFAULT;
 	}
 	c.data = data != NULL ? data : CLI_DATA_DEFAULT;
 	return cli_output_finish(&cli_cmd_bench, bench_go(&c));

@@ -122,25 +122,6 @@ typedef struct publish_batch {
 
 static int publish_confirm(publish_batch *pb);
 
-/*
- * publish_not_taken reports that nothing at url took a message within
- * PUBLISH_TIMEOUT_MS. A broker busy for that long is rare; an endpoint of
- * another protocol (the bus or control port), which nng 1.5 connects to
- * and then refuses in silence, is not.
- */
-static void
-publish_not_taken(const char *url, bool is_confirm, const char *what)
-{
-	cli_error(&cli_cmd_publish,
-	    "%s: nothing at %s took it within %d s: is it the %s endpoint of "
-	    "a running %s (default %s)?",
-	    what, url, PUBLISH_TIMEOUT_MS / 1000,
-	    is_confirm ? "confirmed ingest" : "ingest",
-	    is_confirm ? "'evbus run' (--confirm)"
-	               : "'evbus run' or 'evbus broker' (--ingest)",
-	    is_confirm ? "tcp://127.0.0.1:5572" : "tcp://127.0.0.1:5571");
-}
-
 /* publish_header_len is the header's size in a message of n events. */
 static size_t
 publish_header_len(const publish_batch *pb, size_t n)
@@ -202,7 +183,8 @@ publish_flush(publish_batch *pb)
 		(void) snprintf(
 		    what, sizeof(what), "sending %zu events", pb->count);
 		if (rv == NNG_ETIMEDOUT) {
-			publish_not_taken(pb->url, pb->is_confirm, what);
+			cli_error_not_taken(&cli_cmd_publish, what, pb->url,
+			    pb->is_confirm, PUBLISH_TIMEOUT_MS / 1000);
 		} else {
 			cli_error(
 			    &cli_cmd_publish, "%s: %s", what, nng_strerror(rv));
@@ -446,7 +428,9 @@ publish_drain(nng_socket sock, const char *url)
 		uint64_t now = evb_clock_mono_ms();
 
 		if (now >= end) {
-			publish_not_taken(url, false, "the last message");
+			cli_error_not_taken(&cli_cmd_publish,
+			    "the last message", url, false,
+			    PUBLISH_TIMEOUT_MS / 1000);
 			return CLI_EXIT_USAGE;
 		}
 		rv = poll(&pfd, 1, (int) (end - now));
@@ -534,7 +518,8 @@ publish_run(int argc, char **argv)
 		pb.max_bytes = (size_t) n;
 	}
 	if (url == NULL) {
-		url = confirm ? "tcp://127.0.0.1:5572" : "tcp://127.0.0.1:5571";
+		url =
+		    confirm ? CLI_CONFIRM_URL_DEFAULT : CLI_INGEST_URL_DEFAULT;
 	}
 	pb.is_confirm = confirm;
 	pb.url        = url;

@@ -90,7 +90,8 @@ bt_argv(char *argv[BT_MAX_ARGS + 2], const char *const *args)
 	    "more than %d arguments", BT_MAX_ARGS);
 }
 
-/* bt_run runs evbus ARGS to its end; returns its exit code and stdout. */
+/* bt_run runs evbus ARGS to its end; returns its exit code and stdout
+   (its stderr is in bt_err_text's file). */
 static int
 bt_run(const char *const *args, char **out)
 {
@@ -102,6 +103,8 @@ bt_run(const char *const *args, char **out)
 	pid_t    *pid;
 
 	bt_argv(argv, args);
+	(void) snprintf(name, sizeof(name), "cmd%d.err", bt_nruns);
+	io.stderr_path = bt_path(name);
 	(void) snprintf(name, sizeof(name), "cmd%d.out", bt_nruns++);
 	io.stdout_path = bt_path(name);
 	pid            = bt_slot();
@@ -114,6 +117,19 @@ bt_run(const char *const *args, char **out)
 		    evb_ts_file_read(io.stdout_path, out, &len), EVB_OK);
 	}
 	return code;
+}
+
+/* bt_err_text returns what the last bt_run wrote on stderr (malloc'd). */
+static char *
+bt_err_text(void)
+{
+	char   name[32];
+	char  *text;
+	size_t len;
+
+	(void) snprintf(name, sizeof(name), "cmd%d.err", bt_nruns - 1);
+	cr_assert_eq(evb_ts_file_read(bt_path(name), &text, &len), EVB_OK);
+	return text;
 }
 
 /* bt_try starts `evbus run` on fresh ports; false if one was taken. */
@@ -404,4 +420,32 @@ Test(bench_cli, bad_usage_no_log_or_no_bus_exit_2)
 	                        "--ingest", url),
 	                 NULL),
 	    2);
+}
+
+/*
+ * A bench aimed at an endpoint of another protocol (here the confirmed
+ * ingest, rep0, for fire-and-forget producers) is connected to and then
+ * refused in silence by nng: it says that nothing there took its
+ * messages, and which endpoint it should be, instead of a bare
+ * "Timed out".
+ */
+Test(bench_cli, a_wrong_endpoint_is_named_with_the_ingest_default,
+    .timeout = 120)
+{
+	bt_bus b = { 0 };
+	char   want[128];
+	char  *err;
+
+	bt_bus_start(&b);
+	cr_assert_eq(bt_run(ARGS("bench", "--duration", "1", "--data", b.data,
+	                        "--ingest", b.confirm),
+	                 NULL),
+	    2);
+	err = bt_err_text();
+	(void) snprintf(
+	    want, sizeof(want), "nothing at %s took it within 10 s", b.confirm);
+	cr_assert_not_null(strstr(err, want), "%s", err);
+	cr_assert_not_null(
+	    strstr(err, "default tcp://127.0.0.1:5571"), "%s", err);
+	free(err);
 }
