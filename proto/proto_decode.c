@@ -276,7 +276,7 @@ scan_utf8(const uint8_t *s, size_t len)
 			zero |= (w - 0x0101010101010101ull) & ~w;
 		}
 		if (i < len) {
-			memcpy(&w, s + len - 8, 8);
+			memcpy(&w, s + (len - 8), 8);
 			high |= w;
 			zero |= (w - 0x0101010101010101ull) & ~w;
 		}
@@ -284,7 +284,7 @@ scan_utf8(const uint8_t *s, size_t len)
 		uint32_t a, b;
 
 		memcpy(&a, s, 4);
-		memcpy(&b, s + len - 4, 4);
+		memcpy(&b, s + (len - 4), 4);
 		high |= a | b;
 		zero |= ((a - 0x01010101u) & ~a) | ((b - 0x01010101u) & ~b);
 	} else {

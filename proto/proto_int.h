@@ -176,15 +176,15 @@ proto_bytes_eq(const char *a, size_t alen, const char *b, size_t blen)
 				return (false);
 			}
 		}
-		memcpy(&x, a + alen - 8, 8);
-		memcpy(&y, b + alen - 8, 8);
+		memcpy(&x, a + (alen - 8), 8);
+		memcpy(&y, b + (alen - 8), 8);
 		return (x == y);
 	}
 	if (alen >= 4) {
 		memcpy(&x4, a, 4);
 		memcpy(&y4, b, 4);
-		memcpy(&u4, a + alen - 4, 4);
-		memcpy(&v4, b + alen - 4, 4);
+		memcpy(&u4, a + (alen - 4), 4);
+		memcpy(&v4, b + (alen - 4), 4);
 		return (x4 == y4 && u4 == v4);
 	}
 	for (i = 0; i < alen; i++) {
