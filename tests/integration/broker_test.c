@@ -1602,8 +1602,9 @@ Test(broker, stats_count_subscribers_and_a_late_one_gets_frames)
 
 	// The late subscriber is a tail of its own, which the test kills to
 	// close its connection: an nng_close in the test process itself can
-	// deadlock in nng 1.5 (nanomsg/nng#1813), and once did here.
-	tail = bt_tail(&b, out, ARGS("--timeout", "60"));
+	// deadlock in nng 1.5 (nanomsg/nng#1813), the likeliest cause of
+	// one 120 s hang of this test with no assertion.
+	tail = bt_tail(&b, out, ARGS("--timeout", "60000"));
 	json_decref(bt_stats_wait(&b, "subscribers", 1));
 	// The broker counts a subscriber from the moment its connection
 	// arrives (NNG_PIPE_EV_ADD_PRE), a little before pub0 attaches it;
@@ -1613,7 +1614,9 @@ Test(broker, stats_count_subscribers_and_a_late_one_gets_frames)
 	while (bt_count(out, "\"seq\":") == 0) {
 		r = bt_run(in, ARGS("publish", "--ingest", b.ingest));
 		cr_assert_eq(r.code, 0, "%s", r.err);
-		for (int i = 0; i < 20 && bt_count(out, "\"seq\":") == 0; i++) {
+		// A second between publishes: each bt_run takes a PID slot.
+		for (int i = 0; i < 100 && bt_count(out, "\"seq\":") == 0;
+		     i++) {
 			bt_pause();
 		}
 		cr_assert_lt(evb_clock_mono_ms(), end,
