@@ -1265,9 +1265,21 @@ bench_args(const char *const v[BENCH_NUM_OPTS], bench_cfg *c)
 static int
 bench_status(const bench_cfg *c, const bench_reader *r, const bench_result *res)
 {
-	if (res->err == NNG_ETIMEDOUT) {
+	// A confirmed request's one timeout covers its send and its reply,
+	// so only a fire-and-forget send that timed out is known to have
+	// been taken by nothing.
+	if (res->err == NNG_ETIMEDOUT && !c->is_confirm) {
 		cli_error_not_taken(&cli_cmd_bench, "a producer's message",
-		    c->url, c->is_confirm, BENCH_SEND_TIMEOUT_MS / 1000);
+		    c->url, false, BENCH_SEND_TIMEOUT_MS / 1000);
+		return CLI_EXIT_USAGE;
+	}
+	if (res->err == NNG_ETIMEDOUT) {
+		cli_error(&cli_cmd_bench,
+		    "a request to %s got no reply within %d s: is it the "
+		    "confirmed ingest endpoint of a running 'evbus run' "
+		    "(--confirm, default %s)?",
+		    c->url, BENCH_CONFIRM_TIMEOUT_MS / 1000,
+		    CLI_CONFIRM_URL_DEFAULT);
 		return CLI_EXIT_USAGE;
 	}
 	if (res->err != 0) {
