@@ -26,6 +26,8 @@
  * and write a byte to a pipe, whose read end the command polls with its
  * other descriptors.
  */
+// pipe2 is not POSIX; glibc shows it with this.
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -101,8 +103,7 @@ cli_peer_watch(const cli_cmd *cmd, nng_socket sock, cli_peer *p)
 		return CLI_EXIT_USAGE;
 	}
 	p->has_mtx = true;
-	if (pipe(p->fds) != 0 || fcntl(p->fds[0], F_SETFL, O_NONBLOCK) != 0 ||
-	    fcntl(p->fds[1], F_SETFL, O_NONBLOCK) != 0) {
+	if (pipe2(p->fds, O_CLOEXEC | O_NONBLOCK) != 0) {
 		cli_error(cmd, "pipe: %s", strerror(errno));
 		return CLI_EXIT_USAGE;
 	}

@@ -155,7 +155,12 @@ stats_exchange(
 
 	if (rv == NNG_EPROTO) {
 		// The peer sent no SP header: not an nng endpoint at all.
-		return stats_not_ctl(url);
+		cli_error(&cli_cmd_stats,
+		    "%s is not an nng endpoint (it answers without nng's "
+		    "handshake); give --ctl the broker's control URL "
+		    "(default %s)",
+		    url, CLI_CTL_URL_DEFAULT);
+		return CLI_EXIT_USAGE;
 	}
 	if (rv != 0) {
 		cli_error(&cli_cmd_stats,

@@ -302,7 +302,11 @@ tail_dial(nng_socket sock, const char *url)
 		return CLI_EXIT_OK;
 	case NNG_EPROTO:
 		// The peer sent no SP header: not an nng endpoint at all.
-		return tail_not_bus(url);
+		cli_error(&cli_cmd_tail,
+		    "%s is not an nng endpoint (it answers without nng's "
+		    "handshake); give --bus the bus URL (default %s)",
+		    url, CLI_BUS_URL_DEFAULT);
+		return CLI_EXIT_USAGE;
 	case NNG_ECONNREFUSED:
 	case NNG_ENOENT:
 		// Nothing listens (ENOENT: no ipc socket file): the bus may
