@@ -801,6 +801,42 @@ Test(hostile, nul_and_high_bytes_found_at_every_position, .timeout = 30)
 	}
 }
 
+/*
+ * Keys of a map below data are compared with each other for duplicates
+ * in words, the last overlapping the one before: two keys one byte apart,
+ * at any position of any length to 40, are distinct, and equal keys of
+ * every length are a duplicate.
+ */
+Test(hostile, keys_one_byte_apart_are_distinct_at_every_length, .timeout = 30)
+{
+	char k1[41], k2[41];
+	char what[64];
+
+	for (size_t len = 1; len <= 40; len++) {
+		memset(k1, 'k', len);
+		for (size_t at = 0; at <= len; at++) {
+			bb b;
+
+			memcpy(k2, k1, len);
+			if (at < len) {
+				k2[at] = 'j';
+			}
+			bb_init(&b);
+			(void) msgpack_pack_map(&b.pk, 2);
+			(void) msgpack_pack_str_with_body(&b.pk, k1, len);
+			(void) msgpack_pack_int(&b.pk, 1);
+			(void) msgpack_pack_str_with_body(&b.pk, k2, len);
+			(void) msgpack_pack_int(&b.pk, 2);
+			(void) snprintf(what, sizeof(what),
+			    "%zu-byte keys, %s %zu", len,
+			    at < len ? "differing at" : "equal,", at);
+			expect_value(b.sb.data, b.sb.size,
+			    at < len ? EVB_OK : EVB_EMALFORMED, what);
+			bb_fini(&b);
+		}
+	}
+}
+
 Test(hostile, invalid_utf8_in_a_known_field, .timeout = 30)
 {
 	/* system_health.message is free text, so only UTF-8 can refuse it. */
