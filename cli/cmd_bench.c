@@ -550,18 +550,9 @@ prod_release(bench_slot *s)
 static const msgpack_object_str *
 reply_error(const msgpack_object *o)
 {
-	for (uint32_t k = 0;
-	     o->type == MSGPACK_OBJECT_MAP && k < o->via.map.size; k++) {
-		const msgpack_object_kv *kv = &o->via.map.ptr[k];
+	const msgpack_object *e = evb_proto_map_get(o, "error");
 
-		if (kv->key.type == MSGPACK_OBJECT_STR &&
-		    kv->key.via.str.size == 5 &&
-		    memcmp(kv->key.via.str.ptr, "error", 5) == 0 &&
-		    kv->val.type == MSGPACK_OBJECT_STR) {
-			return &kv->val.via.str;
-		}
-	}
-	return NULL;
+	return e != NULL && e->type == MSGPACK_OBJECT_STR ? &e->via.str : NULL;
 }
 
 /* reply_result counts one event's result (p->mtx held). */

@@ -205,26 +205,10 @@ publish_flush(publish_batch *pb)
 static void
 publish_result(publish_batch *pb, size_t i, const msgpack_object *o)
 {
-	const msgpack_object *seq = NULL, *epoch = NULL, *err = NULL;
+	const msgpack_object *seq   = evb_proto_map_get(o, "seq");
+	const msgpack_object *epoch = evb_proto_map_get(o, "epoch");
+	const msgpack_object *err   = evb_proto_map_get(o, "error");
 
-	for (uint32_t k = 0;
-	     o->type == MSGPACK_OBJECT_MAP && k < o->via.map.size; k++) {
-		const msgpack_object_kv *kv = &o->via.map.ptr[k];
-
-		if (kv->key.type != MSGPACK_OBJECT_STR) {
-			continue;
-		}
-		if (kv->key.via.str.size == 3 &&
-		    memcmp(kv->key.via.str.ptr, "seq", 3) == 0) {
-			seq = &kv->val;
-		} else if (kv->key.via.str.size == 5 &&
-		    memcmp(kv->key.via.str.ptr, "epoch", 5) == 0) {
-			epoch = &kv->val;
-		} else if (kv->key.via.str.size == 5 &&
-		    memcmp(kv->key.via.str.ptr, "error", 5) == 0) {
-			err = &kv->val;
-		}
-	}
 	if (err != NULL && err->type == MSGPACK_OBJECT_STR) {
 		printf("line %zu: rejected: %.*s\n", pb->lines[i],
 		    (int) err->via.str.size, err->via.str.ptr);
@@ -246,18 +230,9 @@ publish_result(publish_batch *pb, size_t i, const msgpack_object *o)
 static int
 publish_reply(publish_batch *pb, const msgpack_object *m)
 {
-	const msgpack_object *res = NULL;
+	const msgpack_object *res = evb_proto_map_get(m, "results");
+	const msgpack_object *err = evb_proto_map_get(m, "error");
 
-	for (uint32_t k = 0;
-	     m->type == MSGPACK_OBJECT_MAP && k < m->via.map.size; k++) {
-		const msgpack_object_kv *kv = &m->via.map.ptr[k];
-
-		if (kv->key.type == MSGPACK_OBJECT_STR &&
-		    kv->key.via.str.size == 7 &&
-		    memcmp(kv->key.via.str.ptr, "results", 7) == 0) {
-			res = &kv->val;
-		}
-	}
 	if (res == NULL || res->type != MSGPACK_OBJECT_ARRAY) {
 		// A refusal of the whole message, {"error": M}, rejects every
 		// event. Any other map comes from another endpoint (the
@@ -265,12 +240,8 @@ publish_reply(publish_batch *pb, const msgpack_object *m)
 		// says nothing about the events: not that they were refused.
 		msgpack_object one = *m;
 
-		if (m->type != MSGPACK_OBJECT_MAP || m->via.map.size != 1 ||
-		    m->via.map.ptr[0].key.type != MSGPACK_OBJECT_STR ||
-		    m->via.map.ptr[0].key.via.str.size != 5 ||
-		    memcmp(m->via.map.ptr[0].key.via.str.ptr, "error", 5) !=
-		        0 ||
-		    m->via.map.ptr[0].val.type != MSGPACK_OBJECT_STR) {
+		if (err == NULL || err->type != MSGPACK_OBJECT_STR ||
+		    m->via.map.size != 1) {
 			cli_error(&cli_cmd_publish,
 			    "the reply is not a confirmation ({\"results\": "
 			    "[...]} or {\"error\": M}): is --ingest the "

@@ -214,29 +214,12 @@ stats_ask(const char *url, nng_msg **reply)
 	return rc;
 }
 
-/* stats_get finds key in the map m, or NULL. */
-static const msgpack_object *
-stats_get(const msgpack_object *m, const char *key)
-{
-	size_t n = strlen(key);
-
-	for (uint32_t i = 0; i < m->via.map.size; i++) {
-		const msgpack_object *k = &m->via.map.ptr[i].key;
-
-		if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-		    memcmp(k->via.str.ptr, key, n) == 0) {
-			return &m->via.map.ptr[i].val;
-		}
-	}
-	return NULL;
-}
-
 /* stats_cell prints the unsigned value at key in map m, or "-". */
 static void
 stats_cell(const msgpack_object *m, const char *key, int width)
 {
 	const msgpack_object *v = m != NULL && m->type == MSGPACK_OBJECT_MAP
-	    ? stats_get(m, key)
+	    ? evb_proto_map_get(m, key)
 	    : NULL;
 
 	if (v != NULL && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
@@ -260,8 +243,8 @@ stats_sections(const msgpack_object *m)
 
 		if (k->type != MSGPACK_OBJECT_STR ||
 		    v->type != MSGPACK_OBJECT_MAP ||
-		    stats_get(m, "published_by_type") == v ||
-		    stats_get(m, "rejected_by_type") == v) {
+		    evb_proto_map_get(m, "published_by_type") == v ||
+		    evb_proto_map_get(m, "rejected_by_type") == v) {
 			continue;
 		}
 		putchar('\n');
@@ -287,8 +270,8 @@ stats_sections(const msgpack_object *m)
 static void
 stats_table(const msgpack_object *m)
 {
-	const msgpack_object *pub = stats_get(m, "published_by_type");
-	const msgpack_object *rej = stats_get(m, "rejected_by_type");
+	const msgpack_object *pub = evb_proto_map_get(m, "published_by_type");
+	const msgpack_object *rej = evb_proto_map_get(m, "rejected_by_type");
 
 	for (uint32_t i = 0; i < m->via.map.size; i++) {
 		const msgpack_object *k = &m->via.map.ptr[i].key;
@@ -417,9 +400,9 @@ stats_json_dump(const json_t *j)
 static bool
 stats_is_stats(const msgpack_object *m)
 {
-	const msgpack_object *seq = stats_get(m, "last_seq");
-	const msgpack_object *pub = stats_get(m, "published_by_type");
-	const msgpack_object *rej = stats_get(m, "rejected_by_type");
+	const msgpack_object *seq = evb_proto_map_get(m, "last_seq");
+	const msgpack_object *pub = evb_proto_map_get(m, "published_by_type");
+	const msgpack_object *rej = evb_proto_map_get(m, "rejected_by_type");
 
 	return seq != NULL && seq->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
 	    pub != NULL && pub->type == MSGPACK_OBJECT_MAP && rej != NULL &&
@@ -445,10 +428,12 @@ stats_print(const char *url, nng_msg *reply, bool is_json, json_t **out)
 	    u.data.type != MSGPACK_OBJECT_MAP) {
 		cli_error(
 		    &cli_cmd_stats, "the reply is not one MessagePack map");
-	} else if (stats_get(&u.data, "error") != NULL) {
+	} else if (evb_proto_map_get(&u.data, "error") != NULL) {
 		int         elen, mlen;
-		const char *e = stats_str(stats_get(&u.data, "error"), &elen);
-		const char *m = stats_str(stats_get(&u.data, "message"), &mlen);
+		const char *e =
+		    stats_str(evb_proto_map_get(&u.data, "error"), &elen);
+		const char *m =
+		    stats_str(evb_proto_map_get(&u.data, "message"), &mlen);
 
 		cli_error(&cli_cmd_stats, "the broker refused: %.*s: %.*s",
 		    elen, e, mlen, m);

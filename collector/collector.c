@@ -840,30 +840,10 @@ evb_collector_close(evb_collector *c)
 
 /* ---- Gap records --------------------------------------------------------- */
 
-const msgpack_object *
-coll_map_get(const msgpack_object *m, const char *k)
-{
-	size_t kl = strlen(k);
-
-	if (m->type != MSGPACK_OBJECT_MAP) {
-		return NULL;
-	}
-	for (uint32_t i = 0; i < m->via.map.size; i++) {
-		const msgpack_object *key = &m->via.map.ptr[i].key;
-
-		if (key->type == MSGPACK_OBJECT_STR &&
-		    key->via.str.size == kl &&
-		    memcmp(key->via.str.ptr, k, kl) == 0) {
-			return &m->via.map.ptr[i].val;
-		}
-	}
-	return NULL;
-}
-
 bool
 coll_map_u64(const msgpack_object *m, const char *k, uint64_t *v)
 {
-	const msgpack_object *o = coll_map_get(m, k);
+	const msgpack_object *o = evb_proto_map_get(m, k);
 
 	if (o == NULL || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
 		return false;
@@ -886,7 +866,7 @@ evb_collector_gap_decode(const void *payload, size_t len, uint64_t *epoch,
 	        MSGPACK_UNPACK_SUCCESS &&
 	    off == len && u.data.type == MSGPACK_OBJECT_MAP &&
 	    u.data.via.map.size == 1) {
-		const msgpack_object *g = coll_map_get(&u.data, "gap");
+		const msgpack_object *g = evb_proto_map_get(&u.data, "gap");
 
 		if (g != NULL && coll_map_u64(g, "epoch", &e) &&
 		    coll_map_u64(g, "first", &f) &&

@@ -130,9 +130,6 @@ void coll_pause(void);
 /* coll_bump adds v to the counter at *field under the mutex. */
 void coll_bump(evb_collector *c, uint64_t *field, uint64_t v);
 
-/* coll_map_get finds key k in map m (NULL if m is no map or lacks k). */
-const msgpack_object *coll_map_get(const msgpack_object *m, const char *k);
-
 /* coll_map_u64 reads key k of map m as an unsigned integer. */
 bool coll_map_u64(const msgpack_object *m, const char *k, uint64_t *v);
 

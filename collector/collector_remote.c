@@ -151,12 +151,12 @@ remote_frames(evb_collector *c, const msgpack_object *frames)
 static remote_got
 remote_answer(evb_collector *c, const msgpack_object *m, uint64_t upto)
 {
-	const msgpack_object *err = coll_map_get(m, "error");
+	const msgpack_object *err = evb_proto_map_get(m, "error");
 	const msgpack_object *frames;
 	uint64_t              v;
 
 	if (err == NULL) {
-		frames = coll_map_get(m, "frames");
+		frames = evb_proto_map_get(m, "frames");
 		return frames != NULL ? remote_frames(c, frames)
 		                      : REMOTE_FAILED;
 	}

@@ -297,4 +297,18 @@ int evb_proto_ingest_begin(
 int evb_proto_ingest_next(
     evb_proto_ingest *it, evb_event **out, evb_diag *diag);
 
+/* ---- Replies and other maps ----------------------------------------------
+ */
+
+struct msgpack_object;
+
+/*
+ * evb_proto_map_get returns the value of the first entry of map m whose
+ * key is the str key, or NULL when m is no map or has no such key (a key
+ * of another kind never matches). For maps msgpack-c unpacked itself:
+ * the replies of the confirm and control endpoints.
+ */
+const struct msgpack_object *evb_proto_map_get(
+    const struct msgpack_object *m, const char *key);
+
 #endif /* EVB_PROTO_H */

@@ -180,6 +180,25 @@ proto_key_is(const msgpack_object *k, const char *name)
 	return (proto_bytes_eq(s.ptr, s.len, name, strlen(name)));
 }
 
+const msgpack_object *
+evb_proto_map_get(const msgpack_object *m, const char *key)
+{
+	size_t n = strlen(key);
+
+	if (m == NULL || m->type != MSGPACK_OBJECT_MAP) {
+		return (NULL);
+	}
+	for (uint32_t i = 0; i < m->via.map.size; i++) {
+		const msgpack_object *k = &m->via.map.ptr[i].key;
+
+		if (k->type == MSGPACK_OBJECT_STR &&
+		    proto_bytes_eq(k->via.str.ptr, k->via.str.size, key, n)) {
+			return (&m->via.map.ptr[i].val);
+		}
+	}
+	return (NULL);
+}
+
 const char *
 proto_obj_kind(const msgpack_object *o)
 {

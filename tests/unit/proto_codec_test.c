@@ -1491,3 +1491,41 @@ Test(codec, type_find_uses_exactly_len_bytes, .timeout = 30)
 	    evb_proto_type_find("market_data\0", 12, &t), EVB_ENOTFOUND);
 	cr_assert_eq(t, -1, "find wrote *type on failure");
 }
+
+/* ---- Maps ------------------------------------------------------------- */
+
+/*
+ * evb_proto_map_get finds a str key, the first of equal ones, and never a
+ * key of another kind; anything but a map has no keys.
+ */
+Test(codec, map_get_finds_str_keys_only)
+{
+	msgpack_sbuffer       sb;
+	msgpack_packer        pk;
+	msgpack_unpacked      u;
+	const msgpack_object *v;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	(void) msgpack_pack_map(&pk, 4);
+	(void) msgpack_pack_int(&pk, 7); // An int key: never a match.
+	(void) msgpack_pack_int(&pk, 1);
+	(void) msgpack_pack_bin_with_body(&pk, "seq", 3); // Nor a bin one.
+	(void) msgpack_pack_int(&pk, 2);
+	(void) msgpack_pack_str_with_body(&pk, "seq", 3);
+	(void) msgpack_pack_int(&pk, 3);
+	(void) msgpack_pack_str_with_body(&pk, "seq", 3);
+	(void) msgpack_pack_int(&pk, 4);
+	msgpack_unpacked_init(&u);
+	cr_assert_eq(msgpack_unpack_next(&u, sb.data, sb.size, NULL),
+	    MSGPACK_UNPACK_SUCCESS);
+	v = evb_proto_map_get(&u.data, "seq");
+	cr_assert_not_null(v);
+	cr_assert_eq(v->via.u64, 3);
+	cr_assert_null(evb_proto_map_get(&u.data, "se"));
+	cr_assert_null(evb_proto_map_get(&u.data, "seq2"));
+	cr_assert_null(evb_proto_map_get(&u.data.via.map.ptr[0].val, "seq"));
+	cr_assert_null(evb_proto_map_get(NULL, "seq"));
+	msgpack_unpacked_destroy(&u);
+	msgpack_sbuffer_destroy(&sb);
+}
