@@ -121,6 +121,9 @@ def lat(k, name):
 print("   offered %.0f/s durable %.0f/s lost %d" % (d["offered_per_s"],
       d["durable_per_s"], d["lost"]))
 print("  " + lat("durable_latency_us", "durable") + lat("confirm_latency_us", "reply"))
+if "cpu_us_per_event" in d:
+    print("   bench's own CPU %.2f us/event sent (the figures below are the bus's)"
+          % d["cpu_us_per_event"])
 ' "$out"
 	# CPU per durable event, per thread name, in microseconds.
 	join -a1 <(sort <<<"$after") <(sort <<<"$before") |

@@ -242,6 +242,15 @@ bt_in_log(const char *data, const char *tag)
 	return n;
 }
 
+static double
+bt_real(json_t *j, const char *key)
+{
+	json_t *v = json_object_get(j, key);
+
+	cr_assert(json_is_real(v), "no number '%s' in the report", key);
+	return json_real_value(v);
+}
+
 /* bt_check asserts a clean run: all sent is durable, once, in the log. */
 static void
 bt_check(json_t *j, const char *data)
@@ -256,6 +265,10 @@ bt_check(json_t *j, const char *data)
 	cr_assert_eq(
 	    bt_in_log(data, json_string_value(json_object_get(j, "tag"))), sent,
 	    "the log does not hold what bench counted durable");
+	// The bench's own CPU: some was spent, and per event is its share.
+	cr_assert_gt(bt_real(j, "cpu_s"), 0);
+	cr_assert_float_eq(bt_real(j, "cpu_us_per_event"),
+	    bt_real(j, "cpu_s") * 1e6 / (double) sent, 1e-6);
 }
 
 /* ---- Tests ---------------------------------------------------------------
@@ -273,6 +286,12 @@ Test(bench_cli, fire_and_forget_every_event_is_durable)
 	    0);
 	bt_check(j, b.data);
 	cr_assert_eq(json_is_false(json_object_get(j, "confirm")), true);
+	// Paced: no more than the 4000 events due in 2 s at 2000/s, sent
+	// over about 2 s (a producer sends a message at most 1 ms before its
+	// turn; one late at the end is not sent, hence the lower bound).
+	cr_assert_leq(bt_int(j, "sent"), 4000);
+	cr_assert_geq(bt_int(j, "sent"), 3500);
+	cr_assert_geq(bt_real(j, "send_s"), 1.9);
 	json_decref(j);
 }
 
