@@ -122,7 +122,7 @@ print("   offered %.0f/s durable %.0f/s lost %d" % (d["offered_per_s"],
       d["durable_per_s"], d["lost"]))
 print("  " + lat("durable_latency_us", "durable") + lat("confirm_latency_us", "reply"))
 if "cpu_us_per_event" in d:
-    print("   bench's own CPU %.2f us/event sent (the figures below are the bus's)"
+    print("   bench process CPU %.2f us/event sent (the figures below: the bus)"
           % d["cpu_us_per_event"])
 ' "$out"
 	# CPU per durable event, per thread name, in microseconds.
