@@ -376,6 +376,23 @@ typedef enum cli_peer_state {
 } cli_peer_state;
 
 /*
+ * The endpoint a command dials, for the messages of cli_peer_error: kind
+ * ("a pub0 bus endpoint"), others (what else answers on the broker's
+ * ports, "the broker's ingest, confirm or control endpoint"), noun
+ * ("bus"), opt (the command's option, "--bus"), run_opt (the option of
+ * 'evbus run' and 'evbus broker' that sets it, "--pub") and def (its
+ * default URL).
+ */
+typedef struct cli_peer_want {
+	const char *kind;
+	const char *others;
+	const char *noun;
+	const char *opt;
+	const char *run_opt;
+	const char *def;
+} cli_peer_want;
+
+/*
  * A watch on the pipes of one socket, which tells a peer of the wrong
  * protocol (nng 1.5 refuses its connections silently, and redials them
  * forever) from no peer at all. Caller-allocated: cli_peer_watch before
@@ -407,6 +424,16 @@ cli_peer_state cli_peer_get(cli_peer *p);
 
 /* cli_peer_fini releases what cli_peer_watch set up; call it once. */
 void cli_peer_fini(cli_peer *p);
+
+/*
+ * cli_peer_error reports that url answers, but not as the endpoint w
+ * describes: with is_sp, an nng endpoint of another protocol (cli_peer_get
+ * said CLI_PEER_WRONG); without, no nng endpoint at all (nng_dial gave
+ * NNG_EPROTO: the peer sent no SP header). Names the option to fix and
+ * its default. Returns CLI_EXIT_USAGE.
+ */
+int cli_peer_error(
+    const cli_cmd *cmd, const cli_peer_want *w, const char *url, bool is_sp);
 
 /* ---- Input (cli_io.c) --------------------------------------------------- */
 

@@ -149,3 +149,24 @@ cli_peer_fini(cli_peer *p)
 		p->has_mtx = false;
 	}
 }
+
+int
+cli_peer_error(
+    const cli_cmd *cmd, const cli_peer_want *w, const char *url, bool is_sp)
+{
+	if (is_sp) {
+		cli_error(cmd,
+		    "%s is not %s: what answers there speaks another "
+		    "protocol (%s?); give %s the %s URL, %s of 'evbus run' or "
+		    "'evbus broker' (default %s)",
+		    url, w->kind, w->others, w->opt, w->noun, w->run_opt,
+		    w->def);
+	} else {
+		cli_error(cmd,
+		    "%s is not an nng endpoint (it answers without nng's "
+		    "handshake); give %s the %s URL, %s of 'evbus run' or "
+		    "'evbus broker' (default %s)",
+		    url, w->opt, w->noun, w->run_opt, w->def);
+	}
+	return CLI_EXIT_USAGE;
+}

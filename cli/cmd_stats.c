@@ -84,18 +84,15 @@ const cli_cmd cli_cmd_stats = {
 static const char stats_request[] = { (char) 0x81, (char) 0xa2, 'o', 'p',
 	(char) 0xa5, 's', 't', 'a', 't', 's' }; /* {"op": "stats"} */
 
-/* stats_not_ctl reports that url answers, but not as a control endpoint. */
-static int
-stats_not_ctl(const char *url)
-{
-	cli_error(&cli_cmd_stats,
-	    "%s is not a control endpoint: what answers there speaks "
-	    "another protocol (the broker's bus, ingest or confirm "
-	    "endpoint?); give --ctl the control URL, --ctl of 'evbus run' "
-	    "or 'evbus broker' (default %s)",
-	    url, CLI_CTL_URL_DEFAULT);
-	return CLI_EXIT_USAGE;
-}
+/* What stats --ctl dials, for cli_peer_error. */
+static const cli_peer_want stats_want = {
+	.kind    = "a control endpoint",
+	.others  = "the broker's bus, ingest or confirm endpoint",
+	.noun    = "control",
+	.opt     = "--ctl",
+	.run_opt = "--ctl",
+	.def     = CLI_CTL_URL_DEFAULT,
+};
 
 /*
  * stats_wait polls the socket's descriptor opt (NNG_OPT_SENDFD or
@@ -118,7 +115,8 @@ stats_wait(nng_socket sock, const char *opt, const char *url, cli_peer *peer,
 		uint64_t now = evb_clock_mono_ms();
 
 		if (cli_peer_get(peer) == CLI_PEER_WRONG) {
-			return stats_not_ctl(url);
+			return cli_peer_error(
+			    &cli_cmd_stats, &stats_want, url, true);
 		}
 		if (now >= end_ms) {
 			cli_error(&cli_cmd_stats,
@@ -155,12 +153,7 @@ stats_exchange(
 
 	if (rv == NNG_EPROTO) {
 		// The peer sent no SP header: not an nng endpoint at all.
-		cli_error(&cli_cmd_stats,
-		    "%s is not an nng endpoint (it answers without nng's "
-		    "handshake); give --ctl the broker's control URL "
-		    "(default %s)",
-		    url, CLI_CTL_URL_DEFAULT);
-		return CLI_EXIT_USAGE;
+		return cli_peer_error(&cli_cmd_stats, &stats_want, url, false);
 	}
 	if (rv != 0) {
 		cli_error(&cli_cmd_stats,

@@ -204,18 +204,15 @@ tail_drain(nng_socket sock, tail_filter *f, evb_buf *json, bool *done)
 	return CLI_EXIT_OK;
 }
 
-/* tail_not_bus reports that url answers, but not as a bus. */
-static int
-tail_not_bus(const char *url)
-{
-	cli_error(&cli_cmd_tail,
-	    "%s is not a pub0 bus endpoint: what answers there speaks "
-	    "another protocol (the broker's ingest, confirm or control "
-	    "endpoint?); give --bus the bus URL, --pub of 'evbus run' or "
-	    "'evbus broker' (default %s)",
-	    url, CLI_BUS_URL_DEFAULT);
-	return CLI_EXIT_USAGE;
-}
+/* What tail dials, for cli_peer_error. */
+static const cli_peer_want tail_want = {
+	.kind    = "a pub0 bus endpoint",
+	.others  = "the broker's ingest, confirm or control endpoint",
+	.noun    = "bus",
+	.opt     = "--bus",
+	.run_opt = "--pub",
+	.def     = CLI_BUS_URL_DEFAULT,
+};
 
 /*
  * tail_loop waits for frames, a signal, a wrong peer at url (seen by
@@ -257,7 +254,8 @@ tail_loop(nng_socket sock, const char *url, cli_peer *peer, int sig_fd,
 			break;
 		} else if (rv > 0 && (pfd[2].revents & POLLIN) != 0 &&
 		    cli_peer_get(peer) == CLI_PEER_WRONG) {
-			rc = tail_not_bus(url);
+			rc = cli_peer_error(
+			    &cli_cmd_tail, &tail_want, url, true);
 		} else if (rv > 0 && (pfd[1].revents & POLLIN) != 0) {
 			rc = tail_drain(sock, f, &json, &done);
 		}
@@ -302,11 +300,7 @@ tail_dial(nng_socket sock, const char *url)
 		return CLI_EXIT_OK;
 	case NNG_EPROTO:
 		// The peer sent no SP header: not an nng endpoint at all.
-		cli_error(&cli_cmd_tail,
-		    "%s is not an nng endpoint (it answers without nng's "
-		    "handshake); give --bus the bus URL (default %s)",
-		    url, CLI_BUS_URL_DEFAULT);
-		return CLI_EXIT_USAGE;
+		return cli_peer_error(&cli_cmd_tail, &tail_want, url, false);
 	case NNG_ECONNREFUSED:
 	case NNG_ENOENT:
 		// Nothing listens (ENOENT: no ipc socket file): the bus may

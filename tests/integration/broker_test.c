@@ -13,20 +13,25 @@
  * shows the counters moved. Every process a test starts is recorded and
  * killed by PID in .fini, even when the test fails.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <msgpack.h>
+#include <netinet/in.h>
 #include <nng/nng.h>
 #include <nng/protocol/pipeline0/push.h>
 #include <nng/protocol/pubsub0/sub.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "proto/proto.h"
 #include "tests/support/support.h"
@@ -1467,6 +1472,98 @@ Test(broker, publish_to_another_endpoint_names_the_ingest_default)
 	cr_assert_not_null(
 	    strstr(r.err, "default tcp://127.0.0.1:5571"), "%s", r.err);
 	free(in);
+}
+
+/*
+ * A TCP server on loopback that is no nng endpoint: it reads what a
+ * client sends first (nng's 8-byte SP header), answers with an HTTP
+ * status line, and closes once the client has.
+ */
+typedef struct bt_http {
+	int       fd;     /* Listening. */
+	pthread_t thread; /* Serves one connection at a time. */
+} bt_http;
+
+static void *
+bt_http_main(void *arg)
+{
+	static const char reply[] = "HTTP/1.1 400 Bad Request\r\n\r\n";
+	bt_http          *h       = arg;
+	char              buf[64];
+	int               c;
+
+	// Ends when the test shuts the listening socket down.
+	while ((c = accept(h->fd, NULL, NULL)) >= 0) {
+		if (read(c, buf, 8) == 8 &&
+		    write(c, reply, sizeof(reply) - 1) ==
+		        (ssize_t) sizeof(reply) - 1) {
+			while (read(c, buf, sizeof(buf)) > 0) {
+				// Until the client closes.
+			}
+		}
+		(void) close(c);
+	}
+	return NULL;
+}
+
+/* bt_http_start listens on a free loopback port and writes its URL. */
+static void
+bt_http_start(bt_http *h, char *url, size_t cap)
+{
+	struct sockaddr_in a   = { .sin_family = AF_INET };
+	socklen_t          len = sizeof(a);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_geq(h->fd = socket(AF_INET, SOCK_STREAM, 0), 0);
+	cr_assert_eq(bind(h->fd, (struct sockaddr *) &a, sizeof(a)), 0);
+	cr_assert_eq(listen(h->fd, 4), 0);
+	cr_assert_eq(getsockname(h->fd, (struct sockaddr *) &a, &len), 0);
+	(void) snprintf(
+	    url, cap, "tcp://127.0.0.1:%u", (unsigned) ntohs(a.sin_port));
+	cr_assert_eq(pthread_create(&h->thread, NULL, bt_http_main, h), 0);
+}
+
+static void
+bt_http_stop(bt_http *h)
+{
+	(void) shutdown(h->fd, SHUT_RDWR); // accept returns: the thread ends.
+	(void) pthread_join(h->thread, NULL);
+	(void) close(h->fd);
+}
+
+/*
+ * tail and stats pointed at something that is no nng endpoint at all (it
+ * answers nng's handshake with HTTP) say so, name the option and its
+ * default, and exit 2.
+ */
+Test(broker, tail_and_stats_name_a_peer_that_is_no_nng_endpoint)
+{
+	bt_http    h;
+	bt_run_out r;
+	char       url[64];
+	char       want[128];
+
+	bt_http_start(&h, url, sizeof(url));
+	(void) snprintf(want, sizeof(want),
+	    "%s is not an nng endpoint (it answers without nng's handshake)",
+	    url);
+	r = bt_run(NULL, ARGS("tail", "--bus", url, "--timeout", "3600000"));
+	cr_assert_eq(r.code, 2, "%s", r.err);
+	cr_assert_not_null(strstr(r.err, want), "%s", r.err);
+	cr_assert_not_null(strstr(r.err,
+	                       "give --bus the bus URL, --pub of 'evbus run' "
+	                       "or 'evbus broker' (default "
+	                       "tcp://127.0.0.1:5570)"),
+	    "%s", r.err);
+	r = bt_run(NULL, ARGS("stats", "--ctl", url));
+	cr_assert_eq(r.code, 2, "%s", r.err);
+	cr_assert_not_null(strstr(r.err, want), "%s", r.err);
+	cr_assert_not_null(strstr(r.err,
+	                       "give --ctl the control URL, --ctl of 'evbus "
+	                       "run' or 'evbus broker' (default "
+	                       "tcp://127.0.0.1:5573)"),
+	    "%s", r.err);
+	bt_http_stop(&h);
 }
 
 /*
