@@ -367,14 +367,6 @@ int cli_url_dialable(const char *listen_url, char *out, size_t cap);
 #define CLI_CONFIRM_URL_DEFAULT "tcp://127.0.0.1:5572"
 #define CLI_CTL_URL_DEFAULT "tcp://127.0.0.1:5573"
 
-/* What cli_peer_get has seen of the endpoint dialled. */
-typedef enum cli_peer_state {
-	CLI_PEER_NONE,  /* No connection yet (or none refused). */
-	CLI_PEER_UP,    /* A connection was taken by the socket's protocol. */
-	CLI_PEER_WRONG, /* Connections are made, and refused by the socket's
-	                   protocol: the peer speaks another one. */
-} cli_peer_state;
-
 /*
  * The endpoint a command dials, for the messages of cli_peer_error: kind
  * ("a pub0 bus endpoint"), others (what else answers on the broker's
@@ -400,10 +392,8 @@ typedef struct cli_peer_want {
  * The callbacks run on nng's threads; the rest on the command's thread.
  */
 typedef struct cli_peer {
-	pthread_mutex_t mtx;     /* Guards pending, rejects and is_up. */
-	uint32_t        pending; /* mtx: the pipe added but not started. */
-	int             rejects; /* mtx: pipes refused in a row. */
-	bool            is_up;   /* mtx: a pipe was started. */
+	pthread_mutex_t mtx;     /* Guards st. */
+	evb_peer        st;      /* mtx: what the pipe events told. */
 	bool            has_mtx; /* mtx was initialised. */
 	int             fds[2];  /* A byte arrives on fds[0] after each
 	                            change; -1 when not open. */
@@ -420,7 +410,7 @@ int cli_peer_watch(const cli_cmd *cmd, nng_socket sock, cli_peer *p);
  * cli_peer_get reads what the callbacks have seen so far, and empties
  * the descriptor p->fds[0], which turns readable (poll) after a change.
  */
-cli_peer_state cli_peer_get(cli_peer *p);
+evb_peer_state cli_peer_get(cli_peer *p);
 
 /* cli_peer_fini releases what cli_peer_watch set up; call it once. */
 void cli_peer_fini(cli_peer *p);
@@ -428,7 +418,7 @@ void cli_peer_fini(cli_peer *p);
 /*
  * cli_peer_error reports that url answers, but not as the endpoint w
  * describes: with is_sp, an nng endpoint of another protocol (cli_peer_get
- * said CLI_PEER_WRONG); without, no nng endpoint at all (nng_dial gave
+ * said EVB_PEER_WRONG); without, no nng endpoint at all (nng_dial gave
  * NNG_EPROTO: the peer sent no SP header). Names the option to fix and
  * its default. Returns CLI_EXIT_USAGE.
  */

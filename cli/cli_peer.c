@@ -12,14 +12,9 @@
  * again 0.1 s later, and so on forever. A sub0 socket dialled to the
  * ingest port therefore waits silently for frames that never come.
  *
- * The one trace is in the pipe events (nng_pipe_notify): a pipe refused
- * that way gets NNG_PIPE_EV_ADD_PRE, then NNG_PIPE_EV_REM_POST, and never
- * NNG_PIPE_EV_ADD_POST (nni_dialer_add_pipe in nng's socket.c). The
- * callbacks below count such pipes. One alone might be a good peer that
- * closed the connection at once (the reaper may run REM_POST before
- * ADD_POST), so only CLI_PEER_REJECTS of them in a row, with no pipe
- * added between, condemn the peer. A peer that is no SP endpoint at all
- * (an HTTP server) fails the header swap instead, and nng_dial itself
+ * The one trace is in the pipe events, which evb_peer (common.h) reads:
+ * the callbacks below feed it. A peer that is no SP endpoint at all (an
+ * HTTP server) fails the header swap instead, and nng_dial itself
  * returns NNG_EPROTO; the commands handle that one.
  *
  * The callbacks run on nng's threads; they update the state under mtx
@@ -35,13 +30,6 @@
 
 #include "cli/cli.h"
 
-/*
- * Pipes refused in a row before the peer is judged to speak another
- * protocol. nng redials 0 to 0.1 s after each (NNG_OPT_RECONNMINT), so
- * this costs about 0.1 s.
- */
-#define CLI_PEER_REJECTS 2
-
 /* peer_wake writes a byte for the poller; a full pipe wakes it anyway. */
 static void
 peer_wake(cli_peer *p)
@@ -55,34 +43,16 @@ peer_wake(cli_peer *p)
 static void
 peer_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
-	cli_peer *p    = arg;
-	uint32_t  id   = (uint32_t) nng_pipe_id(pipe);
-	bool      wake = false;
+	cli_peer *p = arg;
 
 	evb_assert(pthread_mutex_lock(&p->mtx) == 0);
-	switch (ev) {
-	case NNG_PIPE_EV_ADD_PRE:
-		p->pending = id;
-		break;
-	case NNG_PIPE_EV_ADD_POST:
-		p->pending = p->pending == id ? 0 : p->pending;
-		p->rejects = 0;
-		p->is_up   = true;
-		wake       = true;
-		break;
-	case NNG_PIPE_EV_REM_POST:
-		if (p->pending == id) {
-			p->pending = 0;
-			p->rejects++;
-			wake = true;
-		}
-		break;
-	default:
-		break;
-	}
+	(void) evb_peer_note(&p->st, (uint32_t) nng_pipe_id(pipe),
+	    ev == NNG_PIPE_EV_ADD_PRE        ? EVB_PEER_ADD_PRE
+	        : ev == NNG_PIPE_EV_ADD_POST ? EVB_PEER_ADD_POST
+	                                     : EVB_PEER_REM_POST);
 	evb_assert(pthread_mutex_unlock(&p->mtx) == 0);
-	if (wake) {
-		peer_wake(p);
+	if (ev != NNG_PIPE_EV_ADD_PRE) {
+		peer_wake(p); // A pipe started or went: the state may differ.
 	}
 }
 
@@ -94,9 +64,7 @@ cli_peer_watch(const cli_cmd *cmd, nng_socket sock, cli_peer *p)
 	int                      rv;
 
 	p->fds[0] = p->fds[1] = -1;
-	p->pending            = 0;
-	p->rejects            = 0;
-	p->is_up              = false;
+	p->st                 = (evb_peer) { 0 };
 	p->has_mtx            = false;
 	if (pthread_mutex_init(&p->mtx, NULL) != 0) {
 		cli_error(cmd, "%s", evb_strerror(EVB_ENOMEM));
@@ -116,21 +84,17 @@ cli_peer_watch(const cli_cmd *cmd, nng_socket sock, cli_peer *p)
 	return CLI_CONTINUE;
 }
 
-cli_peer_state
+evb_peer_state
 cli_peer_get(cli_peer *p)
 {
 	char           buf[64];
-	cli_peer_state st;
+	evb_peer_state st;
 
 	while (read(p->fds[0], buf, sizeof(buf)) > 0) {
 		// Drained: the state below covers every byte read.
 	}
 	evb_assert(pthread_mutex_lock(&p->mtx) == 0);
-	if (p->rejects >= CLI_PEER_REJECTS) {
-		st = CLI_PEER_WRONG;
-	} else {
-		st = p->is_up ? CLI_PEER_UP : CLI_PEER_NONE;
-	}
+	st = evb_peer_get(&p->st);
 	evb_assert(pthread_mutex_unlock(&p->mtx) == 0);
 	return st;
 }

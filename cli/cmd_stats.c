@@ -114,7 +114,7 @@ stats_wait(nng_socket sock, const char *opt, const char *url, cli_peer *peer,
 	for (;;) {
 		uint64_t now = evb_clock_mono_ms();
 
-		if (cli_peer_get(peer) == CLI_PEER_WRONG) {
+		if (cli_peer_get(peer) == EVB_PEER_WRONG) {
 			return cli_peer_error(
 			    &cli_cmd_stats, &stats_want, url, true);
 		}

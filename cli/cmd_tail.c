@@ -253,7 +253,7 @@ tail_loop(nng_socket sock, const char *url, cli_peer *peer, int sig_fd,
 		} else if (rv > 0 && (pfd[0].revents & POLLIN) != 0) {
 			break;
 		} else if (rv > 0 && (pfd[2].revents & POLLIN) != 0 &&
-		    cli_peer_get(peer) == CLI_PEER_WRONG) {
+		    cli_peer_get(peer) == EVB_PEER_WRONG) {
 			rc = cli_peer_error(
 			    &cli_cmd_tail, &tail_want, url, true);
 		} else if (rv > 0 && (pfd[1].revents & POLLIN) != 0) {

@@ -51,6 +51,19 @@ typedef struct coll_ops {
 	evb_hist           commit_us;     /* Append times since that line. */
 } coll_ops;
 
+/*
+ * A remote collector's watch on one of its sockets (collector_remote.c):
+ * nng 1.5 gives no sign when the URL dialled speaks another protocol,
+ * except in the pipe events, which evb_peer reads.
+ */
+typedef struct coll_peer {
+	pthread_mutex_t mtx;     /* Guards st; callbacks on nng's threads. */
+	bool            has_mtx; /* mtx was initialised. */
+	evb_peer        st;      /* mtx. */
+	char           *url;     /* The URL dialled (owned). */
+	bool            is_bus;  /* The bus (sub0), else control (req0). */
+} coll_peer;
+
 struct evb_collector {
 	evb_wal                 *wal;          /* Written by the thread only. */
 	int                      lock_fd;      /* DIR/writer.lock, or -1. */
@@ -60,6 +73,8 @@ struct evb_collector {
 	nng_socket               req;          /* Remote: control (req0). */
 	bool                     has_sub;      /* sub is open. */
 	bool                     has_req;      /* req is open. */
+	coll_peer                peer_sub;     /* Remote: sub's peer. */
+	coll_peer                peer_req;     /* Remote: req's peer. */
 	size_t                   batch_max;    /* Records per append. */
 	uint64_t                 idle_ms;      /* See the options. */
 	evb_collector_durable_fn on_durable;   /* Or NULL. */

@@ -19,6 +19,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/sub.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "collector/collector_int.h"
@@ -37,6 +38,84 @@ typedef enum remote_got {
 	REMOTE_FAILED,  /* No usable answer (logged). */
 } remote_got;
 
+/*
+ * remote_pipe_event is the nng_pipe_notify callback of both sockets, on
+ * an nng thread. When the peer turns out to speak another protocol it
+ * says so once, until a connection is taken again: nng keeps dialling
+ * the URL in silence, and the collector would wait for frames or
+ * replies that never come.
+ */
+static void
+remote_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+	coll_peer     *p = arg;
+	evb_peer_state before, after;
+
+	evb_assert(pthread_mutex_lock(&p->mtx) == 0);
+	before = evb_peer_get(&p->st);
+	after  = evb_peer_note(&p->st, (uint32_t) nng_pipe_id(pipe),
+            ev == NNG_PIPE_EV_ADD_PRE        ? EVB_PEER_ADD_PRE
+	         : ev == NNG_PIPE_EV_ADD_POST ? EVB_PEER_ADD_POST
+	                                      : EVB_PEER_REM_POST);
+	evb_assert(pthread_mutex_unlock(&p->mtx) == 0);
+	if (after != EVB_PEER_WRONG || before == EVB_PEER_WRONG) {
+		return;
+	}
+	if (p->is_bus) {
+		evb_log(EVB_LOG_WARNING, "EVB-COLL-PEER",
+		    "the bus URL %s speaks another protocol than pub0 (the "
+		    "broker's ingest, confirm or control endpoint?): each "
+		    "connection is refused and dialled again, and no frame "
+		    "comes from it; give the collector the broker's bus URL "
+		    "(its --pub, default tcp://127.0.0.1:5570)",
+		    p->url);
+	} else {
+		evb_log(EVB_LOG_WARNING, "EVB-COLL-PEER",
+		    "the control URL %s speaks another protocol than rep0 "
+		    "(the broker's bus, ingest or confirm endpoint?): each "
+		    "connection is refused and dialled again, and no repair "
+		    "can be asked; give the collector the broker's control "
+		    "URL (its --ctl, default tcp://127.0.0.1:5573)",
+		    p->url);
+	}
+}
+
+/* remote_watch starts the watch p on sock, before it dials url. */
+static int
+remote_watch(coll_peer *p, nng_socket sock, const char *url, bool is_bus)
+{
+	static const nng_pipe_ev evs[] = { NNG_PIPE_EV_ADD_PRE,
+		NNG_PIPE_EV_ADD_POST, NNG_PIPE_EV_REM_POST };
+	int                      rv;
+
+	p->is_bus = is_bus;
+	if ((p->url = strdup(url)) == NULL ||
+	    pthread_mutex_init(&p->mtx, NULL) != 0) {
+		return NNG_ENOMEM;
+	}
+	p->has_mtx = true;
+	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
+		if ((rv = nng_pipe_notify(
+		         sock, evs[i], remote_pipe_event, p)) != 0) {
+			return rv;
+		}
+	}
+	return 0;
+}
+
+/* remote_unwatch releases p, after its socket is closed (no callback
+ * runs after nng_close). */
+static void
+remote_unwatch(coll_peer *p)
+{
+	if (p->has_mtx) {
+		(void) pthread_mutex_destroy(&p->mtx);
+		p->has_mtx = false;
+	}
+	free(p->url);
+	p->url = NULL;
+}
+
 int
 coll_remote_open(evb_collector *c, const evb_collector_opts *o, evb_diag *diag)
 {
@@ -50,6 +129,10 @@ coll_remote_open(evb_collector *c, const evb_collector_opts *o, evb_diag *diag)
 		goto fail;
 	}
 	c->has_req = true;
+	if ((rv = remote_watch(&c->peer_sub, c->sub, o->sub_url, true)) != 0 ||
+	    (rv = remote_watch(&c->peer_req, c->req, o->ctl_url, false)) != 0) {
+		goto fail;
+	}
 	// Dialling without NNG_FLAG_NONBLOCK would fail at once when the
 	// broker is down; in the background nng keeps retrying.
 	if ((rv = nng_socket_set(c->sub, NNG_OPT_SUB_SUBSCRIBE, "", 0)) != 0 ||
@@ -85,6 +168,8 @@ coll_remote_close(evb_collector *c)
 		(void) nng_close(c->req);
 		c->has_req = false;
 	}
+	remote_unwatch(&c->peer_sub);
+	remote_unwatch(&c->peer_req);
 }
 
 /* remote_ask sends a repair request for up to max frames from next. */

@@ -209,6 +209,45 @@ void evb_thread_name(const char *name);
  */
 int evb_thread_nice(int inc);
 
+/* ---- Peers of another protocol -------------------------------------------
+ * nng 1.5 connects a socket to a peer of another protocol (a sub0 to the
+ * broker's ingest pull0, say), then refuses the connection in the
+ * socket's protocol, tells nobody, and dials again 0.1 s later, forever
+ * (nanomsg/nng#599). The one trace is in the pipe events: such a pipe
+ * gets NNG_PIPE_EV_ADD_PRE and then NNG_PIPE_EV_REM_POST, never
+ * NNG_PIPE_EV_ADD_POST. evb_peer counts those pipes. The caller feeds it
+ * the events of its nng_pipe_notify callback, under a lock of its own,
+ * and asks for the verdict; common/ itself does not use nng.
+ */
+typedef enum evb_peer_ev {
+	EVB_PEER_ADD_PRE,  /* NNG_PIPE_EV_ADD_PRE. */
+	EVB_PEER_ADD_POST, /* NNG_PIPE_EV_ADD_POST. */
+	EVB_PEER_REM_POST, /* NNG_PIPE_EV_REM_POST. */
+} evb_peer_ev;
+
+typedef enum evb_peer_state {
+	EVB_PEER_NONE,  /* No connection yet (or none refused). */
+	EVB_PEER_UP,    /* A connection was taken by the socket's protocol. */
+	EVB_PEER_WRONG, /* Connections are made, and refused by the socket's
+	                   protocol: the peer speaks another one. */
+} evb_peer_state;
+
+/* What evb_peer_note has seen; zero-initialise. */
+typedef struct evb_peer {
+	uint32_t pending; /* The pipe added but not started, or 0. */
+	int      rejects; /* Pipes refused in a row. */
+	bool     is_up;   /* A pipe was started. */
+} evb_peer;
+
+/*
+ * evb_peer_note takes event ev of the pipe whose nng_pipe_id is id, and
+ * returns the state after it.
+ */
+evb_peer_state evb_peer_note(evb_peer *p, uint32_t id, evb_peer_ev ev);
+
+/* evb_peer_get returns the state evb_peer_note last left. */
+evb_peer_state evb_peer_get(const evb_peer *p);
+
 /* ---- Writer locks ------------------------------------------------------
  * One writer at a time in a directory: the collector in the log's, the
  * compactor in the tables'.

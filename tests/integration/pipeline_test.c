@@ -962,6 +962,56 @@ Test(pipeline, collector_killed_and_restarted_repairs_from_the_ring)
 }
 
 /*
+ * A collector given the wrong URL for the bus or for the control endpoint
+ * (here the broker's ingest, a pull0) says so in a warning that names the
+ * URL. nng 1.5 refuses such a peer's connections in silence and dials
+ * again forever, so it used to wait without a word. With the bus wrong,
+ * what is published still reaches the log through repairs from the
+ * control endpoint.
+ */
+Test(pipeline, a_collector_at_an_endpoint_of_another_protocol_says_which)
+{
+	pt_server s;
+	char     *data  = pt_path("data");
+	char     *data2 = pt_path("data2");
+	char     *err   = pt_path("c.err");
+	char     *err2  = pt_path("c2.err");
+	char      want[256];
+	pid_t    *c;
+	pt_log    l;
+
+	pt_serve(&s, "broker", ARGS("--heartbeat", "0"), false, "broker.err");
+	c = pt_start(ARGS("collector", "--data", data, "--connect", s.ingest,
+	                 "--ctl", s.ctl, "--heartbeat", "0"),
+	    err, "EVB-COLLECTOR-READY");
+	(void) snprintf(want, sizeof(want),
+	    "EVB-COLL-PEER the bus URL %s speaks another protocol than pub0",
+	    s.ingest);
+	pt_wait_line(err, want);
+	pt_publish(&s, pt_events("a", 0, 100));
+	l = pt_wait_stored(data, 100);
+	pt_check_once(&l, "a", 0, 100);
+	json_decref(l.lines);
+	pt_stop(c);
+
+	c = pt_start(ARGS("collector", "--data", data2, "--connect", s.pub,
+	                 "--ctl", s.ingest, "--heartbeat", "0"),
+	    err2, "EVB-COLLECTOR-READY");
+	(void) snprintf(want, sizeof(want),
+	    "EVB-COLL-PEER the control URL %s speaks another protocol than "
+	    "rep0",
+	    s.ingest);
+	pt_wait_line(err2, want);
+	pt_stop(c);
+	pt_stop(s.pid);
+	cr_assert(!evb_ts_file_has(err, "the control URL"), "bus only");
+	free(data);
+	free(data2);
+	free(err);
+	free(err2);
+}
+
+/*
  * The collector is the log's only writer. A second one on the same
  * --data (here `evbus collector` beside `evbus run`) used to start and
  * append beside the first, each in its own epoch; it is refused with exit
