@@ -837,6 +837,74 @@ Test(hostile, keys_one_byte_apart_are_distinct_at_every_length, .timeout = 30)
 	}
 }
 
+/*
+ * expect_diag decodes p[0..n), expects EVB_EMALFORMED, and asserts that
+ * the diag holds want.
+ */
+static void
+expect_diag(const void *p, size_t n, const char *want)
+{
+	uint8_t   *c   = heap_copy(p, n);
+	evb_event *got = SENTINEL;
+	evb_diag   d   = { { 0 } };
+
+	cr_assert_eq(evb_proto_event_decode(&got, c, n, &d), EVB_EMALFORMED);
+	cr_assert_not_null(
+	    strstr(d.msg, want), "want '%s' in '%s'", want, d.msg);
+	free(c);
+}
+
+/*
+ * The words and offsets of a bad string's message, for a fixstr (which
+ * the decoder's fast path leaves to the general one when it is not valid
+ * UTF-8) and a str8, as a value and as a key: where the string's header
+ * is in the input, and which of its bytes is the first bad one.
+ */
+Test(hostile, a_bad_string_is_named_by_its_offset_and_its_bad_byte,
+    .timeout = 30)
+{
+	static const struct {
+		const char *bytes;
+		size_t      n;
+		size_t      bad; /* Offset of the first bad byte. */
+		const char *what;
+	} cases[] = {
+		{ "ab\xff" "cd", 5, 2, "invalid UTF-8" },
+		{ "abc\0d", 5, 3, "a NUL character" },
+		{ "\xc3\x28", 2, 0, "invalid UTF-8" },
+		{ "0123456789012345678901234567890123456789\xed\xa0\x80", 43,
+		    40, "invalid UTF-8" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char want[128];
+		bb   s;
+		bb   b;
+
+		bb_init(&s);
+		(void) msgpack_pack_str_with_body(
+		    &s.pk, cases[i].bytes, cases[i].n);
+		// As the last value of the event: its header is s.sb.size bytes
+		// before the end.
+		bb_init(&b);
+		bb_md_value(&b, s.sb.data, s.sb.size);
+		(void) snprintf(want, sizeof(want),
+		    "string at byte %zu has %s at its byte %zu",
+		    b.sb.size - s.sb.size, cases[i].what, cases[i].bad);
+		expect_diag(b.sb.data, b.sb.size, want);
+		bb_fini(&b);
+		// As a key, followed by its one-byte value (true).
+		bb_init(&b);
+		bb_md_key(&b, s.sb.data, s.sb.size);
+		(void) snprintf(want, sizeof(want),
+		    "string at byte %zu has %s at its byte %zu",
+		    b.sb.size - s.sb.size - 1, cases[i].what, cases[i].bad);
+		expect_diag(b.sb.data, b.sb.size, want);
+		bb_fini(&b);
+		bb_fini(&s);
+	}
+}
+
 Test(hostile, invalid_utf8_in_a_known_field, .timeout = 30)
 {
 	/* system_health.message is free text, so only UTF-8 can refuse it. */
