@@ -395,8 +395,8 @@ typedef struct cli_peer {
 	pthread_mutex_t mtx;     /* Guards st. */
 	evb_peer        st;      /* mtx: what the pipe events told. */
 	bool            has_mtx; /* mtx was initialised. */
-	int             fds[2];  /* A byte arrives on fds[0] after each
-	                            change; -1 when not open. */
+	int             fds[2];  /* A byte arrives on fds[0] when a pipe
+	                            starts or goes; -1 when not open. */
 } cli_peer;
 
 /*

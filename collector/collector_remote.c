@@ -48,8 +48,9 @@ typedef enum remote_got {
 static void
 remote_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
-	coll_peer     *p = arg;
-	evb_peer_state before, after;
+	coll_peer         *p = arg;
+	evb_peer_state     before, after;
+	evb_collector_opts d;
 
 	evb_assert(pthread_mutex_lock(&p->mtx) == 0);
 	before = evb_peer_get(&p->st);
@@ -61,22 +62,23 @@ remote_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 	if (after != EVB_PEER_WRONG || before == EVB_PEER_WRONG) {
 		return;
 	}
+	evb_collector_opts_default(&d);
 	if (p->is_bus) {
 		evb_log(EVB_LOG_WARNING, "EVB-COLL-PEER",
 		    "the bus URL %s speaks another protocol than pub0 (the "
 		    "broker's ingest, confirm or control endpoint?): each "
 		    "connection is refused and dialled again, and no frame "
-		    "comes from it; give the collector the broker's bus URL "
-		    "(its --pub, default tcp://127.0.0.1:5570)",
-		    p->url);
+		    "comes from it; give the collector (evbus collector "
+		    "--connect) the broker's bus URL, its --pub (default %s)",
+		    p->url, d.sub_url);
 	} else {
 		evb_log(EVB_LOG_WARNING, "EVB-COLL-PEER",
 		    "the control URL %s speaks another protocol than rep0 "
 		    "(the broker's bus, ingest or confirm endpoint?): each "
 		    "connection is refused and dialled again, and no repair "
-		    "can be asked; give the collector the broker's control "
-		    "URL (its --ctl, default tcp://127.0.0.1:5573)",
-		    p->url);
+		    "can be asked; give the collector (evbus collector --ctl) "
+		    "the broker's control URL, its --ctl (default %s)",
+		    p->url, d.ctl_url);
 	}
 }
 
@@ -103,8 +105,10 @@ remote_watch(coll_peer *p, nng_socket sock, const char *url, bool is_bus)
 	return 0;
 }
 
-/* remote_unwatch releases p, after its socket is closed (no callback
- * runs after nng_close). */
+/*
+ * remote_unwatch releases p, after its socket is closed (no callback
+ * runs after nng_close).
+ */
 static void
 remote_unwatch(coll_peer *p)
 {

@@ -35,14 +35,14 @@ evb_peer_note(evb_peer *p, uint32_t id, evb_peer_ev ev)
 		}
 		break;
 	}
-	return (evb_peer_get(p));
+	return evb_peer_get(p);
 }
 
 evb_peer_state
 evb_peer_get(const evb_peer *p)
 {
 	if (p->rejects >= EVB_PEER_REJECTS) {
-		return (EVB_PEER_WRONG);
+		return EVB_PEER_WRONG;
 	}
-	return (p->is_up ? EVB_PEER_UP : EVB_PEER_NONE);
+	return p->is_up ? EVB_PEER_UP : EVB_PEER_NONE;
 }

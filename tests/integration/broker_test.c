@@ -1494,7 +1494,13 @@ bt_http_main(void *arg)
 
 	// Ends when the test shuts the listening socket down.
 	while ((c = accept(h->fd, NULL, NULL)) >= 0) {
-		if (read(c, buf, 8) == 8 &&
+		size_t  got = 0;
+		ssize_t n   = 1;
+
+		while (got < 8 && (n = read(c, buf + got, 8 - got)) > 0) {
+			got += (size_t) n;
+		}
+		if (got == 8 &&
 		    write(c, reply, sizeof(reply) - 1) ==
 		        (ssize_t) sizeof(reply) - 1) {
 			while (read(c, buf, sizeof(buf)) > 0) {
