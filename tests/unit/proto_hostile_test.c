@@ -869,9 +869,7 @@ Test(hostile, a_bad_string_is_named_by_its_offset_and_its_bad_byte,
 		size_t      bad; /* Offset of the first bad byte. */
 		const char *what;
 	} cases[] = {
-		{ "ab\xff"
-		  "cd",
-		    5, 2, "invalid UTF-8" },
+		{ "ab\377cd", 5, 2, "invalid UTF-8" },
 		{ "abc\0d", 5, 3, "a NUL character" },
 		{ "\xc3\x28", 2, 0, "invalid UTF-8" },
 		{ "0123456789012345678901234567890123456789\xed\xa0\x80", 43,
