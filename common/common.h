@@ -235,7 +235,7 @@ typedef enum evb_peer_state {
 /* What evb_peer_note has seen; zero-initialise. */
 typedef struct evb_peer {
 	uint32_t pending; /* The pipe added but not started, or 0. */
-	int      rejects; /* Pipes refused in a row. */
+	int      rejects; /* Pipes refused in a row, up to a few. */
 	bool     is_up;   /* A pipe was started. */
 } evb_peer;
 

@@ -13,7 +13,7 @@
 #include "common/common.h"
 
 /* Pipes refused in a row before the peer is judged to speak another
- * protocol. */
+ * protocol (evb_peer counts no further). */
 #define EVB_PEER_REJECTS 2
 
 evb_peer_state
@@ -31,7 +31,9 @@ evb_peer_note(evb_peer *p, uint32_t id, evb_peer_ev ev)
 	case EVB_PEER_REM_POST:
 		if (p->pending == id) {
 			p->pending = 0;
-			p->rejects++;
+			// Saturates: a collector may redial a wrong URL for
+			// years.
+			p->rejects += p->rejects < EVB_PEER_REJECTS;
 		}
 		break;
 	}
