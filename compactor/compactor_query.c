@@ -215,7 +215,7 @@ typedef struct src {
 	MDB_cursor *cur;
 	MDB_val     key;                   /* SRC_IX: the index key. */
 	uint8_t     lo[COMP_IXVAL_SIZE];   /* type | since | 0. */
-	uint8_t     hi[COMP_IXVAL_SIZE];   /* type | until | 0. */
+	uint8_t     hi[COMP_IXVAL_SIZE];   /* type | until | 0 (or max). */
 	bool        desc;                  /* Newest first. */
 	bool        has;                   /* item is valid. */
 	uint8_t     item[COMP_IXVAL_SIZE]; /* type | row key. */
@@ -346,7 +346,11 @@ query_bounds(src *s, int type, const evb_compactor_query *q)
 	evb_put_be16(s->lo, (uint16_t) type);
 	evb_put_be16(s->hi, (uint16_t) type);
 	comp_rowkey_put(s->lo + 2, q->since_ns, 0);
-	comp_rowkey_put(s->hi + 2, q->until_ns, 0);
+	// until_ns is exclusive, but INT64_MAX means no bound: a row at ts
+	// INT64_MAX (a valid ts) sorts below type | INT64_MAX | UINT64_MAX,
+	// an offset no record has.
+	comp_rowkey_put(s->hi + 2, q->until_ns,
+	    q->until_ns == INT64_MAX ? UINT64_MAX : 0);
 	s->desc = q->descending;
 }
 

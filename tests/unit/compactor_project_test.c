@@ -100,7 +100,8 @@ static bool
 model_match(const ctl_ev *e, const evb_compactor_query *q)
 {
 	return (e->type >= 0 && (q->type < 0 || e->type == q->type) &&
-	    e->ts >= q->since_ns && e->ts < q->until_ns &&
+	    e->ts >= q->since_ns &&
+	    (e->ts < q->until_ns || q->until_ns == INT64_MAX) &&
 	    (q->symbol == NULL || strcmp(e->symbol, q->symbol) == 0) &&
 	    (q->user == NULL || strcmp(e->user, q->user) == 0) &&
 	    (q->corr == NULL || strcmp(e->corr, q->corr) == 0));
@@ -240,6 +241,49 @@ Test(compactor, every_type_in_its_table_and_the_all_events_index)
 	q.since_ns = q.until_ns;
 	check_query(t, &q);
 	free(all);
+	evb_compactor_tables_close(t);
+}
+
+/* INT64_MAX is a valid ts, and the default until bounds nothing. */
+Test(compactor, an_event_at_the_largest_ts_is_found_by_every_plan)
+{
+	static const char *const ts[] = { "9223372036854775807",
+		"9223372036854775806", "0", "9223372036854775807" };
+	evb_compactor_tables    *t;
+	evb_compactor_query      q;
+	char                     json[320];
+	int                      pattern;
+
+	cr_assert_eq(
+	    evb_proto_type_find("pattern_detected", 16, &pattern), EVB_OK);
+	ctl_append_events(wal, &lg, 200, -1);
+	for (size_t i = 0; i < sizeof(ts) / sizeof(ts[0]); i++) {
+		(void) snprintf(json, sizeof(json),
+		    "{\"type\":\"pattern_detected\",\"id\":\"edge-%zu\","
+		    "\"ts\":%s,\"data\":{\"symbol\":\"EURUSD\","
+		    "\"pattern_type\":\"x\",\"confidence\":1}}",
+		    i, ts[i]);
+		(void) ctl_append_json(wal, &lg, json);
+	}
+	t = project_and_open(64);
+	for (int desc = 0; desc < 2; desc++) {
+		evb_compactor_query_init(&q);
+		q.descending = desc;
+		check_query(t, &q); // The all-events index.
+		q.type = pattern;   // Its table.
+		check_query(t, &q);
+		q.symbol = "EURUSD"; // Its index.
+		check_query(t, &q);
+		q.symbol   = NULL;
+		q.since_ns = INT64_MAX - 1;
+		check_query(t, &q);
+		q.limit = 1;
+		check_query(t, &q);
+	}
+	// An explicit bound below INT64_MAX still excludes it.
+	evb_compactor_query_init(&q);
+	q.until_ns = INT64_MAX - 1;
+	check_query(t, &q);
 	evb_compactor_tables_close(t);
 }
 
