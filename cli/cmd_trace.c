@@ -161,7 +161,9 @@ trace_time(
 		if (root == NULL && c != NULL) {
 			root = trace_find(&s->signals, c->signal);
 		}
-		from = c != NULL ? c : root;
+		// A trade that names a command is timed from that command
+		// alone: from its signal only when it names none.
+		from = cmd[0] != '\0' ? c : root;
 	}
 	if (from != NULL) {
 		tt->has_after = true;

@@ -367,15 +367,17 @@ ct_gen(const char *tag, int blocks, long long t0)
 		    "{\"type\":\"market_data\",%s-10\",\"ts\":%lld,\"data\":{"
 		    "\"symbol\":\"%s\",\"bid\":2.%d,\"ask\":2.%d5}}\n",
 		    pre, TS(10), ct_syms[(b + 2) % CT_NSYMS], b, b);
-		// A trade that names its signal but no command.
+		// A trade that names its signal but no command (even blocks)
+		// or a command that is not in the log (odd blocks).
 		fprintf(f,
 		    "{\"type\":\"trade_executed\",%s-11\",\"ts\":%lld,\"data\":"
 		    "{"
 		    "\"ticket\":%lld,\"user_id\":\"%s\",\"symbol\":\"%s\","
 		    "\"direction\":\"%s\",\"volume\":0.5,\"price\":1.5,"
-		    "\"signal_id\":\"%s-s%d\"}}\n",
+		    "\"signal_id\":\"%s-s%d\"%s%s%s}}\n",
 		    pre, TS(11), t0 / 1000000000 + tick + 2, u, sym, dir, tag,
-		    b);
+		    b, b % 2 == 0 ? "" : ",\"command_id\":\"",
+		    b % 2 == 0 ? "" : tag, b % 2 == 0 ? "" : "-missing\"");
 #undef TS
 	}
 	cr_assert_eq(fclose(f), 0);
@@ -1006,7 +1008,9 @@ ct_check_trace(
 		} else if (strcmp(type, "trade_executed") == 0) {
 			const char *cmd = ct_field(w, "command_id");
 
-			from = first;
+			// From its command when it names one (untimed when
+			// that command is not in the log), else its signal.
+			from = cmd == NULL ? first : NULL;
 			for (size_t k = 0; cmd != NULL && k < i; k++) {
 				json_t *c = json_object_get(
 				    json_array_get(got, k), "event");
