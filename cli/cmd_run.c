@@ -248,10 +248,12 @@ run_serve(evb_broker *b, evb_collector *c, evb_compactor *cp,
 	evb_broker_stats(b, &bs);
 	evb_collector_stats(c, &cs);
 	evb_log(EVB_LOG_NOTICE, "EVB-RUN-STOPPED",
-	    "stopped: epoch %llu, last seq %llu published, %llu stored up "
-	    "to seq %llu, %llu gaps (%llu events), %llu lost unrecorded",
+	    "stopped: epoch %llu, last seq %llu published; %llu stored, "
+	    "the log's last at seq %llu of epoch %llu; %llu gaps (%llu "
+	    "events), %llu lost unrecorded",
 	    (unsigned long long) bs.epoch, (unsigned long long) bs.last_seq,
 	    (unsigned long long) cs.appended, (unsigned long long) cs.last_seq,
+	    (unsigned long long) cs.last_epoch,
 	    (unsigned long long) cs.gaps, (unsigned long long) cs.gap_events,
 	    (unsigned long long) cs.lost);
 	return CLI_EXIT_OK;

@@ -114,7 +114,8 @@ coll_epoch_switch(evb_collector *c, uint64_t e)
 		evb_log(EVB_LOG_NOTICE, "EVB-COLL-EPOCH",
 		    "broker epoch changed from %llu to %llu (broker "
 		    "restarted): continuing from seq 1 of the new epoch; "
-		    "seqs of the old epoch after %llu were not stored",
+		    "the log holds the old epoch up to seq %llu (anything "
+		    "the old broker published after that is not in the log)",
 		    (unsigned long long) c->epoch, (unsigned long long) e,
 		    (unsigned long long) (c->next - 1));
 		coll_bump(c, &c->st.epochs, 1);
