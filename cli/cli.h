@@ -528,14 +528,16 @@ typedef struct cli_table {
 void cli_table_init(cli_table *t, size_t ncols);
 void cli_table_fini(cli_table *t);
 
-/* cli_table_add appends one cell, formatted as printf does. A failure is
- * kept for cli_table_print to report. */
+/* cli_table_add appends one cell, formatted as printf does, with its
+ * control characters escaped (\n, \t, \r, \xHH) so that a row stays one
+ * line. A failure is kept for cli_table_print to report. */
 void cli_table_add(cli_table *t, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /*
  * cli_table_print writes the rows to stdout, columns padded to their
- * widest cell plus two spaces (the last column unpadded). Returns
+ * widest cell plus two spaces (the last column unpadded), in characters
+ * (UTF-8 code points). Returns
  * CLI_EXIT_OK, or CLI_EXIT_USAGE after reporting, naming cmd, that an
  * add ran out of memory.
  */

@@ -4,6 +4,11 @@
  * as its widest cell and that is known only once every row is in; output
  * meant for programs (JSON lines) streams instead.
  *
+ * A cell is for a terminal: control characters in it (a newline in an
+ * event's message) are shown escaped, as \n, \t, \r or \xHH, so that a
+ * row stays one line, and a column's width counts characters (UTF-8 code
+ * points; a wide character still counts one), not bytes.
+ *
  * Errors are sticky (an allocation that fails sets t->failed and later
  * adds do nothing), so callers add cells without checking each one and
  * learn of the failure once, from cli_table_print.
@@ -57,13 +62,53 @@ table_grow(cli_table *t)
 	return true;
 }
 
+/* table_cols counts the characters of s: bytes that do not continue a
+   UTF-8 sequence. */
+static size_t
+table_cols(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s != '\0'; s++) {
+		n += ((unsigned char) *s & 0xc0) != 0x80;
+	}
+	return n;
+}
+
+/* table_escape returns s (n bytes) with its control characters escaped,
+   in new memory, or NULL when out of memory. */
+static char *
+table_escape(const char *s, size_t n)
+{
+	char  *out = malloc(n * 4 + 1); // "\xHH" is the longest form.
+	size_t o   = 0;
+
+	if (out == NULL) {
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char) s[i];
+
+		if (c >= 0x20 && c != 0x7f) {
+			out[o++] = (char) c;
+		} else if (c == '\n' || c == '\t' || c == '\r') {
+			out[o++] = '\\';
+			out[o++] = c == '\n' ? 'n' : c == '\t' ? 't' : 'r';
+		} else {
+			o += (size_t) snprintf(out + o, 5, "\\x%02x", c);
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
 void
 cli_table_add(cli_table *t, const char *fmt, ...)
 {
 	va_list ap;
-	char   *cell;
+	char   *raw, *cell;
 	int     n;
-	size_t  col;
+	size_t  col, cols;
 
 	if (t->failed) {
 		return;
@@ -71,16 +116,22 @@ cli_table_add(cli_table *t, const char *fmt, ...)
 	va_start(ap, fmt);
 	n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
-	if (n < 0 || !table_grow(t) ||
-	    (cell = malloc((size_t) n + 1)) == NULL) {
+	if (n < 0 || !table_grow(t) || (raw = malloc((size_t) n + 1)) == NULL) {
 		t->failed = true;
 		return;
 	}
 	va_start(ap, fmt);
-	(void) vsnprintf(cell, (size_t) n + 1, fmt, ap);
+	(void) vsnprintf(raw, (size_t) n + 1, fmt, ap);
 	va_end(ap);
-	col           = t->ncells % t->ncols;
-	t->width[col] = (size_t) n > t->width[col] ? (size_t) n : t->width[col];
+	cell = table_escape(raw, (size_t) n);
+	free(raw);
+	if (cell == NULL) {
+		t->failed = true;
+		return;
+	}
+	col                   = t->ncells % t->ncols;
+	cols                  = table_cols(cell);
+	t->width[col]         = cols > t->width[col] ? cols : t->width[col];
 	t->cells[t->ncells++] = cell;
 }
 
@@ -102,8 +153,11 @@ cli_table_print(const cli_cmd *cmd, const cli_table *t)
 			n--;
 		}
 		for (size_t col = 0; col + 1 < n; col++) {
-			printf("%-*s", (int) (t->width[col] + TABLE_GAP),
-			    cells[col]);
+			// Padded by characters: printf's width counts bytes.
+			printf("%s%*s", cells[col],
+			    (int) (t->width[col] + TABLE_GAP -
+			        table_cols(cells[col])),
+			    "");
 		}
 		printf("%s\n", cells[n - 1]);
 	}
