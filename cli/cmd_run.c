@@ -253,9 +253,8 @@ run_serve(evb_broker *b, evb_collector *c, evb_compactor *cp,
 	    "events), %llu lost unrecorded",
 	    (unsigned long long) bs.epoch, (unsigned long long) bs.last_seq,
 	    (unsigned long long) cs.appended, (unsigned long long) cs.last_seq,
-	    (unsigned long long) cs.last_epoch,
-	    (unsigned long long) cs.gaps, (unsigned long long) cs.gap_events,
-	    (unsigned long long) cs.lost);
+	    (unsigned long long) cs.last_epoch, (unsigned long long) cs.gaps,
+	    (unsigned long long) cs.gap_events, (unsigned long long) cs.lost);
 	return CLI_EXIT_OK;
 }
 

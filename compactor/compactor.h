@@ -338,10 +338,10 @@ typedef struct evb_compactor_query_stat {
 
 /* A query by type and time. Fill with evb_compactor_query_init. */
 typedef struct evb_compactor_query {
-	int         type;     /* Proto type index; -1: every type (default). */
-	int64_t     since_ns; /* Rows with ts >= since_ns; default INT64_MIN. */
-	int64_t     until_ns; /* ... and ts < until_ns; default INT64_MAX,
-	                         which bounds nothing (rows at INT64_MAX too). */
+	int     type;       /* Proto type index; -1: every type (default). */
+	int64_t since_ns;   /* Rows with ts >= since_ns; default INT64_MIN. */
+	int64_t until_ns;   /* ... and ts < until_ns; default INT64_MAX,
+	                       which bounds nothing (rows at INT64_MAX too). */
 	const char *symbol; /* data.symbol equals this; NULL: any (default). */
 	const char *corr;   /* The envelope's corr equals this; NULL: any. */
 	const char *user;   /* data.user_id equals this; NULL: any. */

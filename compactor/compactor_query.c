@@ -349,8 +349,8 @@ query_bounds(src *s, int type, const evb_compactor_query *q)
 	// until_ns is exclusive, but INT64_MAX means no bound: a row at ts
 	// INT64_MAX (a valid ts) sorts below type | INT64_MAX | UINT64_MAX,
 	// an offset no record has.
-	comp_rowkey_put(s->hi + 2, q->until_ns,
-	    q->until_ns == INT64_MAX ? UINT64_MAX : 0);
+	comp_rowkey_put(
+	    s->hi + 2, q->until_ns, q->until_ns == INT64_MAX ? UINT64_MAX : 0);
 	s->desc = q->descending;
 }
 
