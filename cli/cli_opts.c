@@ -48,6 +48,41 @@ opts_set(const cli_opt *o, const char *value)
 }
 
 /*
+ * opts_next_value takes argv[*i + 1] as the value of option opt (its
+ * name as the user wrote it, "--since" or "-d"), unless that argument is
+ * one of the command's own long options: a value left out would
+ * otherwise swallow the next option silently ("--since --data DIR" set
+ * the time to "--data"). A value that really starts with "--" and names
+ * an option can still be given inline ("--corr=--data").
+ */
+static int
+opts_next_value(const cli_cmd *cmd, char **argv, int *i, const cli_opt *o,
+    const cli_opt *opts, const char *opt)
+{
+	const char *next = argv[*i + 1];
+	char        name[64];
+	size_t      len;
+
+	if (strncmp(next, "--", 2) == 0 && next[2] != '\0') {
+		len = strcspn(next + 2, "=");
+		if (len < sizeof(name)) {
+			memcpy(name, next + 2, len);
+			name[len] = '\0';
+			if (opts_find_long(opts, name) != NULL ||
+			    strcmp(name, "help") == 0) {
+				return cli_usage_error(cmd,
+				    "option '%s' needs a value, got the "
+				    "option '%s' (write %s=VALUE for a value "
+				    "that starts with --)",
+				    opt, next, opt);
+			}
+		}
+	}
+	opts_set(o, argv[++*i]);
+	return CLI_CONTINUE;
+}
+
+/*
  * opts_parse_long handles "--name" and "--name=value" at argv[*i],
  * taking the value from the next argument when it is not inline.
  */
@@ -81,12 +116,15 @@ opts_parse_long(
 		opts_set(o, NULL);
 		return CLI_CONTINUE;
 	}
-	if (eq == NULL && *i + 1 >= argc) {
+	if (eq != NULL) {
+		opts_set(o, eq + 1);
+		return CLI_CONTINUE;
+	}
+	if (*i + 1 >= argc) {
 		return cli_usage_error(
 		    cmd, "option '--%s' needs a value", name);
 	}
-	opts_set(o, eq != NULL ? eq + 1 : argv[++*i]);
-	return CLI_CONTINUE;
+	return opts_next_value(cmd, argv, i, o, opts, argv[*i]);
 }
 
 /*
@@ -119,7 +157,9 @@ opts_parse_one(
 		if (p[1] != '\0') {
 			opts_set(o, p + 1);
 		} else if (*i + 1 < argc) {
-			opts_set(o, argv[++*i]);
+			char flag[3] = { '-', *p, '\0' };
+
+			return opts_next_value(cmd, argv, i, o, opts, flag);
 		} else {
 			return cli_usage_error(
 			    cmd, "option '-%c' needs a value", *p);

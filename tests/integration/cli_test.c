@@ -339,6 +339,31 @@ Test(cli, bad_option_unknown_command_and_extra_operand_exit_2)
 	cr_assert_not_null(strstr(none->err, "usage: evbus"), "%s", none->err);
 }
 
+/* An option whose value is left out does not take the next option as its
+   value (QA finding: "--since --data DIR" set the time to "--data" and
+   then complained of too many arguments). */
+Test(cli, an_option_without_its_value_does_not_swallow_the_next_option)
+{
+	const cli_result *lng = cli_run(
+	    NULL, ARGS("query", "all", "--since", "--data", "no-such-dir"));
+	const cli_result *inl = cli_run(NULL,
+	    ARGS("query", "all", "--corr=--data", "--data", "no-such-dir"));
+	const cli_result *neg = cli_run(
+	    NULL, ARGS("replay", "--since", "-15m", "--data", "no-such-dir"));
+
+	cr_assert_eq(lng->code, 2);
+	cr_assert_not_null(strstr(lng->err,
+	                       "option '--since' needs a value, got the "
+	                       "option '--data'"),
+	    "%s", lng->err);
+	// Written inline, a value may start with "--"; the command then
+	// gets as far as the missing directory.
+	cr_assert_not_null(strstr(inl->err, "no-such-dir"), "%s", inl->err);
+	cr_assert_null(strstr(inl->err, "needs a value"), "%s", inl->err);
+	// A value with one dash is a value ("-15m", a relative time).
+	cr_assert_not_null(strstr(neg->err, "no-such-dir"), "%s", neg->err);
+}
+
 /* Retention's options name what was wrong and exit 2 before anything
    opens (the data directory is never created). */
 Test(cli, retention_options_refuse_bad_values)
