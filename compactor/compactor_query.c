@@ -575,7 +575,7 @@ evb_compactor_tables_query(evb_compactor_tables *t,
 	memset(&r, 0, sizeof(r));
 	r.q = q;
 	r.e = &t->e;
-	if (q->since_ns >= q->until_ns) {
+	if (q->since_ns >= q->until_ns && q->until_ns != INT64_MAX) {
 		return (EVB_OK); // An empty range.
 	}
 	if ((rv = comp_read_begin(t, &r.txn, diag)) != 0) {
