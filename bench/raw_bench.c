@@ -135,7 +135,7 @@ producer(void *arg)
 	        ? 0
 	        : (double) r->batch * r->producers * 1e9 / (double) r->rate;
 	nng_socket s;
-	uint64_t   k = 0, sent = 0;
+	uint64_t   k = 0, sent = 0, done;
 	int        rv;
 
 	if ((rv = nng_push0_open(&s)) != 0) {
@@ -177,10 +177,11 @@ producer(void *arg)
 		}
 		sent += r->batch;
 	}
+	done = now_ns();
 	pthread_mutex_lock(&r->mtx);
 	r->sent += sent;
-	if (now_ns() > r->last_send_ns) {
-		r->last_send_ns = now_ns();
+	if (done > r->last_send_ns) {
+		r->last_send_ns = done;
 	}
 	r->cpu_prod += thread_cpu_s();
 	pthread_mutex_unlock(&r->mtx);
@@ -269,12 +270,13 @@ store_batch(raw *r, raw_msg *q, uint64_t *key, uint64_t *n)
 			MDB_val k = { sizeof(*key), key };
 			MDB_val v = { r->ev_len, (void *) (p + off) };
 
-			(*key)++;
+			// k points at *key: bump it only once the put is done.
 			rc = mdb_put(txn, r->dbi, &k, &v, MDB_APPEND);
 			if (rc != MDB_SUCCESS) {
 				mdb_txn_abort(txn);
 				return rc;
 			}
+			(*key)++;
 			(*n)++;
 		}
 	}
@@ -462,6 +464,7 @@ main(int argc, char **argv)
 	if (argc > 5) {
 		r.url = argv[5];
 	}
+	// mkdtemp replaces the six X with a unique name.
 	snprintf(dir, sizeof(dir), "%s/raw_bench.XXXXXX",
 	    tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
 	if (mkdtemp(dir) == NULL) {
